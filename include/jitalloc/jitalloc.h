@@ -1,0 +1,186 @@
+/*
+ * jitalloc — executable memory for JIT compilers.
+ *
+ * Code lives in read-only + executable (ROX) memory, packed by size-class slabs on a
+ * buddy allocator of 2 MiB, huge-page backed chunks. Nothing is ever writable and
+ * executable at once: every write goes through a text_poke-style "writer" (see
+ * enum jit_writer). Metadata lives outside code memory.
+ *
+ * Error convention (all functions): pointer results are NULL and int results are -1
+ * on failure, with errno set:
+ *   EINVAL  bad argument: NULL, zero or absurd length, a pointer that is not the start
+ *           of a live allocation (interior pointer, double free, foreign pointer), an
+ *           update range outside one live allocation, bad options;
+ *   ENOMEM  memory (or address space inside the placement window) cannot be had;
+ *   others  the writer's system call failed (EIO, EPERM, ...); nothing was changed.
+ * A failed call leaves code memory and the allocator's state as they were.
+ *
+ * Thread safety: every function may be called from any thread. Concurrent jit_update
+ * or jit_free of the *same* allocation is a caller race (as with free() and a store).
+ * fork(): the child gets its own copy of all code; neither side's writes reach the other.
+ */
+#ifndef JITALLOC_JITALLOC_H
+#define JITALLOC_JITALLOC_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The library is built with hidden visibility; only this API is exported. */
+#pragma GCC visibility push(default)
+
+#define JITALLOC_VERSION_MAJOR 0
+#define JITALLOC_VERSION_MINOR 1
+
+/* Largest single allocation; larger lengths are rejected with EINVAL. */
+#define JIT_MAX_ALLOC_SIZE ((size_t)1 << 30)
+/* Alignment of every allocation's start address. */
+#define JIT_ALLOC_ALIGN 16
+/* Number of buddy orders: 4 KiB (order 0) .. 2 MiB (order 9). */
+#define JIT_BUDDY_ORDERS 10
+/* Upper bound on the number of slab size classes reported in struct jit_stats. */
+#define JIT_MAX_SIZE_CLASSES 64
+
+/* How code memory is written. Costs are for a 64-byte write (see README). */
+enum jit_writer {
+    JIT_WRITER_AUTO = 0,          /* first that works: proc_mem, memfd, temp_alias, mprotect */
+    JIT_WRITER_PROC_MEM,          /* pwrite to /proc/self/mem; strict W^X, keeps 2 MiB pages */
+    JIT_WRITER_MEMFD,             /* pwrite to a memfd backing the ROX view; strict W^X */
+    JIT_WRITER_TEMP_ALIAS,        /* map a RW alias of the memfd, copy, unmap; short RW window */
+    JIT_WRITER_PERSISTENT_ALIAS,  /* permanent RW alias: fast, NOT strict W^X (opt-in only) */
+    JIT_WRITER_MPROTECT,          /* mprotect RW, copy, mprotect RX: last resort; splits huge
+                                     pages and other threads cannot run code on that page
+                                     during the write */
+    JIT_WRITER_COUNT
+};
+
+/* Short stable name ("proc_mem", "memfd", ...), "?" for an unknown value. */
+const char *jit_writer_name(enum jit_writer w);
+
+enum jit_placement {
+    JIT_PLACE_NEAR_LIBRARY = 0,   /* within near_range of libjitalloc's own code (default) */
+    JIT_PLACE_NEAR_ADDRESS,       /* within near_range of options.near */
+    JIT_PLACE_ANYWHERE            /* wherever the kernel puts it */
+};
+
+/* Arena flags. */
+#define JIT_ARENA_NO_SYNC_CORE  (1u << 0) /* skip membarrier(SYNC_CORE) after jit_update */
+#define JIT_ARENA_NO_HUGE_PAGES (1u << 1) /* do not ask for transparent huge pages */
+#define JIT_ARENA_IGNORE_ENV    (1u << 2) /* JITALLOC_WRITER does not override AUTO */
+#define JIT_ARENA_FLAGS_ALL     0x07u
+
+/* Default distance kept between any code byte and the placement address: 2 GiB less
+ * 32 MiB of slack for the host code around that address, so rel32 calls reach it. */
+#define JIT_DEFAULT_NEAR_RANGE (((size_t)2 << 30) - ((size_t)32 << 20))
+/* Default bytes of wholly free 2 MiB chunks kept mapped (trap-filled, ROX) for reuse. */
+#define JIT_DEFAULT_RETAIN_BYTES ((size_t)4 << 20)
+
+struct jit_arena_options {
+    size_t struct_size;           /* sizeof(struct jit_arena_options); set by _init */
+    enum jit_writer writer;       /* JIT_WRITER_AUTO: probe; others: that one or fail */
+    enum jit_placement placement;
+    const void *near;             /* with JIT_PLACE_NEAR_ADDRESS */
+    size_t near_range;            /* 0: JIT_DEFAULT_NEAR_RANGE; at most 2 GiB */
+    size_t retain_bytes;          /* free chunks kept mapped; SIZE_MAX: keep all */
+    size_t max_bytes;             /* cap on mapped code memory; 0: no cap */
+    unsigned flags;               /* JIT_ARENA_* */
+    const char *name;             /* arena name for stats and dumps; copied; may be NULL */
+};
+
+/* Fills *opts with the defaults. */
+void jit_arena_options_init(struct jit_arena_options *opts);
+
+typedef struct jit_arena jit_arena;
+
+/* NULL opts: defaults. Fails (NULL, errno) if the requested writer does not work here. */
+jit_arena *jit_arena_create(const struct jit_arena_options *opts);
+/* Unmaps all of the arena's code; its allocations become invalid. */
+int jit_arena_destroy(jit_arena *arena);
+/* The arena behind jit_alloc; created on first use (honours JITALLOC_WRITER). */
+jit_arena *jit_default_arena(void);
+
+/* Copies len bytes of code into new ROX memory. code == NULL: reserve len bytes of
+ * trap instructions, to be written later with jit_update. The rest of the usable size
+ * (jit_size) holds trap instructions. */
+void *jit_alloc(const void *code, size_t len);
+void *jit_arena_alloc(jit_arena *arena, const void *code, size_t len);
+/* Same, with a symbol name for profilers and debuggers (may be NULL). */
+void *jit_arena_alloc_named(jit_arena *arena, const void *code, size_t len, const char *name);
+
+/* text_poke-style write into live code: [dst, dst+len) must lie inside the usable size
+ * of one live allocation. The write lands whole or not at all, is read back, and the
+ * instruction stream is synchronised for all threads. */
+int jit_update(void *dst, const void *src, size_t len);
+/* Same, but dst must belong to arena (EINVAL otherwise). */
+int jit_arena_update(jit_arena *arena, void *dst, const void *src, size_t len);
+
+/* Frees an allocation; p must be a start address from jit_alloc. The memory is refilled
+ * with trap instructions before it can be handed out again. */
+int jit_free(void *p);
+int jit_arena_free(jit_arena *arena, void *p);
+
+/* Usable size of the live allocation starting at p; 0 if p is not one. */
+size_t jit_size(const void *p);
+/* The arena that owns the live allocation starting at p, NULL if none. */
+jit_arena *jit_arena_of(const void *p);
+
+struct jit_class_stats {
+    uint32_t object_size;         /* bytes per object */
+    uint32_t slab_pages;          /* 4 KiB pages per slab */
+    uint32_t objects_per_slab;
+    uint32_t reserved;
+    uint64_t slabs;               /* slabs of this class */
+    uint64_t objects_in_use;
+    uint64_t objects_free;        /* in this class's slabs, ready for reuse */
+};
+
+struct jit_stats {
+    enum jit_writer writer;       /* the strategy in use */
+    const char *writer_name;
+    uint32_t strict_wx;           /* 1 unless a persistent writable alias exists */
+    uint32_t sync_core;           /* 1 if jit_update serialises other threads (membarrier) */
+    uint64_t chunks_mapped;       /* 2 MiB chunks currently mapped (large ones count each) */
+    uint64_t bytes_mapped;        /* code memory mapped */
+    uint64_t bytes_resident;      /* code memory resident (mincore) */
+    uint64_t bytes_requested;     /* sum of lengths asked for, live allocations */
+    uint64_t bytes_in_use;        /* sum of usable sizes, live allocations */
+    uint64_t bytes_cached;        /* free code memory kept mapped (buddy free lists) */
+    uint64_t bytes_metadata;      /* out-of-band metadata (page descriptors, slabs) */
+    uint64_t allocations;         /* live allocations */
+    uint64_t total_allocs, total_frees, total_updates;
+    uint64_t chunks_released;     /* chunks given back to the OS so far */
+    /* Per buddy order, like /proc/pagetypeinfo: free blocks now; blocks taken into the
+     * cache (refills); blocks given back to the OS. */
+    uint64_t order_free[JIT_BUDDY_ORDERS];
+    uint64_t order_cached[JIT_BUDDY_ORDERS];
+    uint64_t order_released[JIT_BUDDY_ORDERS];
+    uint32_t nr_classes;
+    struct jit_class_stats classes[JIT_MAX_SIZE_CLASSES];
+};
+
+/* Stats of the default arena / of one arena. */
+int jit_stats(struct jit_stats *out);
+int jit_arena_stats(jit_arena *arena, struct jit_stats *out);
+/* Prints stats as tables to f (NULL: stdout). */
+int jit_stats_print(FILE *f, const struct jit_stats *stats);
+
+/* Releases every wholly free chunk (and empty cached slabs) of every arena to the OS;
+ * returns the bytes released. */
+size_t jit_shrink(void);
+size_t jit_arena_shrink(jit_arena *arena);
+
+/* Checks every invariant of the arena's chunks, buddy free lists and slabs (debugging
+ * and tests). Returns 0, or -1 with errno EUCLEAN and a message in msg. */
+int jit_arena_check(jit_arena *arena, char *msg, size_t msg_len);
+
+#pragma GCC visibility pop
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* JITALLOC_JITALLOC_H */

@@ -1,0 +1,204 @@
+// The C API: argument checks, errno, and the default arena. All the work is in
+// jit_arena (src/arena).
+#include <jitalloc/jitalloc.h>
+
+#include "arena/arena.h"
+
+#include <cerrno>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+
+using namespace jitalloc;
+
+namespace {
+
+std::mutex g_default_lock;  // guards creation of g_default
+std::atomic<jit_arena *> g_default{nullptr};
+
+// errno-style result to the C convention.
+int ret(int rc) {
+    if (rc) {
+        errno = rc;
+        return -1;
+    }
+    return 0;
+}
+
+void *ret_ptr(int rc, void *p) {
+    if (rc) {
+        errno = rc;
+        return nullptr;
+    }
+    return p;
+}
+
+jit_arena *arena_of_ptr(const void *p) {
+    Chunk *c = p ? chunk_lookup(p) : nullptr;
+    return c ? c->arena : nullptr;
+}
+
+}  // namespace
+
+extern "C" {
+
+void jit_arena_options_init(struct jit_arena_options *o) {
+    if (!o)
+        return;
+    std::memset(o, 0, sizeof *o);
+    o->struct_size = sizeof *o;
+    o->writer = JIT_WRITER_AUTO;
+    o->placement = JIT_PLACE_NEAR_LIBRARY;
+    o->near_range = JIT_DEFAULT_NEAR_RANGE;
+    o->retain_bytes = JIT_DEFAULT_RETAIN_BYTES;
+}
+
+jit_arena *jit_arena_create(const struct jit_arena_options *opts) {
+    jit_arena *a = nullptr;
+    int rc = arena_create(opts, &a);
+    return static_cast<jit_arena *>(ret_ptr(rc, a));
+}
+
+int jit_arena_destroy(jit_arena *a) {
+    if (!a || a == g_default.load(std::memory_order_acquire))
+        return ret(EINVAL);
+    return ret(arena_destroy(a));
+}
+
+jit_arena *jit_default_arena(void) {
+    jit_arena *a = g_default.load(std::memory_order_acquire);
+    if (a)
+        return a;
+    std::lock_guard<std::mutex> g(g_default_lock);
+    a = g_default.load(std::memory_order_acquire);
+    if (!a) {
+        jit_arena_options o;
+        jit_arena_options_init(&o);
+        o.name = "default";
+        int rc = arena_create(&o, &a);
+        if (rc) {
+            errno = rc;
+            return nullptr;
+        }
+        g_default.store(a, std::memory_order_release);
+    }
+    return a;
+}
+
+void *jit_arena_alloc_named(jit_arena *a, const void *code, size_t len, const char *name) {
+    if (!a)
+        return ret_ptr(EINVAL, nullptr);
+    void *p = nullptr;
+    int rc = a->alloc(code, len, name, &p);
+    return ret_ptr(rc, p);
+}
+
+void *jit_arena_alloc(jit_arena *a, const void *code, size_t len) {
+    return jit_arena_alloc_named(a, code, len, nullptr);
+}
+
+void *jit_alloc(const void *code, size_t len) {
+    jit_arena *a = jit_default_arena();
+    return a ? jit_arena_alloc_named(a, code, len, nullptr) : nullptr;
+}
+
+int jit_update(void *dst, const void *src, size_t len) {
+    jit_arena *a = arena_of_ptr(dst);
+    return ret(a ? a->update(dst, src, len) : EINVAL);
+}
+
+int jit_arena_update(jit_arena *a, void *dst, const void *src, size_t len) {
+    return ret(a ? a->update(dst, src, len) : EINVAL);
+}
+
+int jit_free(void *p) {
+    jit_arena *a = arena_of_ptr(p);
+    return ret(a ? a->free(p) : EINVAL);
+}
+
+int jit_arena_free(jit_arena *a, void *p) { return ret(a ? a->free(p) : EINVAL); }
+
+size_t jit_size(const void *p) {
+    jit_arena *a = arena_of_ptr(p);
+    return a ? a->usable_size(p) : 0;
+}
+
+jit_arena *jit_arena_of(const void *p) {
+    jit_arena *a = arena_of_ptr(p);
+    return a && a->usable_size(p) ? a : nullptr;
+}
+
+int jit_arena_stats(jit_arena *a, struct jit_stats *out) {
+    if (!a || !out)
+        return ret(EINVAL);
+    return ret(a->stats(out));
+}
+
+int jit_stats(struct jit_stats *out) {
+    jit_arena *a = jit_default_arena();
+    return a ? jit_arena_stats(a, out) : -1;
+}
+
+size_t jit_arena_shrink(jit_arena *a) { return a ? a->shrink() : 0; }
+
+size_t jit_shrink(void) {
+    size_t released = 0;
+    for_each_arena([&](jit_arena *a) { released += a->shrink(); });
+    return released;
+}
+
+int jit_arena_check(jit_arena *a, char *msg, size_t msg_len) {
+    if (!a)
+        return ret(EINVAL);
+    std::string why;
+    if (a->check(why))
+        return 0;
+    if (msg && msg_len)
+        std::snprintf(msg, msg_len, "%s", why.c_str());
+    return ret(EUCLEAN);
+}
+
+int jit_stats_print(FILE *f, const struct jit_stats *s) {
+    if (!s)
+        return ret(EINVAL);
+    if (!f)
+        f = stdout;
+    auto kib = [](uint64_t b) { return b / 1024; };
+    std::fprintf(f, "jitalloc: writer %s (%s W^X%s)\n", s->writer_name,
+                 s->strict_wx ? "strict" : "NOT strict", s->sync_core ? ", sync-core" : "");
+    std::fprintf(f,
+                 "  chunks %" PRIu64 "  mapped %" PRIu64 " KiB  resident %" PRIu64
+                 " KiB  cached %" PRIu64 " KiB  metadata %" PRIu64 " KiB\n",
+                 s->chunks_mapped, kib(s->bytes_mapped), kib(s->bytes_resident),
+                 kib(s->bytes_cached), kib(s->bytes_metadata));
+    std::fprintf(f,
+                 "  live %" PRIu64 "  requested %" PRIu64 " B  in use %" PRIu64
+                 " B  allocs %" PRIu64 "  frees %" PRIu64 "  updates %" PRIu64
+                 "  chunks released %" PRIu64 "\n",
+                 s->allocations, s->bytes_requested, s->bytes_in_use, s->total_allocs,
+                 s->total_frees, s->total_updates, s->chunks_released);
+    std::fprintf(f, "  %-10s", "order");
+    for (unsigned o = 0; o < JIT_BUDDY_ORDERS; o++)
+        std::fprintf(f, "%7u", o);
+    const char *rows[] = {"Free:", "Cached:", "Released:"};
+    const uint64_t *vals[] = {s->order_free, s->order_cached, s->order_released};
+    for (int r = 0; r < 3; r++) {
+        std::fprintf(f, "\n  %-10s", rows[r]);
+        for (unsigned o = 0; o < JIT_BUDDY_ORDERS; o++)
+            std::fprintf(f, "%7" PRIu64, vals[r][o]);
+    }
+    std::fprintf(f, "\n  %8s %6s %8s %8s %10s %10s\n", "class", "pages", "obj/slab", "slabs",
+                 "in use", "free");
+    for (uint32_t i = 0; i < s->nr_classes && i < JIT_MAX_SIZE_CLASSES; i++) {
+        const jit_class_stats &c = s->classes[i];
+        if (!c.slabs)
+            continue;
+        std::fprintf(f, "  %8u %6u %8u %8" PRIu64 " %10" PRIu64 " %10" PRIu64 "\n",
+                     c.object_size, c.slab_pages, c.objects_per_slab, c.slabs, c.objects_in_use,
+                     c.objects_free);
+    }
+    return 0;
+}
+
+}  // extern "C"

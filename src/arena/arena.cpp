@@ -1,0 +1,488 @@
+// Arena operations: alloc / free / update / size over the slab, buddy and chunk layers.
+// The locking rules are in arena.h; each function below says which locks it takes.
+#include "arena/arena.h"
+
+#include "observe/observe.h"
+#include "os/os.h"
+
+#include <linux/membarrier.h>
+#include <sched.h>
+
+#include <cerrno>
+#include <cstring>
+
+using namespace jitalloc;
+
+namespace {
+
+constexpr unsigned kKeepEmptySlabs = 1;  // per class: hysteresis against slab thrash
+
+size_t round_up(size_t v, size_t to) { return (v + to - 1) / to * to; }
+
+}  // namespace
+
+// ---------------------------------------------------------------- fork gate
+
+void ForkGate::enter() {
+    for (;;) {
+        inflight_.fetch_add(1, std::memory_order_seq_cst);
+        if (!closing_.load(std::memory_order_seq_cst))
+            return;
+        inflight_.fetch_sub(1, std::memory_order_seq_cst);
+        std::lock_guard<std::mutex> wait_for_fork(lock_);
+    }
+}
+
+void ForkGate::close() {
+    lock_.lock();
+    closing_.store(true, std::memory_order_seq_cst);
+    while (inflight_.load(std::memory_order_seq_cst) != 0)
+        sched_yield();
+}
+
+void ForkGate::open() {
+    closing_.store(false, std::memory_order_seq_cst);
+    lock_.unlock();
+}
+
+// ---------------------------------------------------------------- writes
+
+int jit_arena::write(Chunk *c, uint8_t *dst, const void *src, size_t len) {
+    gate.enter();
+    int rc = poke(*writer, c->mapping, dst, src, len);
+    gate.leave();
+    return rc;
+}
+
+int jit_arena::write_traps(Chunk *c, uint8_t *dst, size_t len) {
+    gate.enter();
+    int rc = poke_traps(*writer, c->mapping, dst, len);
+    gate.leave();
+    return rc;
+}
+
+// ---------------------------------------------------------------- chunks (buddy_lock)
+
+bool jit_arena::room_for_locked(size_t bytes) const {
+    return opts.max_bytes == 0 || chunks_mapped * kChunkSize + bytes <= opts.max_bytes;
+}
+
+void jit_arena::link_chunk_locked(Chunk *c) {
+    c->arena = this;
+    c->prev = nullptr;
+    c->next = chunks;
+    if (chunks)
+        chunks->prev = c;
+    chunks = c;
+    chunks_mapped += c->size / kChunkSize;
+}
+
+void jit_arena::unlink_chunk_locked(Chunk *c) {
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        chunks = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->next = c->prev = nullptr;
+    chunks_mapped -= c->size / kChunkSize;
+}
+
+int jit_arena::grow_locked() {
+    if (!room_for_locked(kChunkSize))
+        return ENOMEM;
+    bool huge = !(opts.flags & JIT_ARENA_NO_HUGE_PAGES);
+    Chunk *c = chunk_create(*writer, placement, kChunkSize, huge);
+    if (!c)
+        return errno;
+    c->arena = this;
+    link_chunk_locked(c);
+    buddy.add_chunk(c);
+    return 0;
+}
+
+PageDesc *jit_arena::pages_locked(unsigned npages, int &err) {
+    PageDesc *d = buddy.alloc(npages);
+    if (!d) {
+        err = grow_locked();
+        if (err)
+            return nullptr;
+        d = buddy.alloc(npages);
+    }
+    return d;
+}
+
+void jit_arena::free_pages_locked(Chunk *c, unsigned first, unsigned npages) {
+    if (buddy.free(c, first, npages))
+        release_locked(opts.retain_bytes, nullptr);
+}
+
+// Gives wholly free chunks back to the OS until at most keep_bytes of them remain.
+void jit_arena::release_locked(size_t keep_bytes, size_t *released) {
+    while (buddy.nr_free(kMaxOrder) * kChunkSize > keep_bytes) {
+        Chunk *c = buddy.any_free_chunk();
+        buddy.remove_chunk(c);
+        unlink_chunk_locked(c);
+        if (chunk_destroy(*writer, c) != 0) {
+            // Still mapped and trap-filled: keep it cached, try again at the next shrink.
+            link_chunk_locked(c);
+            buddy.undo_remove_chunk(c);
+            return;
+        }
+        chunks_released++;
+        if (released)
+            *released += kChunkSize;
+    }
+}
+
+// ---------------------------------------------------------------- alloc
+
+int jit_arena::alloc(const void *code, size_t len, const char *name, void **out) {
+    if (len == 0 || len > JIT_MAX_ALLOC_SIZE)
+        return EINVAL;
+    int cls = class_index(len);
+    int rc = cls >= 0               ? alloc_small(static_cast<unsigned>(cls), code, len, out)
+             : len <= kChunkSize    ? alloc_pages(code, len, out)
+                                    : alloc_large(code, len, out);
+    if (!rc) {
+        total_allocs.fetch_add(1, std::memory_order_relaxed);
+        if (observed)
+            observe_alloc(this, *out, len, name);
+    }
+    return rc;
+}
+
+int jit_arena::alloc_small(unsigned cls, const void *code, size_t len, void **out) {
+    SlabClass &k = classes[cls];
+    Slab *s = nullptr;
+    uint8_t *p;
+    {
+        std::lock_guard<std::mutex> g(k.lock);
+        p = k.take(static_cast<uint32_t>(len), &s);
+        if (!p) {
+            const SizeClass &sc = size_class(cls);
+            int err = 0;
+            std::lock_guard<std::mutex> b(buddy_lock);
+            PageDesc *d = pages_locked(sc.pages, err);
+            if (!d)
+                return err;
+            Slab *fresh = slab_new(cls, d->chunk, d->index);
+            if (!fresh) {
+                free_pages_locked(d->chunk, d->index, sc.pages);
+                return ENOMEM;
+            }
+            slab_meta_bytes += slab_metadata_bytes(cls);
+            k.add(fresh);
+            p = k.take(static_cast<uint32_t>(len), &s);
+        }
+    }
+    if (code) {
+        int rc = write(s->chunk, p, code, len);
+        if (rc) {
+            // The object is still ours: make sure it holds traps, then give it back.
+            bool clean = write_traps(s->chunk, p, s->size) == 0;
+            std::lock_guard<std::mutex> g(k.lock);
+            k.begin_free(s, static_cast<unsigned>(s->index_of(p)));
+            if (clean)
+                release_slab_if_empty(k, k.finish_free(s, static_cast<unsigned>(s->index_of(p)),
+                                                       kKeepEmptySlabs));
+            return rc;
+        }
+    }
+    *out = p;
+    return 0;
+}
+
+void jit_arena::release_slab_if_empty(SlabClass &, Slab *dead) {
+    if (!dead)
+        return;
+    {
+        std::lock_guard<std::mutex> b(buddy_lock);
+        slab_meta_bytes -= slab_metadata_bytes(dead->cls);
+        free_pages_locked(dead->chunk, dead->first_page, static_cast<unsigned>(dead->pages()));
+    }
+    slab_delete(dead);
+}
+
+int jit_arena::alloc_pages(const void *code, size_t len, void **out) {
+    unsigned npages = static_cast<unsigned>(round_up(len, kPageSize) / kPageSize);
+    PageDesc *d;
+    {
+        std::lock_guard<std::mutex> b(buddy_lock);
+        int err = 0;
+        d = pages_locked(npages, err);
+        if (!d)
+            return err;
+        d->requested = static_cast<uint32_t>(len);
+        page_runs_live++;
+        page_runs_requested += len;
+        page_runs_pages += npages;
+    }
+    Chunk *c = d->chunk;
+    uint8_t *p = c->page_addr(d->index);
+    if (code) {
+        int rc = write(c, p, code, len);
+        if (rc) {
+            bool clean = write_traps(c, p, npages * kPageSize) == 0;
+            std::lock_guard<std::mutex> b(buddy_lock);
+            page_runs_live--;
+            page_runs_requested -= len;
+            page_runs_pages -= npages;
+            if (clean)
+                free_pages_locked(c, d->index, npages);
+            else
+                d->state.store(PageState::freeing, std::memory_order_release);  // quarantined
+            return rc;
+        }
+    }
+    *out = p;
+    return 0;
+}
+
+int jit_arena::alloc_large(const void *code, size_t len, void **out) {
+    size_t size = round_up(len, kChunkSize);
+    Chunk *c;
+    {
+        std::lock_guard<std::mutex> b(buddy_lock);
+        if (!room_for_locked(size))
+            return ENOMEM;
+        c = chunk_create(*writer, placement, size, !(opts.flags & JIT_ARENA_NO_HUGE_PAGES));
+        if (!c)
+            return errno;
+        c->large = true;
+        c->live = true;
+        c->requested = len;
+        link_chunk_locked(c);
+        large_live++;
+        large_requested += len;
+        large_bytes += size;
+    }
+    if (code) {
+        int rc = write(c, c->base, code, len);
+        if (rc) {
+            free_large(c, c->base);
+            return rc;
+        }
+    }
+    *out = c->base;
+    return 0;
+}
+
+// ---------------------------------------------------------------- lookup
+
+// Locks the class of the slab page d and checks that d still belongs to a slab of it.
+// Returns the slab (class lock held, in *held) or nullptr (no lock held).
+Slab *jit_arena::lock_slab(const PageDesc &d, SlabClass **held) {
+    uint8_t cls = d.slab_class.load(std::memory_order_acquire);
+    if (cls >= kNumClasses)
+        return nullptr;
+    SlabClass &k = classes[cls];
+    k.lock.lock();
+    auto *s = static_cast<Slab *>(d.owner.load(std::memory_order_acquire));
+    if (d.state.load(std::memory_order_acquire) != PageState::slab || !s ||
+        d.slab_class.load(std::memory_order_acquire) != cls) {
+        k.lock.unlock();
+        return nullptr;
+    }
+    *held = &k;
+    return s;
+}
+
+Chunk *jit_arena::chunk_of(const void *p) {
+    Chunk *c = chunk_lookup(p);
+    return c && c->arena == this ? c : nullptr;
+}
+
+bool jit_arena::locate(const void *p, bool exact, Located &out) {
+    Chunk *c = chunk_of(p);
+    if (!c)
+        return false;
+    if (c->large) {
+        std::lock_guard<std::mutex> b(buddy_lock);
+        if (!c->live || (exact && p != c->base) || !c->contains(p))
+            return false;
+        out = {c, nullptr, 0, c->base, c->size};
+        return true;
+    }
+    unsigned pg = c->page_of(p);
+    PageDesc &d = c->pages[pg];
+    PageState st = d.state.load(std::memory_order_acquire);
+    if (st == PageState::slab) {
+        SlabClass *k = nullptr;
+        Slab *s = lock_slab(d, &k);
+        if (!s)
+            return false;
+        int i = exact ? s->index_of(p) : s->index_containing(p);
+        bool ok = i >= 0 && s->is_live(static_cast<unsigned>(i));
+        if (ok)
+            out = {c, s, static_cast<unsigned>(i), s->object(static_cast<unsigned>(i)), s->size};
+        k->lock.unlock();
+        return ok;
+    }
+    if (st != PageState::pages_head && st != PageState::pages_tail)
+        return false;
+    std::lock_guard<std::mutex> b(buddy_lock);
+    st = d.state.load(std::memory_order_relaxed);
+    unsigned head = st == PageState::pages_head ? pg : st == PageState::pages_tail ? d.head : ~0u;
+    if (head == ~0u || c->pages[head].state.load(std::memory_order_relaxed) != PageState::pages_head)
+        return false;
+    uint8_t *start = c->page_addr(head);
+    if (exact && p != start)
+        return false;
+    out = {c, nullptr, head, start, size_t{c->pages[head].npages} * kPageSize};
+    return true;
+}
+
+size_t jit_arena::usable_size(const void *p) {
+    Located loc;
+    return p && locate(p, true, loc) ? loc.usable : 0;
+}
+
+// ---------------------------------------------------------------- update
+
+int jit_arena::update(void *dst, const void *src, size_t len) {
+    if (!dst || !src || len == 0 || len > JIT_MAX_ALLOC_SIZE)
+        return EINVAL;
+    Located loc;
+    if (!locate(dst, false, loc))
+        return EINVAL;
+    size_t offset = static_cast<size_t>(static_cast<uint8_t *>(dst) - loc.start);
+    if (len > loc.usable - offset)
+        return EINVAL;
+    int rc = write(loc.chunk, static_cast<uint8_t *>(dst), src, len);
+    if (rc)
+        return rc;
+    // Other threads may have this code in their pipelines: make them refetch it.
+    if (sync_core)
+        (void)os::membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE, 0);
+    total_updates.fetch_add(1, std::memory_order_relaxed);
+    return 0;
+}
+
+// ---------------------------------------------------------------- free
+
+int jit_arena::free(void *p) {
+    if (!p)
+        return EINVAL;
+    Chunk *c = chunk_of(p);
+    if (!c)
+        return EINVAL;
+    if (observed) {
+        // Observers drop their record before the memory can be handed out again.
+        Located loc;
+        if (!locate(p, true, loc))
+            return EINVAL;
+        observe_free(this, p);
+    }
+    int rc;
+    if (c->large) {
+        rc = free_large(c, p);
+    } else {
+        PageState st = c->pages[c->page_of(p)].state.load(std::memory_order_acquire);
+        rc = st == PageState::slab         ? free_small(c, p)
+             : st == PageState::pages_head ? free_pages(c, p)
+                                           : EINVAL;
+    }
+    if (!rc)
+        total_frees.fetch_add(1, std::memory_order_relaxed);
+    return rc;
+}
+
+int jit_arena::free_small(Chunk *c, void *p) {
+    SlabClass *k = nullptr;
+    Slab *s = lock_slab(c->pages[c->page_of(p)], &k);
+    if (!s)
+        return EINVAL;
+    int i = s->index_of(p);
+    if (i < 0 || k->begin_free(s, static_cast<unsigned>(i)) != 0) {
+        k->lock.unlock();
+        return EINVAL;
+    }
+    uint32_t requested = s->req[i];
+    k->lock.unlock();
+
+    // The object is in transit: no list holds it, so the slab stays put while we write.
+    int rc = write_traps(c, static_cast<uint8_t *>(p), s->size);
+
+    std::lock_guard<std::mutex> g(k->lock);
+    if (rc) {
+        k->abort_free(s, static_cast<unsigned>(i), requested);
+        return rc;
+    }
+    release_slab_if_empty(*k, k->finish_free(s, static_cast<unsigned>(i), kKeepEmptySlabs));
+    return 0;
+}
+
+int jit_arena::free_pages(Chunk *c, void *p) {
+    unsigned pg = c->page_of(p);
+    PageDesc &d = c->pages[pg];
+    unsigned npages;
+    {
+        std::lock_guard<std::mutex> b(buddy_lock);
+        if (d.state.load(std::memory_order_relaxed) != PageState::pages_head || c->page_addr(pg) != p)
+            return EINVAL;
+        d.state.store(PageState::freeing, std::memory_order_release);
+        npages = d.npages;
+    }
+    int rc = write_traps(c, static_cast<uint8_t *>(p), npages * kPageSize);
+    std::lock_guard<std::mutex> b(buddy_lock);
+    if (rc) {
+        d.state.store(PageState::pages_head, std::memory_order_release);
+        return rc;
+    }
+    page_runs_live--;
+    page_runs_requested -= d.requested;
+    page_runs_pages -= npages;
+    free_pages_locked(c, pg, npages);
+    return 0;
+}
+
+int jit_arena::free_large(Chunk *c, void *p) {
+    std::lock_guard<std::mutex> b(buddy_lock);
+    if (!c->live || p != c->base)
+        return EINVAL;
+    unlink_chunk_locked(c);
+    size_t size = c->size;
+    uint64_t requested = c->requested;
+    // Unmapping is the trap fill: nothing of the old code stays reachable.
+    int rc = chunk_destroy(*writer, c);
+    if (rc) {
+        link_chunk_locked(c);
+        return rc;
+    }
+    large_live--;
+    large_requested -= requested;
+    large_bytes -= size;
+    chunks_released += size / kChunkSize;
+    return 0;
+}
+
+// ---------------------------------------------------------------- shrink / destroy
+
+size_t jit_arena::shrink() {
+    for (SlabClass &k : classes) {
+        std::lock_guard<std::mutex> g(k.lock);
+        while (Slab *s = k.pop_empty())
+            release_slab_if_empty(k, s);
+    }
+    size_t released = 0;
+    std::lock_guard<std::mutex> b(buddy_lock);
+    release_locked(0, &released);
+    return released;
+}
+
+void jit_arena::destroy_all() {
+    for (SlabClass &k : classes) {
+        std::lock_guard<std::mutex> g(k.lock);
+        while (Slab *s = k.pop_any())
+            slab_delete(s);
+    }
+    std::lock_guard<std::mutex> b(buddy_lock);
+    while (Chunk *c = chunks) {
+        unlink_chunk_locked(c);
+        if (!c->large)
+            buddy.forget_chunk(c);
+        if (chunk_destroy(*writer, c) != 0)
+            chunk_abandon(c);
+    }
+}

@@ -1,0 +1,135 @@
+// An arena: one pool of code memory with its own options, tying the layers together.
+//
+//   jit_alloc  -> size class -> SlabClass (its lock) -> Buddy (buddy lock) -> chunk_create
+//   jit_free   -> chunk_lookup -> page descriptor -> Slab / page run -> poke_traps -> back
+//
+// Locking rules:
+//  - SlabClass::lock guards one class's slabs; buddy_lock guards the buddy, the chunk
+//    list and page-run descriptors. Order: class lock, then buddy lock; never reverse.
+//  - No code memory is written under either lock: writes (poke) happen with the object
+//    out of every free list (in transit), inside the fork gate only.
+//  - The fork gate is held (shared) around every write, so fork() never copies a
+//    half-written allocation; fork handlers take every lock of every arena.
+#pragma once
+
+#include "buddy/buddy.h"
+#include "chunk/chunk.h"
+#include "poke/writer.h"
+#include "slab/slab.h"
+
+#include <jitalloc/jitalloc.h>
+
+#include <atomic>
+#include <mutex>
+#include <string>
+
+namespace jitalloc {
+
+// Lets many writers run at once, and fork() wait for all of them and keep new ones out.
+class ForkGate {
+public:
+    void enter();
+    void leave() { inflight_.fetch_sub(1, std::memory_order_release); }
+    void close();   // fork prepare
+    void open();    // after fork, in parent and child
+
+private:
+    std::atomic<int> inflight_{0};
+    std::atomic<bool> closing_{false};
+    std::mutex lock_;  // held by fork() between close() and open()
+};
+
+// Result of resolving a pointer to its allocation.
+struct Located {
+    Chunk *chunk = nullptr;
+    Slab *slab = nullptr;   // slab object, else page run / large chunk
+    unsigned index = 0;     // slab object index, or head page of a page run
+    uint8_t *start = nullptr;
+    size_t usable = 0;
+};
+
+}  // namespace jitalloc
+
+struct jit_arena {
+    using Chunk = jitalloc::Chunk;
+
+    jit_arena_options opts{};
+    std::string name;
+    const jitalloc::Writer *writer = nullptr;
+    jitalloc::Placement placement;
+    bool sync_core = false;  // membarrier SYNC_CORE registered and wanted
+    bool observed = false;   // profiler / debugger observers enabled (observe.h)
+
+    jitalloc::SlabClass classes[jitalloc::kNumClasses];
+
+    std::mutex buddy_lock;
+    // --- guarded by buddy_lock ---
+    jitalloc::Buddy buddy;
+    jitalloc::Chunk *chunks = nullptr;  // small and large chunks
+    uint64_t chunks_mapped = 0;         // in 2 MiB units
+    uint64_t chunks_released = 0;
+    uint64_t page_runs_live = 0, page_runs_requested = 0, page_runs_pages = 0;
+    uint64_t large_live = 0, large_requested = 0, large_bytes = 0;
+    uint64_t slab_meta_bytes = 0;
+    // --- end of buddy_lock ---
+
+    std::atomic<uint64_t> total_allocs{0}, total_frees{0}, total_updates{0};
+    jitalloc::ForkGate gate;
+    jit_arena *next_arena = nullptr;  // global arena list (registry lock)
+
+    // Operations behind the C API; errors as errno values.
+    int alloc(const void *code, size_t len, const char *name, void **out);
+    int free(void *p);
+    int update(void *dst, const void *src, size_t len);
+    size_t usable_size(const void *p);
+    int stats(struct jit_stats *out);
+    size_t shrink();
+    bool check(std::string &msg);
+    void destroy_all();
+
+    // fork support (see fork.cpp)
+    void fork_prepare();
+    void fork_parent();
+    void fork_child();
+
+private:
+    int alloc_small(unsigned cls, const void *code, size_t len, void **out);
+    int alloc_pages(const void *code, size_t len, void **out);
+    int alloc_large(const void *code, size_t len, void **out);
+    int free_small(Chunk *c, void *p);
+    int free_pages(Chunk *c, void *p);
+    int free_large(Chunk *c, void *p);
+    Chunk *chunk_of(const void *p);
+    jitalloc::Slab *lock_slab(const jitalloc::PageDesc &d, jitalloc::SlabClass **held);
+    bool locate(const void *p, bool exact, jitalloc::Located &out);
+    int write(Chunk *c, uint8_t *dst, const void *src, size_t len);
+    int write_traps(Chunk *c, uint8_t *dst, size_t len);
+    // class lock of the slab held; takes buddy_lock:
+    void release_slab_if_empty(jitalloc::SlabClass &k, jitalloc::Slab *dead);
+    // buddy_lock held:
+    jitalloc::PageDesc *pages_locked(unsigned npages, int &err);
+    void free_pages_locked(Chunk *c, unsigned first, unsigned npages);
+    int grow_locked();
+    void release_locked(size_t keep_bytes, size_t *released);
+    void link_chunk_locked(Chunk *c);
+    void unlink_chunk_locked(Chunk *c);
+    bool room_for_locked(size_t bytes) const;
+};
+
+namespace jitalloc {
+// Creates and registers an arena (errno-style result). Used by the C API.
+int arena_create(const jit_arena_options *opts, jit_arena **out);
+int arena_destroy(jit_arena *a);
+// Calls fn on every registered arena with the registry lock held.
+template <class Fn>
+void for_each_arena(Fn &&fn);
+std::mutex &arena_registry_lock();
+jit_arena *arena_registry_head();
+}  // namespace jitalloc
+
+template <class Fn>
+void jitalloc::for_each_arena(Fn &&fn) {
+    std::lock_guard<std::mutex> g(arena_registry_lock());
+    for (jit_arena *a = arena_registry_head(); a; a = a->next_arena)
+        fn(a);
+}

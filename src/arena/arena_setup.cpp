@@ -1,0 +1,220 @@
+// Arena creation and destruction, the arena registry, writer selection and fork().
+//
+// The registry lists every live arena; registry_lock guards it and is taken first
+// (before any arena lock) by fork handlers, jit_shrink and destruction.
+#include "arena/arena.h"
+
+#include "os/os.h"
+
+#include <linux/membarrier.h>
+#include <pthread.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <new>
+
+using namespace jitalloc;
+
+namespace {
+
+std::mutex g_registry_lock;
+jit_arena *g_registry = nullptr;  // guarded by g_registry_lock
+std::once_flag g_atfork_once;
+
+constexpr uintptr_t kUserTop = uintptr_t{1} << 47;
+constexpr size_t kMaxNearRange = size_t{2} << 30;
+
+// JITALLOC_WRITER names; -1 if unknown.
+int parse_writer(const char *s) {
+    struct Name {
+        const char *name;
+        jit_writer w;
+    };
+    static const Name names[] = {
+        {"auto", JIT_WRITER_AUTO},
+        {"proc_mem", JIT_WRITER_PROC_MEM},
+        {"procmem", JIT_WRITER_PROC_MEM},
+        {"memfd", JIT_WRITER_MEMFD},
+        {"temp_alias", JIT_WRITER_TEMP_ALIAS},
+        {"alias", JIT_WRITER_TEMP_ALIAS},
+        {"persistent_alias", JIT_WRITER_PERSISTENT_ALIAS},
+        {"persistent", JIT_WRITER_PERSISTENT_ALIAS},
+        {"mprotect", JIT_WRITER_MPROTECT},
+    };
+    for (const Name &n : names)
+        if (std::strcmp(s, n.name) == 0)
+            return n.w;
+    return -1;
+}
+
+int choose_writer(const jit_arena_options &o, const Writer **out) {
+    jit_writer want = o.writer;
+    if (want == JIT_WRITER_AUTO && !(o.flags & JIT_ARENA_IGNORE_ENV)) {
+        if (const char *env = std::getenv("JITALLOC_WRITER"); env && *env) {
+            int w = parse_writer(env);
+            if (w < 0)
+                return EINVAL;
+            want = static_cast<jit_writer>(w);
+        }
+    }
+    if (want != JIT_WRITER_AUTO) {
+        const Writer *w = writer_for(want);
+        int rc = probe_writer(*w);
+        if (rc)
+            return rc;
+        *out = w;
+        return 0;
+    }
+    int rc = ENOSYS;
+    for (jit_writer k : kAutoOrder) {
+        const Writer *w = writer_for(k);
+        rc = probe_writer(*w);
+        if (rc == 0) {
+            *out = w;
+            return 0;
+        }
+    }
+    return rc;
+}
+
+int validate(const jit_arena_options &o) {
+    if (o.writer < JIT_WRITER_AUTO || o.writer >= JIT_WRITER_COUNT)
+        return EINVAL;
+    if (o.placement < JIT_PLACE_NEAR_LIBRARY || o.placement > JIT_PLACE_ANYWHERE)
+        return EINVAL;
+    if (o.placement == JIT_PLACE_NEAR_ADDRESS && !o.near)
+        return EINVAL;
+    if (o.near_range > kMaxNearRange)
+        return EINVAL;
+    if (o.placement != JIT_PLACE_ANYWHERE && o.near_range && o.near_range < kChunkSize)
+        return EINVAL;
+    if (o.flags & ~JIT_ARENA_FLAGS_ALL)
+        return EINVAL;
+    return 0;
+}
+
+Placement make_placement(const jit_arena_options &o) {
+    Placement p;
+    if (o.placement == JIT_PLACE_ANYWHERE)
+        return p;
+    p.anywhere = false;
+    p.near = o.placement == JIT_PLACE_NEAR_ADDRESS
+                 ? reinterpret_cast<uintptr_t>(o.near)
+                 : reinterpret_cast<uintptr_t>(reinterpret_cast<const void *>(&jit_alloc));
+    size_t range = o.near_range ? o.near_range : JIT_DEFAULT_NEAR_RANGE;
+    p.lo = p.near > range ? p.near - range : 0;
+    p.hi = p.near < kUserTop - range ? p.near + range : kUserTop;
+    return p;
+}
+
+void atfork_prepare() {
+    g_registry_lock.lock();
+    for (jit_arena *a = g_registry; a; a = a->next_arena)
+        a->fork_prepare();
+}
+
+void atfork_parent() {
+    for (jit_arena *a = g_registry; a; a = a->next_arena)
+        a->fork_parent();
+    g_registry_lock.unlock();
+}
+
+void atfork_child() {
+    proc_mem_after_fork_child();
+    for (jit_arena *a = g_registry; a; a = a->next_arena)
+        a->fork_child();
+    g_registry_lock.unlock();
+}
+
+}  // namespace
+
+namespace jitalloc {
+
+std::mutex &arena_registry_lock() { return g_registry_lock; }
+jit_arena *arena_registry_head() { return g_registry; }
+
+int arena_create(const jit_arena_options *user, jit_arena **out) {
+    jit_arena_options o;
+    jit_arena_options_init(&o);
+    if (user) {
+        if (user->struct_size == 0 || user->struct_size > sizeof o)
+            return EINVAL;
+        std::memcpy(&o, user, user->struct_size);
+        o.struct_size = sizeof o;
+    }
+    if (int rc = validate(o))
+        return rc;
+    const Writer *w = nullptr;
+    if (int rc = choose_writer(o, &w))
+        return rc;
+    auto *a = new (std::nothrow) jit_arena();
+    if (!a)
+        return ENOMEM;
+    a->opts = o;
+    if (o.name)
+        a->name = o.name;
+    a->opts.name = nullptr;  // the copy in a->name is the one kept
+    a->writer = w;
+    a->opts.writer = w->kind();
+    a->placement = make_placement(o);
+    if (!(o.flags & JIT_ARENA_NO_SYNC_CORE))
+        a->sync_core = os::membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE, 0) == 0;
+    std::call_once(g_atfork_once, [] { pthread_atfork(atfork_prepare, atfork_parent, atfork_child); });
+    {
+        std::lock_guard<std::mutex> g(g_registry_lock);
+        a->next_arena = g_registry;
+        g_registry = a;
+    }
+    *out = a;
+    return 0;
+}
+
+int arena_destroy(jit_arena *a) {
+    {
+        std::lock_guard<std::mutex> g(g_registry_lock);
+        jit_arena **pp = &g_registry;
+        while (*pp && *pp != a)
+            pp = &(*pp)->next_arena;
+        if (!*pp)
+            return EINVAL;
+        *pp = a->next_arena;
+    }
+    a->destroy_all();
+    delete a;
+    return 0;
+}
+
+}  // namespace jitalloc
+
+// ---------------------------------------------------------------- fork, per arena
+
+void jit_arena::fork_prepare() {
+    gate.close();
+    for (SlabClass &k : classes)
+        k.lock.lock();
+    buddy_lock.lock();
+    // Memfd-backed code is shared memory: make the child's private copy now, while no
+    // write can be in flight. A failure here leaves that chunk read-only in the child.
+    for (Chunk *c = chunks; c; c = c->next)
+        (void)writer->fork_prepare(c->mapping);
+}
+
+void jit_arena::fork_parent() {
+    for (Chunk *c = chunks; c; c = c->next)
+        writer->fork_parent(c->mapping);
+    buddy_lock.unlock();
+    for (SlabClass &k : classes)
+        k.lock.unlock();
+    gate.open();
+}
+
+void jit_arena::fork_child() {
+    for (Chunk *c = chunks; c; c = c->next)
+        (void)writer->fork_child(c->mapping);
+    buddy_lock.unlock();
+    for (SlabClass &k : classes)
+        k.lock.unlock();
+    gate.open();
+}

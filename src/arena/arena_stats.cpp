@@ -1,0 +1,111 @@
+// Arena statistics and the whole-arena invariant check.
+#include "arena/arena.h"
+
+#include "os/os.h"
+
+#include <cstdio>
+#include <cstring>
+#include <vector>
+
+using namespace jitalloc;
+
+int jit_arena::stats(struct jit_stats *out) {
+    std::memset(out, 0, sizeof *out);
+    out->writer = writer->kind();
+    out->writer_name = jit_writer_name(out->writer);
+    out->strict_wx = writer->strict_wx();
+    out->sync_core = sync_core;
+    out->nr_classes = kNumClasses;
+    for (unsigned i = 0; i < kNumClasses; i++) {
+        SlabClass &k = classes[i];
+        const SizeClass &sc = size_class(i);
+        jit_class_stats &cs = out->classes[i];
+        cs.object_size = sc.size;
+        cs.slab_pages = sc.pages;
+        cs.objects_per_slab = sc.objects;
+        std::lock_guard<std::mutex> g(k.lock);
+        cs.slabs = k.slabs();
+        cs.objects_in_use = k.objects_live();
+        cs.objects_free = k.objects_avail();
+        out->allocations += cs.objects_in_use;
+        out->bytes_in_use += cs.objects_in_use * sc.size;
+        out->bytes_requested += k.requested();
+    }
+    std::lock_guard<std::mutex> b(buddy_lock);
+    out->allocations += page_runs_live + large_live;
+    out->bytes_in_use += page_runs_pages * kPageSize + large_bytes;
+    out->bytes_requested += page_runs_requested + large_requested;
+    out->chunks_mapped = chunks_mapped;
+    out->bytes_mapped = chunks_mapped * kChunkSize;
+    out->bytes_cached = buddy.free_pages() * kPageSize;
+    out->chunks_released = chunks_released;
+    uint64_t nchunks = 0;
+    std::vector<unsigned char> vec;
+    for (Chunk *c = chunks; c; c = c->next) {
+        nchunks++;
+        vec.resize(c->size / kPageSize);
+        if (os::mincore(c->base, c->size, vec.data()) != 0)
+            continue;  // resident is an estimate: skip what cannot be read
+        for (unsigned char v : vec)
+            out->bytes_resident += (v & 1) * kPageSize;
+    }
+    out->bytes_metadata = nchunks * sizeof(Chunk) + slab_meta_bytes;
+    for (unsigned o = 0; o < JIT_BUDDY_ORDERS; o++) {
+        out->order_free[o] = buddy.nr_free(o);
+        out->order_cached[o] = buddy.nr_cached(o);
+        out->order_released[o] = buddy.nr_released(o);
+    }
+    out->total_allocs = total_allocs.load(std::memory_order_relaxed);
+    out->total_frees = total_frees.load(std::memory_order_relaxed);
+    out->total_updates = total_updates.load(std::memory_order_relaxed);
+    return 0;
+}
+
+bool jit_arena::check(std::string &msg) {
+    for (unsigned i = 0; i < kNumClasses; i++) {
+        std::lock_guard<std::mutex> g(classes[i].lock);
+        if (!classes[i].check(i, msg))
+            return false;
+    }
+    std::lock_guard<std::mutex> b(buddy_lock);
+    uint64_t mapped = 0;
+    for (Chunk *c = chunks; c; c = c->next) {
+        mapped += c->size / kChunkSize;
+        if (c->arena != this || chunk_lookup(c->base) != c ||
+            chunk_lookup(c->base + c->size - 1) != c) {
+            msg = "chunk: not registered in the chunk map";
+            return false;
+        }
+        if (reinterpret_cast<uintptr_t>(c->base) & (kChunkSize - 1)) {
+            msg = "chunk: base not 2 MiB aligned";
+            return false;
+        }
+        if (c->large ? c->size % kChunkSize != 0 : c->size != kChunkSize) {
+            msg = "chunk: bad size";
+            return false;
+        }
+        if (!placement.anywhere && (reinterpret_cast<uintptr_t>(c->base) < placement.lo ||
+                                    reinterpret_cast<uintptr_t>(c->base) + c->size > placement.hi)) {
+            msg = "chunk: outside the placement window";
+            return false;
+        }
+        // Free pages hold only traps.
+        if (!c->large) {
+            for (unsigned i = 0; i < kPagesPerChunk; i++) {
+                if (c->pages[i].state.load() != PageState::free)
+                    continue;
+                const uint8_t *pg = c->page_addr(i);
+                for (size_t k = 0; k < kPageSize; k++)
+                    if (pg[k] != kTrapByte) {
+                        msg = "chunk: free page holds non-trap bytes";
+                        return false;
+                    }
+            }
+        }
+    }
+    if (mapped != chunks_mapped) {
+        msg = "chunk: chunks_mapped disagrees with the chunk list";
+        return false;
+    }
+    return buddy.check(chunks, msg);
+}

@@ -1,0 +1,132 @@
+// Chunk life cycle: reserve address space, let the writer map it trap-filled and ROX,
+// register it; and the reverse. Chunk metadata is recycled through a process-wide pool
+// so it stays type-stable (see chunk.h).
+#include "chunk/chunk.h"
+
+#include "chunk/chunk_map.h"
+#include "os/os.h"
+
+#include <sys/mman.h>
+
+#include <cerrno>
+#include <mutex>
+#include <new>
+
+namespace jitalloc {
+
+namespace {
+
+std::mutex g_pool_lock;  // guards the pool below
+Chunk *g_pool = nullptr; // recycled metadata, linked through next
+size_t g_meta_count = 0; // Chunk objects ever created (live + pooled)
+
+Chunk *meta_new() {
+    {
+        std::lock_guard<std::mutex> g(g_pool_lock);
+        if (g_pool) {
+            Chunk *c = g_pool;
+            g_pool = c->next;
+            c->next = nullptr;
+            return c;
+        }
+    }
+    Chunk *c = new (std::nothrow) Chunk();
+    if (c) {
+        std::lock_guard<std::mutex> g(g_pool_lock);
+        g_meta_count++;
+    }
+    return c;
+}
+
+void meta_reset(Chunk *c) {
+    c->base = nullptr;
+    c->size = 0;
+    c->large = false;
+    c->live = false;
+    c->requested = 0;
+    c->mapping = ChunkMapping{};
+    c->arena = nullptr;
+    c->next = c->prev = nullptr;
+    c->free_pages = 0;
+    for (unsigned i = 0; i < kPagesPerChunk; i++) {
+        PageDesc &d = c->pages[i];
+        d.next = d.prev = nullptr;
+        d.chunk = c;
+        d.owner.store(nullptr, std::memory_order_relaxed);
+        d.state.store(PageState::free, std::memory_order_relaxed);
+        d.slab_class.store(kNoOrder, std::memory_order_relaxed);
+        d.free_order = kNoOrder;
+        d.index = static_cast<uint16_t>(i);
+        d.head = 0;
+        d.npages = 0;
+        d.requested = 0;
+    }
+}
+
+void meta_recycle(Chunk *c) {
+    meta_reset(c);
+    std::lock_guard<std::mutex> g(g_pool_lock);
+    c->next = g_pool;
+    g_pool = c;
+}
+
+}  // namespace
+
+Chunk *chunk_create(const Writer &w, const Placement &where, size_t size, bool huge) {
+    Chunk *c = meta_new();
+    if (!c) {
+        errno = ENOMEM;
+        return nullptr;
+    }
+    meta_reset(c);
+    uint8_t *at = reserve_range(where, size);
+    if (!at) {
+        int e = errno;
+        meta_recycle(c);
+        errno = e;
+        return nullptr;
+    }
+    int rc = w.map(c->mapping, at, size, huge);
+    if (rc) {
+        os::munmap(at, size);
+        meta_recycle(c);
+        errno = rc;
+        return nullptr;
+    }
+    c->base = at;
+    c->size = size;
+    if (!chunk_map_insert(c)) {
+        if (w.unmap(c->mapping) != 0)
+            os::munmap(at, size);
+        meta_recycle(c);
+        errno = ENOMEM;
+        return nullptr;
+    }
+    return c;
+}
+
+int chunk_destroy(const Writer &w, Chunk *c) {
+    int rc = w.unmap(c->mapping);
+    if (rc)
+        return rc;
+    chunk_map_erase(c);
+    meta_recycle(c);
+    return 0;
+}
+
+void chunk_abandon(Chunk *c) {
+    if (c->mapping.rw_alias)
+        os::munmap(c->mapping.rw_alias, c->size);
+    os::munmap(c->base, c->size);
+    if (c->mapping.fd >= 0)
+        os::close(c->mapping.fd);
+    chunk_map_erase(c);
+    meta_recycle(c);
+}
+
+size_t chunk_metadata_bytes() {
+    std::lock_guard<std::mutex> g(g_pool_lock);
+    return g_meta_count * sizeof(Chunk);
+}
+
+}  // namespace jitalloc

@@ -1,0 +1,109 @@
+// Chunks: 2 MiB-aligned pieces of code memory and their out-of-band descriptors.
+//
+// Invariants:
+//  - A chunk's base is 2 MiB aligned; a small chunk is exactly 2 MiB (512 pages, managed
+//    by the buddy), a large chunk is a multiple of 2 MiB holding one allocation.
+//  - Chunk metadata (this struct and its page descriptors) is ordinary heap memory,
+//    never code memory, and is type-stable: a Chunk object is recycled only as a Chunk,
+//    so a racing lookup of a stale pointer reads a Chunk, never freed memory.
+//  - The chunk map holds every mapped chunk; a pointer maps to its chunk in O(1).
+#pragma once
+
+#include "poke/writer.h"
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+struct jit_arena;
+
+namespace jitalloc {
+
+inline constexpr size_t kPageShift = 12;
+inline constexpr size_t kPageSize = size_t{1} << kPageShift;
+inline constexpr size_t kChunkShift = 21;
+inline constexpr size_t kChunkSize = size_t{1} << kChunkShift;
+inline constexpr unsigned kPagesPerChunk = kChunkSize / kPageSize;  // 512
+inline constexpr unsigned kMaxOrder = 9;                            // 2 MiB block
+inline constexpr uint8_t kNoOrder = 0xff;
+
+enum class PageState : uint8_t {
+    free,        // inside a free buddy block
+    slab,        // part of a slab: owner is the Slab
+    pages_head,  // first page of a page allocation (npages, requested)
+    pages_tail,  // later page of a page allocation (head)
+    freeing,     // page allocation being trap-filled by jit_free
+};
+
+struct Chunk;
+
+struct PageDesc {
+    // Buddy free-list links; valid while free_order != kNoOrder (this page heads a free
+    // block of that order). Guarded by the arena's buddy lock.
+    PageDesc *next = nullptr;
+    PageDesc *prev = nullptr;
+    Chunk *chunk = nullptr;
+    // Read without locks by lookups, written under the buddy lock (and the slab class
+    // lock for slab pages): a lookup re-checks them under the right lock.
+    std::atomic<void *> owner{nullptr};
+    std::atomic<PageState> state{PageState::free};
+    std::atomic<uint8_t> slab_class{kNoOrder};  // slab pages: the slab's size class
+    uint8_t free_order = kNoOrder;
+    uint16_t index = 0;      // page number within the chunk
+    uint16_t head = 0;       // pages_tail: index of the head page
+    uint32_t npages = 0;     // pages_head: pages in the allocation
+    uint32_t requested = 0;  // pages_head: bytes asked for
+};
+
+struct Chunk {
+    uint8_t *base = nullptr;
+    size_t size = 0;           // kChunkSize, or a multiple for a large chunk
+    bool large = false;
+    bool live = false;         // large: the allocation is live
+    uint64_t requested = 0;    // large: bytes asked for
+    ChunkMapping mapping;
+    jit_arena *arena = nullptr;
+    Chunk *next = nullptr;     // arena's chunk list (buddy lock)
+    Chunk *prev = nullptr;
+    unsigned free_pages = 0;   // small chunk: pages in free buddy blocks
+    PageDesc pages[kPagesPerChunk];
+
+    uint8_t *page_addr(unsigned i) const { return base + (size_t{i} << kPageShift); }
+    unsigned page_of(const void *p) const {
+        return static_cast<unsigned>((static_cast<const uint8_t *>(p) - base) >> kPageShift);
+    }
+    bool contains(const void *p) const {
+        auto *b = static_cast<const uint8_t *>(p);
+        return b >= base && b < base + size;
+    }
+};
+
+// Where chunks may go: every byte inside [lo, hi), nearest to `near` first.
+struct Placement {
+    bool anywhere = true;
+    uintptr_t lo = 0, hi = 0, near = 0;
+};
+
+// Maps a new chunk of `size` bytes (multiple of kChunkSize) with writer w, trap-filled
+// and ROX, registers it in the chunk map. nullptr with errno on failure (nothing left
+// mapped).
+Chunk *chunk_create(const Writer &w, const Placement &where, size_t size, bool huge);
+// Unmaps a chunk and recycles its metadata. 0, or an errno with the chunk intact.
+int chunk_destroy(const Writer &w, Chunk *c);
+
+// Last resort when chunk_destroy fails on arena destruction: unmaps what it can and
+// recycles the metadata regardless.
+void chunk_abandon(Chunk *c);
+
+// The chunk containing p, or nullptr. Lock-free; the result may be stale for a pointer
+// into a chunk being destroyed concurrently (callers re-check under their lock).
+Chunk *chunk_lookup(const void *p);
+
+// Bytes of chunk metadata currently held (live and recycled).
+size_t chunk_metadata_bytes();
+
+// Reserves a 2 MiB-aligned PROT_NONE range of `size` bytes inside the placement window.
+// nullptr with errno (ENOMEM when the window has no room).
+uint8_t *reserve_range(const Placement &where, size_t size);
+
+}  // namespace jitalloc

@@ -1,0 +1,81 @@
+// Address -> chunk map: a two-level radix table over 2 MiB slots of the 47-bit user
+// address space. Leaves are created on first use and live as long as the process, so
+// lookups need no lock: one acquire load per level.
+#include "chunk/chunk_map.h"
+
+#include <atomic>
+#include <mutex>
+#include <new>
+
+namespace jitalloc {
+
+namespace {
+
+constexpr unsigned kAddressBits = 47;
+constexpr unsigned kSlotBits = kAddressBits - kChunkShift;  // 26
+constexpr unsigned kLeafBits = 14;
+constexpr unsigned kRootBits = kSlotBits - kLeafBits;        // 12
+
+struct Leaf {
+    std::atomic<Chunk *> slot[size_t{1} << kLeafBits];
+};
+
+std::atomic<Leaf *> g_root[size_t{1} << kRootBits];
+std::mutex g_grow_lock;  // serialises leaf creation
+
+bool split(uintptr_t addr, size_t &root, size_t &leaf) {
+    if (addr >> kAddressBits)
+        return false;
+    uintptr_t slot = addr >> kChunkShift;
+    root = slot >> kLeafBits;
+    leaf = slot & ((size_t{1} << kLeafBits) - 1);
+    return true;
+}
+
+Leaf *leaf_for(size_t root, bool create) {
+    Leaf *l = g_root[root].load(std::memory_order_acquire);
+    if (l || !create)
+        return l;
+    std::lock_guard<std::mutex> g(g_grow_lock);
+    l = g_root[root].load(std::memory_order_acquire);
+    if (!l) {
+        l = new (std::nothrow) Leaf();
+        if (l)
+            g_root[root].store(l, std::memory_order_release);
+    }
+    return l;
+}
+
+bool set_range(uint8_t *base, size_t size, Chunk *value) {
+    for (size_t off = 0; off < size; off += kChunkSize) {
+        size_t r, i;
+        if (!split(reinterpret_cast<uintptr_t>(base + off), r, i))
+            return false;
+        Leaf *l = leaf_for(r, value != nullptr);
+        if (!l)
+            return false;
+        l->slot[i].store(value, std::memory_order_release);
+    }
+    return true;
+}
+
+}  // namespace
+
+bool chunk_map_insert(Chunk *c) {
+    if (set_range(c->base, c->size, c))
+        return true;
+    set_range(c->base, c->size, nullptr);
+    return false;
+}
+
+void chunk_map_erase(Chunk *c) { set_range(c->base, c->size, nullptr); }
+
+Chunk *chunk_lookup(const void *p) {
+    size_t r, i;
+    if (!split(reinterpret_cast<uintptr_t>(p), r, i))
+        return nullptr;
+    Leaf *l = leaf_for(r, false);
+    return l ? l->slot[i].load(std::memory_order_acquire) : nullptr;
+}
+
+}  // namespace jitalloc

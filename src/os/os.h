@@ -1,0 +1,70 @@
+// The platform seam: every system call jitalloc makes goes through here.
+//
+// Invariants:
+//  - No other file calls mmap, munmap, mprotect, madvise, memfd_create, ftruncate, open,
+//    close, read, pwrite(v), membarrier or mincore directly.
+//  - Each function has the system call's contract (result, errno), so callers read like
+//    ordinary POSIX code, and tests can make any call fail (fault injection) without the
+//    allocator logic knowing.
+#pragma once
+
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace jitalloc::os {
+
+enum class Call : unsigned {
+    mmap,
+    munmap,
+    mprotect,
+    madvise,
+    memfd_create,
+    ftruncate,
+    open,
+    close,
+    read,
+    pwrite,
+    membarrier,
+    mincore,
+    count
+};
+const char *call_name(Call c);
+
+void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off);
+int munmap(void *addr, size_t len);
+int mprotect(void *addr, size_t len, int prot);
+int madvise(void *addr, size_t len, int advice);
+int memfd_create(const char *name, unsigned flags);
+int ftruncate(int fd, off_t len);
+int open(const char *path, int flags);
+int close(int fd);
+ssize_t read(int fd, void *buf, size_t len);
+// pwritev: one call; may write less than asked (callers loop).
+ssize_t pwritev(int fd, const struct iovec *iov, int iovcnt, off_t off);
+int membarrier(int cmd, unsigned flags);
+int mincore(void *addr, size_t len, unsigned char *vec);
+
+// ---- Fault injection (tests) ----
+// Calls matching `mask` (bit i = Call i) are counted from 1 after set_fault; the call
+// numbered `nth` fails with `error` (and every later one too if `sticky`). With
+// `short_io`, a failing pwritev/read instead transfers half (at least 1 byte) of what
+// was asked, to exercise partial-write handling.
+struct Fault {
+    uint64_t nth = 0;  // 0: off
+    int error = 0;
+    uint32_t mask = ~0u;
+    bool sticky = false;
+    bool short_io = false;
+};
+void set_fault(const Fault &f);
+void clear_fault();
+// Number of matching calls seen since set_fault / clear_fault (all calls when off).
+uint64_t fault_calls();
+// How many calls have been failed by injection since set_fault.
+uint64_t faults_injected();
+constexpr uint32_t mask_of(Call c) { return 1u << static_cast<unsigned>(c); }
+
+}  // namespace jitalloc::os

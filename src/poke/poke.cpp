@@ -1,0 +1,307 @@
+// poke(): the checked, all-or-nothing write every code change goes through, and the
+// pieces the writer strategies share (trap source, pwritev loop, chunk mapping).
+#include "poke/writer.h"
+
+#include "os/os.h"
+
+#include <fcntl.h>
+#include <linux/memfd.h>
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <new>
+
+#ifndef MFD_EXEC
+#define MFD_EXEC 0x0010U
+#endif
+
+namespace jitalloc {
+
+namespace poke_detail {
+
+const uint8_t *trap_page() {
+    alignas(4096) static const auto page = [] {
+        struct Page {
+            uint8_t bytes[4096];
+        } p;
+        std::memset(p.bytes, kTrapByte, sizeof p.bytes);
+        return p;
+    }();
+    return page.bytes;
+}
+
+void copy_source(uint8_t *dst, Writer::Source src, size_t len) {
+    if (!src.period) {
+        std::memcpy(dst, src.data, len);
+        return;
+    }
+    for (size_t done = 0; done < len;) {
+        size_t n = std::min(src.period, len - done);
+        std::memcpy(dst + done, src.data, n);
+        done += n;
+    }
+}
+
+int pwrite_all(int fd, Writer::Source src, size_t len, uint64_t off) {
+    constexpr int kMaxIov = 256;
+    struct iovec iov[kMaxIov];
+    size_t done = 0;
+    while (done < len) {
+        int cnt = 0;
+        size_t batch = 0;
+        if (!src.period) {
+            iov[cnt++] = {const_cast<uint8_t *>(src.data) + done, len - done};
+            batch = len - done;
+        } else {
+            // The repeating source is uniform, so the phase does not matter.
+            while (cnt < kMaxIov && done + batch < len) {
+                size_t n = std::min(src.period, len - done - batch);
+                iov[cnt++] = {const_cast<uint8_t *>(src.data), n};
+                batch += n;
+            }
+        }
+        ssize_t w = os::pwritev(fd, iov, cnt, static_cast<off_t>(off + done));
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno;
+        }
+        if (w == 0)
+            return EIO;
+        done += static_cast<size_t>(w);
+    }
+    return 0;
+}
+
+int map_anon_chunk(ChunkMapping &m, uint8_t *at, size_t size, bool huge) {
+    void *p = os::mmap(at, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+                       -1, 0);
+    if (p == MAP_FAILED)
+        return errno;
+    // Huge pages are a wish, not a requirement: a refused madvise leaves 4 KiB pages.
+    if (huge)
+        (void)os::madvise(at, size, MADV_HUGEPAGE);
+    std::memset(at, kTrapByte, size);
+    // The chunk was writable but never executable; from here on it is never writable.
+    if (os::mprotect(at, size, PROT_READ | PROT_EXEC) != 0)
+        return errno;
+    m.base = at;
+    m.size = size;
+    return 0;
+}
+
+static int new_memfd() {
+    // MFD_EXEC: with vm.memfd_noexec=1 a memfd is otherwise created non-executable.
+    int fd = os::memfd_create("jitalloc", MFD_CLOEXEC | MFD_EXEC);
+    if (fd < 0 && errno == EINVAL)  // kernels before 6.3 reject MFD_EXEC
+        fd = os::memfd_create("jitalloc", MFD_CLOEXEC);
+    return fd < 0 ? -errno : fd;
+}
+
+int map_memfd_chunk(ChunkMapping &m, uint8_t *at, size_t size, bool huge) {
+    int fd = new_memfd();
+    if (fd < 0)
+        return -fd;
+    int rc = 0;
+    if (os::ftruncate(fd, static_cast<off_t>(size)) != 0)
+        rc = errno;
+    if (!rc)
+        rc = pwrite_all(fd, {trap_page(), 4096}, size, 0);
+    if (!rc && os::mmap(at, size, PROT_READ | PROT_EXEC, MAP_SHARED | MAP_FIXED, fd, 0) == MAP_FAILED)
+        rc = errno;
+    if (rc) {
+        os::close(fd);
+        return rc;
+    }
+    if (huge)
+        (void)os::madvise(at, size, MADV_HUGEPAGE);
+    m.base = at;
+    m.size = size;
+    m.fd = fd;
+    return 0;
+}
+
+int unmap_memfd_chunk(ChunkMapping &m) {
+    if (m.rw_alias) {
+        if (os::munmap(m.rw_alias, m.size) != 0)
+            return errno;
+        m.rw_alias = nullptr;
+    }
+    if (os::munmap(m.base, m.size) != 0)
+        return errno;
+    if (m.fd >= 0)
+        os::close(m.fd);
+    m = ChunkMapping{};
+    return 0;
+}
+
+int memfd_fork_prepare(ChunkMapping &m) {
+    if (m.poisoned)
+        return 0;
+    int fd = new_memfd();
+    if (fd < 0)
+        return -fd;
+    int rc = 0;
+    if (os::ftruncate(fd, static_cast<off_t>(m.size)) != 0)
+        rc = errno;
+    if (!rc)
+        rc = pwrite_all(fd, {m.base, 0}, m.size, 0);
+    if (rc) {
+        os::close(fd);
+        return rc;
+    }
+    m.fork_fd = fd;
+    return 0;
+}
+
+int memfd_fork_child(ChunkMapping &m) {
+    if (m.fork_fd < 0) {
+        // No private copy could be made: never write into memory shared with the
+        // parent. Drop the shared writable alias, refuse writes.
+        if (m.rw_alias && os::munmap(m.rw_alias, m.size) == 0)
+            m.rw_alias = nullptr;
+        m.poisoned = true;
+        return EIO;
+    }
+    int rc = 0;
+    if (os::mmap(m.base, m.size, PROT_READ | PROT_EXEC, MAP_SHARED | MAP_FIXED, m.fork_fd, 0) ==
+        MAP_FAILED)
+        rc = errno;
+    if (!rc && m.rw_alias &&
+        os::mmap(m.rw_alias, m.size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, m.fork_fd, 0) ==
+            MAP_FAILED)
+        rc = errno;
+    if (rc) {
+        m.poisoned = true;
+        os::close(m.fork_fd);
+        m.fork_fd = -1;
+        return rc;
+    }
+    os::close(m.fd);
+    m.fd = m.fork_fd;
+    m.fork_fd = -1;
+    return 0;
+}
+
+void memfd_fork_parent(ChunkMapping &m) {
+    if (m.fork_fd >= 0)
+        os::close(m.fork_fd);
+    m.fork_fd = -1;
+}
+
+}  // namespace poke_detail
+
+// ---- /proc/self/mem descriptor ----
+
+namespace {
+std::mutex g_proc_mem_lock;  // guards g_proc_mem_fd changes
+int g_proc_mem_fd = -1;
+}  // namespace
+
+int proc_mem_fd() {
+    int fd = __atomic_load_n(&g_proc_mem_fd, __ATOMIC_ACQUIRE);
+    if (fd >= 0)
+        return fd;
+    std::lock_guard<std::mutex> g(g_proc_mem_lock);
+    if (g_proc_mem_fd < 0) {
+        fd = os::open("/proc/self/mem", O_RDWR | O_CLOEXEC);
+        if (fd < 0)
+            return -1;
+        __atomic_store_n(&g_proc_mem_fd, fd, __ATOMIC_RELEASE);
+    }
+    return g_proc_mem_fd;
+}
+
+void proc_mem_after_fork_child() {
+    // The inherited descriptor still addresses the parent's memory: writing through it
+    // would patch the parent. Drop it; the child opens its own on first use.
+    if (g_proc_mem_fd >= 0)
+        os::close(g_proc_mem_fd);
+    g_proc_mem_fd = -1;
+    new (&g_proc_mem_lock) std::mutex();
+}
+
+// ---- poke ----
+
+namespace {
+
+bool matches(const uint8_t *dst, Writer::Source src, size_t len) {
+    if (!src.period)
+        return std::memcmp(dst, src.data, len) == 0;
+    for (size_t done = 0; done < len;) {
+        size_t n = std::min(src.period, len - done);
+        if (std::memcmp(dst + done, src.data, n) != 0)
+            return false;
+        done += n;
+    }
+    return true;
+}
+
+int poke_source(const Writer &w, const ChunkMapping &m, uint8_t *dst, Writer::Source src,
+                size_t len) {
+    if (m.poisoned)
+        return EIO;
+    if (dst < m.base || len > m.size || dst + len > m.base + m.size)
+        return EINVAL;
+    if (matches(dst, src, len))
+        return 0;  // nothing to change (e.g. trap fill of never-written memory)
+    // Keep the old bytes so a failed write can be undone.
+    uint8_t small[512];
+    std::unique_ptr<uint8_t[]> big;
+    uint8_t *old = small;
+    if (len > sizeof small) {
+        big.reset(new (std::nothrow) uint8_t[len]);
+        if (!big)
+            return ENOMEM;
+        old = big.get();
+    }
+    std::memcpy(old, dst, len);
+    int rc = w.write(m, dst, src, len);
+    if (!rc && !matches(dst, src, len))
+        rc = EIO;
+    if (rc) {
+        if (!matches(dst, {old, 0}, len))
+            (void)w.write(m, dst, {old, 0}, len);
+        return rc;
+    }
+    __builtin___clear_cache(reinterpret_cast<char *>(dst), reinterpret_cast<char *>(dst + len));
+    return 0;
+}
+
+}  // namespace
+
+int poke(const Writer &w, const ChunkMapping &m, uint8_t *dst, const void *src, size_t len) {
+    return poke_source(w, m, dst, {static_cast<const uint8_t *>(src), 0}, len);
+}
+
+int poke_traps(const Writer &w, const ChunkMapping &m, uint8_t *dst, size_t len) {
+    return poke_source(w, m, dst, {poke_detail::trap_page(), 4096}, len);
+}
+
+int probe_writer(const Writer &w) {
+    constexpr size_t kSize = 4096;
+    void *at = os::mmap(nullptr, kSize, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                        -1, 0);
+    if (at == MAP_FAILED)
+        return errno;
+    ChunkMapping m;
+    int rc = w.map(m, static_cast<uint8_t *>(at), kSize, false);
+    if (rc) {
+        os::munmap(at, kSize);
+        return rc;
+    }
+    static const uint8_t pattern[16] = {0x55, 0x48, 0x89, 0xe5, 0x31, 0xc0, 0x5d, 0xc3,
+                                        0x0f, 0x1f, 0x44, 0x00, 0x00, 0x90, 0x90, 0xc3};
+    rc = poke(w, m, m.base + 64, pattern, sizeof pattern);
+    if (!rc && m.base[0] != kTrapByte)
+        rc = EIO;
+    if (w.unmap(m) != 0)
+        os::munmap(at, kSize);
+    return rc;
+}
+
+}  // namespace jitalloc

@@ -1,0 +1,72 @@
+// Size-class table (see size_class.h), computed once at compile time.
+#include "slab/size_class.h"
+
+#include "chunk/chunk.h"
+
+#include <array>
+#include <bit>
+
+namespace jitalloc {
+
+namespace {
+
+constexpr uint32_t class_size(unsigned i) {
+    if (i < 16)
+        return 16 * (i + 1);
+    unsigned group = (i - 16) / 8;  // 0: 256..512, 1: 512..1024, ...
+    unsigned step = 32u << group;
+    return (256u << group) + step * ((i - 16) % 8 + 1);
+}
+
+// Smallest slab (in pages) whose unusable tail is at most 1/32 of it; failing that,
+// the one with the smallest tail. Slabs hold at most kMaxSlabObjects objects.
+constexpr SizeClass make_class(unsigned i) {
+    uint32_t size = class_size(i);
+    SizeClass best{size, 0, 0};
+    uint64_t best_waste_num = 1, best_waste_den = 0;  // infinite
+    for (unsigned pages = 1; pages <= 16; pages++) {
+        uint64_t bytes = uint64_t{pages} * kPageSize;
+        uint64_t objects = bytes / size;
+        if (objects == 0 || objects > kMaxSlabObjects)
+            continue;
+        uint64_t waste = bytes - objects * size;
+        if (waste * 32 <= bytes)
+            return SizeClass{size, static_cast<uint16_t>(pages), static_cast<uint16_t>(objects)};
+        if (best_waste_den == 0 || waste * best_waste_den < best_waste_num * bytes) {
+            best = SizeClass{size, static_cast<uint16_t>(pages), static_cast<uint16_t>(objects)};
+            best_waste_num = waste;
+            best_waste_den = bytes;
+        }
+    }
+    return best;
+}
+
+constexpr std::array<SizeClass, kNumClasses> make_table() {
+    std::array<SizeClass, kNumClasses> t{};
+    for (unsigned i = 0; i < kNumClasses; i++)
+        t[i] = make_class(i);
+    return t;
+}
+
+constexpr std::array<SizeClass, kNumClasses> kTable = make_table();
+
+static_assert(kTable[kNumClasses - 1].size == kMaxSlabSize);
+static_assert(kTable[0].objects > 0 && kTable[kNumClasses - 1].objects > 0);
+
+}  // namespace
+
+const SizeClass &size_class(unsigned index) { return kTable[index]; }
+
+int class_index(size_t len) {
+    if (len == 0 || len > kMaxSlabSize)
+        return -1;
+    if (len <= 256)
+        return static_cast<int>((len - 1) / 16);
+    // len in (256 << g, 512 << g]: group g, step 32 << g.
+    unsigned g = static_cast<unsigned>(std::bit_width(len - 1)) - 9;
+    size_t step = size_t{32} << g;
+    size_t base = size_t{256} << g;
+    return static_cast<int>(16 + 8 * g + (len - base - 1) / step);
+}
+
+}  // namespace jitalloc

@@ -1,0 +1,267 @@
+// Slab objects and per-class slab lists (see slab.h).
+#include "slab/slab.h"
+
+#include <bit>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+namespace jitalloc {
+
+namespace {
+
+size_t words_for(unsigned nobj) { return (nobj + 63) / 64; }
+
+void set_bit(uint64_t *m, unsigned i) { m[i / 64] |= uint64_t{1} << (i % 64); }
+void clear_bit(uint64_t *m, unsigned i) { m[i / 64] &= ~(uint64_t{1} << (i % 64)); }
+
+}  // namespace
+
+int Slab::index_of(const void *p) const {
+    auto *b = static_cast<const uint8_t *>(p);
+    if (b < base)
+        return -1;
+    size_t off = static_cast<size_t>(b - base);
+    if (off % size || off / size >= nobj)
+        return -1;
+    return static_cast<int>(off / size);
+}
+
+int Slab::index_containing(const void *p) const {
+    auto *b = static_cast<const uint8_t *>(p);
+    if (b < base)
+        return -1;
+    size_t i = static_cast<size_t>(b - base) / size;
+    return i < nobj ? static_cast<int>(i) : -1;
+}
+
+size_t slab_metadata_bytes(unsigned cls) {
+    unsigned nobj = size_class(cls).objects;
+    return sizeof(Slab) + 2 * words_for(nobj) * sizeof(uint64_t) + nobj * sizeof(uint16_t);
+}
+
+Slab *slab_new(unsigned cls, Chunk *c, unsigned first_page) {
+    const SizeClass &sc = size_class(cls);
+    size_t words = words_for(sc.objects);
+    void *mem = std::malloc(slab_metadata_bytes(cls));
+    if (!mem)
+        return nullptr;
+    auto *s = new (mem) Slab{};
+    s->chunk = c;
+    s->base = c->page_addr(first_page);
+    s->first_page = static_cast<uint16_t>(first_page);
+    s->cls = static_cast<uint8_t>(cls);
+    s->nobj = sc.objects;
+    s->navail = sc.objects;
+    s->size = sc.size;
+    s->avail = reinterpret_cast<uint64_t *>(s + 1);
+    s->live = s->avail + words;
+    s->req = reinterpret_cast<uint16_t *>(s->live + words);
+    std::memset(s->avail, 0, words * sizeof(uint64_t));
+    for (unsigned i = 0; i < sc.objects; i++)
+        set_bit(s->avail, i);
+    std::memset(s->live, 0, words * sizeof(uint64_t));
+    std::memset(s->req, 0, sc.objects * sizeof(uint16_t));
+    for (unsigned p = first_page; p < first_page + sc.pages; p++) {
+        c->pages[p].owner.store(s, std::memory_order_relaxed);
+        c->pages[p].slab_class.store(static_cast<uint8_t>(cls), std::memory_order_relaxed);
+        c->pages[p].state.store(PageState::slab, std::memory_order_release);
+    }
+    return s;
+}
+
+void slab_delete(Slab *s) {
+    s->~Slab();
+    std::free(s);
+}
+
+void SlabClass::link(Slab *s, ListId l) {
+    SlabList &list = lists_[l];
+    s->list = l;
+    s->prev = nullptr;
+    s->next = list.head;
+    if (list.head)
+        list.head->prev = s;
+    list.head = s;
+    list.count++;
+}
+
+void SlabClass::unlink(Slab *s) {
+    SlabList &list = lists_[s->list];
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        list.head = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    s->next = s->prev = nullptr;
+    list.count--;
+}
+
+// Moves s to the list its counts call for.
+void SlabClass::relist(Slab *s) {
+    ListId want = s->navail == 0 ? kFull : s->navail == s->nobj ? kEmpty : kPartial;
+    if (want == s->list)
+        return;
+    unlink(s);
+    link(s, want);
+}
+
+void SlabClass::add(Slab *s) {
+    link(s, kEmpty);
+    avail_ += s->nobj;
+}
+
+uint8_t *SlabClass::take(uint32_t requested, Slab **slab) {
+    // Partial slabs first, so empty ones stay empty and can be given back.
+    Slab *s = lists_[kPartial].head ? lists_[kPartial].head : lists_[kEmpty].head;
+    if (!s)
+        return nullptr;
+    unsigned words = static_cast<unsigned>(words_for(s->nobj));
+    for (unsigned w = 0; w < words; w++) {
+        if (!s->avail[w])
+            continue;
+        unsigned i = w * 64 + static_cast<unsigned>(std::countr_zero(s->avail[w]));
+        clear_bit(s->avail, i);
+        set_bit(s->live, i);
+        s->req[i] = static_cast<uint16_t>(requested);
+        s->navail--;
+        s->nlive++;
+        s->requested += requested;
+        avail_--;
+        live_++;
+        requested_ += requested;
+        relist(s);
+        *slab = s;
+        return s->object(i);
+    }
+    return nullptr;  // unreachable while the counts are right
+}
+
+int SlabClass::begin_free(Slab *s, unsigned i) {
+    if (i >= s->nobj || !s->is_live(i))
+        return EINVAL;
+    clear_bit(s->live, i);
+    s->nlive--;
+    s->requested -= s->req[i];
+    live_--;
+    requested_ -= s->req[i];
+    return 0;
+}
+
+void SlabClass::abort_free(Slab *s, unsigned i, uint32_t requested) {
+    set_bit(s->live, i);
+    s->nlive++;
+    s->req[i] = static_cast<uint16_t>(requested);
+    s->requested += requested;
+    live_++;
+    requested_ += requested;
+}
+
+Slab *SlabClass::finish_free(Slab *s, unsigned i, unsigned keep_empty) {
+    set_bit(s->avail, i);
+    s->navail++;
+    s->req[i] = 0;
+    avail_++;
+    relist(s);
+    if (s->list == kEmpty && lists_[kEmpty].count > keep_empty) {
+        unlink(s);
+        avail_ -= s->nobj;
+        return s;
+    }
+    return nullptr;
+}
+
+Slab *SlabClass::pop_empty() {
+    Slab *s = lists_[kEmpty].head;
+    if (s) {
+        unlink(s);
+        avail_ -= s->nobj;
+    }
+    return s;
+}
+
+Slab *SlabClass::pop_any() {
+    for (auto &l : lists_) {
+        if (Slab *s = l.head) {
+            unlink(s);
+            avail_ -= s->navail;
+            live_ -= s->nlive;
+            requested_ -= s->requested;
+            return s;
+        }
+    }
+    return nullptr;
+}
+
+uint64_t SlabClass::slabs() const {
+    return lists_[kPartial].count + lists_[kFull].count + lists_[kEmpty].count;
+}
+
+bool SlabClass::check(unsigned cls, std::string &msg) const {
+    char buf[160];
+    auto fail = [&](const char *what, const Slab *s, unsigned i) {
+        std::snprintf(buf, sizeof buf, "slab class %u: %s (slab %p object %u)", cls, what,
+                      s ? static_cast<const void *>(s->base) : nullptr, i);
+        msg = buf;
+        return false;
+    };
+    uint64_t live = 0, avail = 0, requested = 0;
+    for (unsigned l = 0; l < kNumLists; l++) {
+        uint64_t n = 0;
+        const Slab *prev = nullptr;
+        for (const Slab *s = lists_[l].head; s; prev = s, s = s->next) {
+            if (s->prev != prev)
+                return fail("broken list link", s, 0);
+            if (s->list != l || s->cls != cls)
+                return fail("slab on the wrong list", s, 0);
+            const SizeClass &sc = size_class(cls);
+            if (s->nobj != sc.objects || s->size != sc.size)
+                return fail("geometry differs from its class", s, 0);
+            unsigned na = 0, nl = 0;
+            uint64_t req = 0;
+            for (unsigned i = 0; i < s->nobj; i++) {
+                bool a = s->is_avail(i), lv = s->is_live(i);
+                if (a && lv)
+                    return fail("object both free and live", s, i);
+                na += a;
+                nl += lv;
+                if (lv) {
+                    if (s->req[i] == 0 || s->req[i] > s->size)
+                        return fail("live object with bad length", s, i);
+                    req += s->req[i];
+                }
+                if (a) {
+                    const uint8_t *o = s->object(i);
+                    for (uint32_t b = 0; b < s->size; b++)
+                        if (o[b] != kTrapByte)
+                            return fail("free object holds non-trap bytes", s, i);
+                }
+            }
+            if (na != s->navail || nl != s->nlive || req != s->requested)
+                return fail("counts disagree with bitmaps", s, 0);
+            ListId want = na == 0 ? kFull : na == s->nobj ? kEmpty : kPartial;
+            if (want != l)
+                return fail("slab on a list its counts do not match", s, 0);
+            for (unsigned p = s->first_page; p < s->first_page + sc.pages; p++) {
+                const PageDesc &d = s->chunk->pages[p];
+                if (d.state.load() != PageState::slab || d.owner.load() != s ||
+                    d.slab_class.load() != cls)
+                    return fail("page descriptor does not point to its slab", s, p);
+            }
+            live += nl;
+            avail += na;
+            requested += req;
+            if (++n > (uint64_t{1} << 40))
+                return fail("list cycle", s, 0);
+        }
+        if (n != lists_[l].count)
+            return fail("list count wrong", nullptr, l);
+    }
+    if (live != live_ || avail != avail_ || requested != requested_)
+        return fail("class totals disagree", nullptr, 0);
+    return true;
+}
+
+}  // namespace jitalloc

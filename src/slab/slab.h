@@ -1,0 +1,106 @@
+// Slabs: runs of buddy pages cut into equal objects of one size class.
+//
+// Invariants (checked by SlabClass::check):
+//  - A slab's bitmaps live outside code memory. `avail` marks objects that are free and
+//    hold only trap bytes; `live` marks objects handed to the user. An object with
+//    neither bit is in transit (being written by jit_alloc or trap-filled by jit_free);
+//    no object has both.
+//  - navail / nlive are the popcounts of the bitmaps; requested is the sum of req[] over
+//    live objects.
+//  - A slab is on exactly one list of its class: partial (some avail, some not),
+//    full (no avail) or empty (all avail), matching its counts.
+//  - Every page of a slab has state slab and owner == the slab.
+// Locking: everything in a SlabClass and its slabs is guarded by SlabClass::lock.
+// The slab layer never maps or writes code memory; the arena does that around it.
+#pragma once
+
+#include "chunk/chunk.h"
+#include "slab/size_class.h"
+
+#include <mutex>
+#include <string>
+
+namespace jitalloc {
+
+struct Slab {
+    Chunk *chunk;
+    uint8_t *base;        // first object
+    uint16_t first_page;
+    uint8_t cls;
+    uint8_t list;         // which SlabList it is on
+    uint16_t nobj;
+    uint16_t navail;
+    uint16_t nlive;
+    uint32_t size;        // object size
+    uint64_t requested;   // bytes asked for by live objects
+    Slab *next, *prev;
+    uint64_t *avail;      // nobj bits
+    uint64_t *live;       // nobj bits
+    uint16_t *req;        // requested length per object (size <= 16 KiB fits)
+
+    uint8_t *object(unsigned i) const { return base + size_t{i} * size; }
+    size_t pages() const { return size_class(cls).pages; }
+    // Index of the object starting exactly at p; -1 for an interior or foreign pointer.
+    int index_of(const void *p) const;
+    // Index of the object containing p; -1 if p is past the last object.
+    int index_containing(const void *p) const;
+    bool is_live(unsigned i) const { return live[i / 64] >> (i % 64) & 1; }
+    bool is_avail(unsigned i) const { return avail[i / 64] >> (i % 64) & 1; }
+};
+
+struct SlabList {
+    Slab *head = nullptr;
+    uint64_t count = 0;
+};
+
+class SlabClass {
+public:
+    enum ListId : uint8_t { kPartial, kFull, kEmpty, kNumLists };
+
+    std::mutex lock;
+
+    // --- all below require `lock` ---
+
+    // Takes an available object, marking it live with `requested` bytes. nullptr if no
+    // slab of this class has one; *slab is set to the object's slab.
+    uint8_t *take(uint32_t requested, Slab **slab);
+    // Adds a new slab (all objects available).
+    void add(Slab *s);
+    // First half of a free: the object at index i stops being live. EINVAL if it is not.
+    int begin_free(Slab *s, unsigned i);
+    // Undo begin_free (trap fill failed): live again.
+    void abort_free(Slab *s, unsigned i, uint32_t requested);
+    // Second half: the object, now trap-filled, becomes available. If the slab became
+    // empty and more than `keep_empty` empty slabs are cached, the slab is unlinked and
+    // returned: the caller gives its pages back to the buddy.
+    Slab *finish_free(Slab *s, unsigned i, unsigned keep_empty);
+    // Unlinks and returns a cached empty slab (for shrinking), or nullptr.
+    Slab *pop_empty();
+    // Unlinks and returns any slab (arena destruction), or nullptr.
+    Slab *pop_any();
+
+    uint64_t slabs() const;
+    uint64_t objects_live() const { return live_; }
+    uint64_t objects_avail() const { return avail_; }
+    uint64_t requested() const { return requested_; }
+
+    bool check(unsigned cls, std::string &msg) const;
+
+private:
+    void link(Slab *s, ListId l);
+    void unlink(Slab *s);
+    void relist(Slab *s);
+
+    SlabList lists_[kNumLists];
+    uint64_t live_ = 0, avail_ = 0, requested_ = 0;
+};
+
+// A new slab of class cls over `pages` pages of chunk c starting at first_page; claims
+// the pages' descriptors. nullptr if metadata cannot be allocated.
+Slab *slab_new(unsigned cls, Chunk *c, unsigned first_page);
+// Releases the descriptors' claim and the metadata (not the pages).
+void slab_delete(Slab *s);
+// Bytes of metadata held by one slab of class cls.
+size_t slab_metadata_bytes(unsigned cls);
+
+}  // namespace jitalloc
