@@ -68,7 +68,6 @@ bool jit_arena::room_for_locked(size_t bytes) const {
 }
 
 void jit_arena::link_chunk_locked(Chunk *c) {
-    c->arena = this;
     c->prev = nullptr;
     c->next = chunks;
     if (chunks)
@@ -92,10 +91,9 @@ int jit_arena::grow_locked() {
     if (!room_for_locked(kChunkSize))
         return ENOMEM;
     bool huge = !(opts.flags & JIT_ARENA_NO_HUGE_PAGES);
-    Chunk *c = chunk_create(*writer, placement, kChunkSize, huge);
+    Chunk *c = chunk_create(*writer, placement, kChunkSize, huge, this);
     if (!c)
         return errno;
-    c->arena = this;
     link_chunk_locked(c);
     buddy.add_chunk(c);
     return 0;
@@ -246,10 +244,9 @@ int jit_arena::alloc_large(const void *code, size_t len, void **out) {
         std::lock_guard<std::mutex> b(buddy_lock);
         if (!room_for_locked(size))
             return ENOMEM;
-        c = chunk_create(*writer, placement, size, !(opts.flags & JIT_ARENA_NO_HUGE_PAGES));
+        c = chunk_create(*writer, placement, size, !(opts.flags & JIT_ARENA_NO_HUGE_PAGES), this);
         if (!c)
             return errno;
-        c->large = true;
         c->live = true;
         c->requested = len;
         link_chunk_locked(c);

@@ -72,7 +72,8 @@ void meta_recycle(Chunk *c) {
 
 }  // namespace
 
-Chunk *chunk_create(const Writer &w, const Placement &where, size_t size, bool huge) {
+Chunk *chunk_create(const Writer &w, const Placement &where, size_t size, bool huge,
+                    jit_arena *arena) {
     Chunk *c = meta_new();
     if (!c) {
         errno = ENOMEM;
@@ -95,6 +96,8 @@ Chunk *chunk_create(const Writer &w, const Placement &where, size_t size, bool h
     }
     c->base = at;
     c->size = size;
+    c->large = size > kChunkSize;
+    c->arena = arena;
     if (!chunk_map_insert(c)) {
         if (w.unmap(c->mapping) != 0)
             os::munmap(at, size);
