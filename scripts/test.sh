@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Runs every test: the library suites in a plain build, under ASan+UBSan and under TSan,
+# then the kernel port's tests (kernel-port/test.sh). Prints "N passed, M failed" last
+# and exits non-zero if anything failed.
+#   JITALLOC_SKIP_KERNEL=1   skip the kernel port
+#   JITALLOC_SKIP_SANITIZERS=1  only the plain build
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+scripts/install-deps.sh || { echo "dependency install failed"; exit 1; }
+
+passed=0
+failed=0
+jobs=$(nproc)
+
+# run_suite NAME BUILD_DIR CTEST_ARGS CMAKE_ARGS...
+run_suite() {
+  local name=$1 dir=$2 ctest_args=$3
+  shift 3
+  echo "=== $name: configure and build ($dir)"
+  if ! cmake -S "$root" -B "$dir" "$@" >"$dir.configure.log" 2>&1 ||
+     ! cmake --build "$dir" -j"$jobs" >"$dir.build.log" 2>&1; then
+    tail -n 60 "$dir.configure.log" "$dir.build.log" 2>/dev/null
+    echo "=== $name: BUILD FAILED"
+    failed=$((failed + 1))
+    return
+  fi
+  echo "=== $name: ctest $ctest_args"
+  local log="$dir.ctest.log"
+  # shellcheck disable=SC2086
+  (cd "$dir" && ctest --output-on-failure -j"$jobs" $ctest_args) 2>&1 | tee "$log"
+  local line p f
+  line=$(grep -E "tests passed, [0-9]+ tests failed out of [0-9]+" "$log" | tail -n 1)
+  if [ -z "$line" ]; then
+    echo "=== $name: ctest did not report"
+    failed=$((failed + 1))
+    return
+  fi
+  f=$(sed -E 's/.* ([0-9]+) tests failed out of ([0-9]+).*/\1/' <<<"$line")
+  p=$(( $(sed -E 's/.* tests failed out of ([0-9]+).*/\1/' <<<"$line") - f ))
+  passed=$((passed + p))
+  failed=$((failed + f))
+}
+
+run_suite "plain" "$root/build-test" "-LE soak" -DCMAKE_BUILD_TYPE=RelWithDebInfo
+if [ "${JITALLOC_SKIP_SANITIZERS:-0}" != 1 ]; then
+  run_suite "asan+ubsan" "$root/build-asan" "-L core|reliability -LE soak|fuzz" \
+    -DCMAKE_BUILD_TYPE=Debug -DJITALLOC_SANITIZE="address;undefined" \
+    -DJITALLOC_BUILD_BENCH=OFF -DJITALLOC_BUILD_EXAMPLES=OFF
+  run_suite "tsan" "$root/build-tsan" "-L core|reliability -LE soak|fuzz" \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo -DJITALLOC_SANITIZE=thread \
+    -DJITALLOC_BUILD_BENCH=OFF -DJITALLOC_BUILD_EXAMPLES=OFF
+fi
+
+if [ "${JITALLOC_SKIP_KERNEL:-0}" != 1 ] && [ -x "$root/kernel-port/test.sh" ]; then
+  echo "=== kernel-port/test.sh"
+  klog="$root/build-kernel-test.log"
+  "$root/kernel-port/test.sh" 2>&1 | tee "$klog"
+  kstatus=${PIPESTATUS[0]}
+  kline=$(grep -E "^[A-Za-z-]*:? ?[0-9]+ passed, [0-9]+ failed" "$klog" | tail -n 1)
+  if [ -n "$kline" ]; then
+    passed=$((passed + $(sed -E 's/.*([^0-9]|^)([0-9]+) passed.*/\2/' <<<"$kline")))
+    failed=$((failed + $(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$kline")))
+  fi
+  if [ "$kstatus" -ne 0 ] && [ "$(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"${kline:-x 1 failed}")" = 0 ]; then
+    failed=$((failed + 1))  # the script failed without counting a failed test
+  fi
+fi
+
+echo "${passed} passed, ${failed} failed"
+[ "$failed" -eq 0 ]
