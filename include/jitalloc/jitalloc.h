@@ -70,8 +70,11 @@ enum jit_placement {
 /* Arena flags. */
 #define JIT_ARENA_NO_SYNC_CORE  (1u << 0) /* skip membarrier(SYNC_CORE) after jit_update */
 #define JIT_ARENA_NO_HUGE_PAGES (1u << 1) /* do not ask for transparent huge pages */
-#define JIT_ARENA_IGNORE_ENV    (1u << 2) /* JITALLOC_WRITER does not override AUTO */
-#define JIT_ARENA_FLAGS_ALL     0x07u
+#define JIT_ARENA_IGNORE_ENV    (1u << 2) /* JITALLOC_WRITER does not override AUTO,
+                                             JITALLOC_PERF_MAP / _GDB_JIT add no flags */
+#define JIT_ARENA_PERF_MAP      (1u << 3) /* name allocations in /tmp/perf-PID.map */
+#define JIT_ARENA_GDB_JIT       (1u << 4) /* register allocations with GDB's JIT interface */
+#define JIT_ARENA_FLAGS_ALL     0x1fu
 
 /* Default distance kept between any code byte and the placement address: 2 GiB less
  * 32 MiB of slack for the host code around that address, so rel32 calls reach it. */

@@ -4,6 +4,7 @@
 // (before any arena lock) by fork handlers, jit_shrink and destruction.
 #include "arena/arena.h"
 
+#include "observe/observe.h"
 #include "os/os.h"
 
 #include <linux/membarrier.h>
@@ -159,6 +160,9 @@ int arena_create(const jit_arena_options *user, jit_arena **out) {
     a->writer = w;
     a->opts.writer = w->kind();
     a->placement = make_placement(o);
+    if (!(o.flags & JIT_ARENA_IGNORE_ENV))
+        a->opts.flags |= observe_env_flags();
+    a->observed = a->opts.flags & (JIT_ARENA_PERF_MAP | JIT_ARENA_GDB_JIT);
     if (!(o.flags & JIT_ARENA_NO_SYNC_CORE))
         a->sync_core = os::membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE, 0) == 0;
     std::call_once(g_atfork_once, [] { pthread_atfork(atfork_prepare, atfork_parent, atfork_child); });
@@ -181,6 +185,8 @@ int arena_destroy(jit_arena *a) {
             return EINVAL;
         *pp = a->next_arena;
     }
+    if (a->observed)
+        observe_arena_destroyed(a);
     a->destroy_all();
     delete a;
     return 0;

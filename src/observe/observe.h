@@ -1,9 +1,17 @@
 // Observers of allocations for profilers and debuggers (perf map, GDB JIT interface).
 // Called by the arena after an allocation is written and before it is freed, outside
-// the arena's locks.
+// the arena's locks. The observers keep their own table of live named allocations,
+// guarded by one global observer lock (taken after, never around, arena locks).
+//
+// Enabled per arena with JIT_ARENA_PERF_MAP / JIT_ARENA_GDB_JIT, or for every arena
+// that does not set JIT_ARENA_IGNORE_ENV by the environment:
+//   JITALLOC_PERF_MAP=1     /tmp/perf-PID.map, entries removed on free (file rewritten)
+//   JITALLOC_PERF_MAP=keep  the same, append-only: freed entries stay (see README)
+//   JITALLOC_GDB_JIT=1      GDB JIT interface registration
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 struct jit_arena;
 
@@ -11,5 +19,12 @@ namespace jitalloc {
 
 void observe_alloc(jit_arena *a, const void *code, size_t len, const char *name);
 void observe_free(jit_arena *a, const void *code);
+
+// Observer flags (JIT_ARENA_PERF_MAP / JIT_ARENA_GDB_JIT) requested by the environment.
+unsigned observe_env_flags();
+// The arena is being destroyed: drop every record of its allocations.
+void observe_arena_destroyed(jit_arena *a);
+// The name an observer recorded for the allocation starting at code; false if none.
+bool observe_name(const void *code, char *buf, size_t buf_len);
 
 }  // namespace jitalloc

@@ -1,0 +1,128 @@
+// jitalloc::JitRuntime: a drop-in for asmjit::JitRuntime that puts code in jitalloc.
+//
+//     asmjit::JitRuntime rt;      // before
+//     jitalloc::JitRuntime rt;    // after: the only change
+//
+//     asmjit::CodeHolder code;
+//     code.init(rt.environment());
+//     ... emit with x86::Assembler / x86::Compiler ...
+//     Fn fn;
+//     if (rt.add(&fn, &code) != asmjit::kErrorOk) ...
+//     fn(...);
+//     rt.release(fn);
+//
+// Like asmjit::JitRuntime it derives from asmjit::Target and has add(&fn, &code),
+// release(fn) and the virtual _add/_release, with the same asmjit::Error codes:
+//   kErrorNoCodeGenerated  the CodeHolder is empty;
+//   kErrorOutOfMemory      jitalloc could not reserve the memory (errno ENOMEM);
+//   kErrorInvalidArgument  release() of something that add() did not return, or a
+//                          jitalloc error other than ENOMEM (errno says which);
+//   any error of CodeHolder::flatten / resolveUnresolvedLinks / relocateToBase.
+// add() reserves trap-filled space with jit_arena_alloc_named(arena, NULL, size, name),
+// relocates the CodeHolder to that address, flattens it into an ordinary buffer and
+// writes it with one jit_update: the code memory is never writable, no RW alias exists
+// (with the default writer) and the code is complete before add() returns.
+// add(&fn, &code, "name") names the function for perf and GDB (arena flags
+// JIT_ARENA_PERF_MAP / JIT_ARENA_GDB_JIT, see <jitalloc/jitalloc.h>).
+//
+// Differences from asmjit::JitRuntime: allocator() / reset() do not exist (there is no
+// asmjit::JitAllocator); the memory comes from a jit_arena (the default one unless one
+// is given) and stays valid until release() or the arena's destruction; the destructor
+// releases nothing (as with asmjit, release what you add, or destroy the arena).
+// rel32 calls/jumps from the code to host functions are emitted directly when the
+// arena places code within +-2 GiB of them (JIT_PLACE_NEAR_LIBRARY / NEAR_ADDRESS);
+// otherwise asmjit falls back to its address table, as it does for JitRuntime.
+#ifndef JITALLOC_ASMJIT_HPP
+#define JITALLOC_ASMJIT_HPP
+
+#include <jitalloc/jitalloc.h>
+
+#include <asmjit/core.h>
+
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <new>
+#include <vector>
+
+namespace jitalloc {
+
+class JitRuntime : public asmjit::Target {
+public:
+    ASMJIT_NONCOPYABLE(JitRuntime)
+
+    // arena == nullptr: jit_default_arena(), created on first use.
+    explicit JitRuntime(jit_arena *arena = nullptr) noexcept : arena_(arena) {
+        _environment = asmjit::Environment::host();
+        _environment.setObjectFormat(asmjit::ObjectFormat::kJIT);
+    }
+    ~JitRuntime() noexcept override = default;
+
+    // The arena code goes to (nullptr only if the default arena cannot be created).
+    jit_arena *arena() const noexcept { return arena_ ? arena_ : jit_default_arena(); }
+
+    template <typename Func>
+    asmjit::Error add(Func *dst, asmjit::CodeHolder *code, const char *name = nullptr) noexcept {
+        return _add_named(asmjit::Support::ptr_cast_impl<void **, Func *>(dst), code, name);
+    }
+
+    template <typename Func>
+    asmjit::Error release(Func p) noexcept {
+        return _release(asmjit::Support::ptr_cast_impl<void *, Func>(p));
+    }
+
+    virtual asmjit::Error _add(void **dst, asmjit::CodeHolder *code) noexcept {
+        return _add_named(dst, code, nullptr);
+    }
+
+    virtual asmjit::Error _release(void *p) noexcept {
+        if (!p)
+            return asmjit::DebugUtils::errored(asmjit::kErrorInvalidArgument);
+        jit_arena *a = arena();
+        if (!a || jit_arena_free(a, p) != 0)
+            return asmjit::DebugUtils::errored(asmjit::kErrorInvalidArgument);
+        return asmjit::kErrorOk;
+    }
+
+    virtual asmjit::Error _add_named(void **dst, asmjit::CodeHolder *code, const char *name) noexcept {
+        using namespace asmjit;
+        *dst = nullptr;
+        if (!code)
+            return DebugUtils::errored(kErrorInvalidArgument);
+        ASMJIT_PROPAGATE(code->flatten());
+        ASMJIT_PROPAGATE(code->resolveUnresolvedLinks());
+        // An upper bound: it counts address-table slots relocation may not need.
+        size_t estimated = code->codeSize();
+        if (estimated == 0)
+            return DebugUtils::errored(kErrorNoCodeGenerated);
+        jit_arena *a = arena();
+        void *p = a ? jit_arena_alloc_named(a, nullptr, estimated, name) : nullptr;
+        if (!p)
+            return DebugUtils::errored(errno == ENOMEM || !a ? kErrorOutOfMemory : kErrorInvalidArgument);
+
+        Error err = code->relocateToBase(reinterpret_cast<uintptr_t>(p));
+        size_t size = code->codeSize();
+        if (err == kErrorOk && (size == 0 || size > estimated))
+            err = DebugUtils::errored(kErrorInvalidState);
+        if (err == kErrorOk) {
+            std::vector<uint8_t> buf;
+            buf.resize(size);  // -fno-exceptions callers: bad_alloc terminates, as new does
+            err = code->copyFlattenedData(buf.data(), size, CopySectionFlags::kPadTargetBuffer);
+            if (err == kErrorOk && jit_arena_update(a, p, buf.data(), size) != 0)
+                err = DebugUtils::errored(errno == ENOMEM ? kErrorOutOfMemory : kErrorInvalidState);
+        }
+        if (err != kErrorOk) {
+            jit_arena_free(a, p);
+            return err;
+        }
+        *dst = p;
+        return kErrorOk;
+    }
+
+private:
+    jit_arena *arena_;
+};
+
+}  // namespace jitalloc
+
+#endif  // JITALLOC_ASMJIT_HPP
