@@ -48,17 +48,11 @@ void ForkGate::open() {
 // ---------------------------------------------------------------- writes
 
 int jit_arena::write(Chunk *c, uint8_t *dst, const void *src, size_t len) {
-    gate.enter();
-    int rc = poke(*writer, c->mapping, dst, src, len);
-    gate.leave();
-    return rc;
+    return poke(*writer, c->mapping, dst, src, len);
 }
 
 int jit_arena::write_traps(Chunk *c, uint8_t *dst, size_t len) {
-    gate.enter();
-    int rc = poke_traps(*writer, c->mapping, dst, len);
-    gate.leave();
-    return rc;
+    return poke_traps(*writer, c->mapping, dst, len);
 }
 
 // ---------------------------------------------------------------- chunks (buddy_lock)
@@ -138,6 +132,7 @@ void jit_arena::release_locked(size_t keep_bytes, size_t *released) {
 int jit_arena::alloc(const void *code, size_t len, const char *name, void **out) {
     if (len == 0 || len > JIT_MAX_ALLOC_SIZE)
         return EINVAL;
+    GateGuard op(gate);
     int cls = class_index(len);
     int rc = cls >= 0               ? alloc_small(static_cast<unsigned>(cls), code, len, out)
              : len <= kChunkSize    ? alloc_pages(code, len, out)
@@ -331,6 +326,7 @@ bool jit_arena::locate(const void *p, bool exact, Located &out) {
 }
 
 size_t jit_arena::usable_size(const void *p) {
+    GateGuard op(gate);
     Located loc;
     return p && locate(p, true, loc) ? loc.usable : 0;
 }
@@ -340,6 +336,7 @@ size_t jit_arena::usable_size(const void *p) {
 int jit_arena::update(void *dst, const void *src, size_t len) {
     if (!dst || !src || len == 0 || len > JIT_MAX_ALLOC_SIZE)
         return EINVAL;
+    GateGuard op(gate);
     Located loc;
     if (!locate(dst, false, loc))
         return EINVAL;
@@ -361,6 +358,7 @@ int jit_arena::update(void *dst, const void *src, size_t len) {
 int jit_arena::free(void *p) {
     if (!p)
         return EINVAL;
+    GateGuard op(gate);
     Chunk *c = chunk_of(p);
     if (!c)
         return EINVAL;
@@ -457,6 +455,7 @@ int jit_arena::free_large(Chunk *c, void *p) {
 // ---------------------------------------------------------------- shrink / destroy
 
 size_t jit_arena::shrink() {
+    GateGuard op(gate);
     for (SlabClass &k : classes) {
         std::lock_guard<std::mutex> g(k.lock);
         while (Slab *s = k.pop_empty())

@@ -7,9 +7,11 @@
 //  - SlabClass::lock guards one class's slabs; buddy_lock guards the buddy, the chunk
 //    list and page-run descriptors. Order: class lock, then buddy lock; never reverse.
 //  - No code memory is written under either lock: writes (poke) happen with the object
-//    out of every free list (in transit), inside the fork gate only.
-//  - The fork gate is held (shared) around every write, so fork() never copies a
-//    half-written allocation; fork handlers take every lock of every arena.
+//    out of every free list (in transit).
+//  - Every public operation runs inside the fork gate (shared, entered once, before any
+//    lock). fork() closes the gate of every arena and waits for operations in flight, so
+//    the child never inherits a half-done operation, a held lock or a half-written
+//    allocation — without fork() having to take the dozens of per-class locks.
 #pragma once
 
 #include "buddy/buddy.h"
@@ -25,7 +27,8 @@
 
 namespace jitalloc {
 
-// Lets many writers run at once, and fork() wait for all of them and keep new ones out.
+// Lets many operations run at once, and fork() wait for all of them and keep new ones
+// out. Not reentrant: an operation enters once.
 class ForkGate {
 public:
     void enter();
@@ -37,6 +40,17 @@ private:
     std::atomic<int> inflight_{0};
     std::atomic<bool> closing_{false};
     std::mutex lock_;  // held by fork() between close() and open()
+};
+
+class GateGuard {
+public:
+    explicit GateGuard(ForkGate &g) : g_(g) { g_.enter(); }
+    ~GateGuard() { g_.leave(); }
+    GateGuard(const GateGuard &) = delete;
+    GateGuard &operator=(const GateGuard &) = delete;
+
+private:
+    ForkGate &g_;
 };
 
 // Result of resolving a pointer to its allocation.
@@ -87,7 +101,7 @@ struct jit_arena {
     bool check(std::string &msg);
     void destroy_all();
 
-    // fork support (see fork.cpp)
+    // fork support (see arena_setup.cpp)
     void fork_prepare();
     void fork_parent();
     void fork_child();

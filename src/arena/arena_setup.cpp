@@ -197,12 +197,10 @@ int arena_destroy(jit_arena *a) {
 // ---------------------------------------------------------------- fork, per arena
 
 void jit_arena::fork_prepare() {
+    // With the gate closed no operation is in flight, so no lock is held and nothing is
+    // half-written. Memfd-backed code is shared memory: make the child's private copy now.
+    // A failure here leaves that chunk unwritable in the child, never shared.
     gate.close();
-    for (SlabClass &k : classes)
-        k.lock.lock();
-    buddy_lock.lock();
-    // Memfd-backed code is shared memory: make the child's private copy now, while no
-    // write can be in flight. A failure here leaves that chunk read-only in the child.
     for (Chunk *c = chunks; c; c = c->next)
         (void)writer->fork_prepare(c->mapping);
 }
@@ -210,17 +208,11 @@ void jit_arena::fork_prepare() {
 void jit_arena::fork_parent() {
     for (Chunk *c = chunks; c; c = c->next)
         writer->fork_parent(c->mapping);
-    buddy_lock.unlock();
-    for (SlabClass &k : classes)
-        k.lock.unlock();
     gate.open();
 }
 
 void jit_arena::fork_child() {
     for (Chunk *c = chunks; c; c = c->next)
         (void)writer->fork_child(c->mapping);
-    buddy_lock.unlock();
-    for (SlabClass &k : classes)
-        k.lock.unlock();
     gate.open();
 }

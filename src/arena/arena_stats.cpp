@@ -10,6 +10,7 @@
 using namespace jitalloc;
 
 int jit_arena::stats(struct jit_stats *out) {
+    GateGuard op(gate);
     std::memset(out, 0, sizeof *out);
     out->writer = writer->kind();
     out->writer_name = jit_writer_name(out->writer);
@@ -62,6 +63,7 @@ int jit_arena::stats(struct jit_stats *out) {
 }
 
 bool jit_arena::check(std::string &msg) {
+    GateGuard op(gate);
     for (unsigned i = 0; i < kNumClasses; i++) {
         std::lock_guard<std::mutex> g(classes[i].lock);
         if (!classes[i].check(i, msg))
