@@ -126,13 +126,13 @@ int map_memfd_chunk(ChunkMapping &m, uint8_t *at, size_t size, bool huge) {
 }
 
 int unmap_memfd_chunk(ChunkMapping &m) {
-    if (m.rw_alias) {
-        if (os::munmap(m.rw_alias, m.size) != 0)
-            return errno;
-        m.rw_alias = nullptr;
-    }
+    // The code view first: if that fails nothing has changed and the chunk stays usable.
     if (os::munmap(m.base, m.size) != 0)
         return errno;
+    // The chunk is gone now; its writable alias must go too, or at least lose write
+    // permission if the kernel refuses twice.
+    if (m.rw_alias && os::munmap(m.rw_alias, m.size) != 0 && os::munmap(m.rw_alias, m.size) != 0)
+        (void)os::mprotect(m.rw_alias, m.size, PROT_NONE);
     if (m.fd >= 0)
         os::close(m.fd);
     m = ChunkMapping{};
@@ -250,7 +250,7 @@ int poke_source(const Writer &w, const ChunkMapping &m, uint8_t *dst, Writer::So
     if (matches(dst, src, len))
         return 0;  // nothing to change (e.g. trap fill of never-written memory)
     // Keep the old bytes so a failed write can be undone.
-    uint8_t small[512];
+    uint8_t small[4096];  // most objects: no heap allocation on the write path
     std::unique_ptr<uint8_t[]> big;
     uint8_t *old = small;
     if (len > sizeof small) {
@@ -299,8 +299,14 @@ int probe_writer(const Writer &w) {
     rc = poke(w, m, m.base + 64, pattern, sizeof pattern);
     if (!rc && m.base[0] != kTrapByte)
         rc = EIO;
-    if (w.unmap(m) != 0)
+    if (w.unmap(m) != 0 && w.unmap(m) != 0) {
+        // Unmap what is left piece by piece: no alias or descriptor may outlive the probe.
+        if (m.rw_alias)
+            os::munmap(m.rw_alias, m.size);
         os::munmap(at, kSize);
+        if (m.fd >= 0)
+            os::close(m.fd);
+    }
     return rc;
 }
 
