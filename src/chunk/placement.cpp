@@ -36,11 +36,25 @@ uint8_t *reserve_anywhere(size_t size) {
         return nullptr;
     auto start = reinterpret_cast<uintptr_t>(p);
     uintptr_t aligned = align_up(start);
-    if (aligned > start)
-        os::munmap(p, aligned - start);
     uintptr_t tail = start + span - (aligned + size);
-    if (tail)
-        os::munmap(reinterpret_cast<void *>(aligned + size), tail);
+    // Trim the alignment slack; a trim the kernel refuses twice would leak the slack, so
+    // give the whole span back instead.
+    auto trim = [](uintptr_t at, size_t len) {
+        return len == 0 || os::munmap(reinterpret_cast<void *>(at), len) == 0 ||
+               os::munmap(reinterpret_cast<void *>(at), len) == 0;
+    };
+    if (!trim(start, aligned - start)) {
+        int e = errno;
+        os::munmap(p, span);
+        errno = e;
+        return nullptr;
+    }
+    if (!trim(aligned + size, tail)) {
+        int e = errno;
+        os::munmap(reinterpret_cast<void *>(aligned), span - (aligned - start));
+        errno = e;
+        return nullptr;
+    }
     return reinterpret_cast<uint8_t *>(aligned);
 }
 

@@ -97,8 +97,15 @@ public:
         if (rw == MAP_FAILED)
             return errno;
         copy_source(static_cast<uint8_t *>(rw) + (off - first), src, len);
-        if (os::munmap(rw, span) != 0)
-            return errno;
+        // The writable alias must not outlive the write: retry, and if the kernel still
+        // refuses, take its write permission away.
+        for (int tries = 0; os::munmap(rw, span) != 0; ++tries) {
+            if (tries == 2) {
+                int e = errno;
+                (void)os::mprotect(rw, span, PROT_NONE);
+                return e;
+            }
+        }
         return 0;
     }
 };
