@@ -1,0 +1,151 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * jittool: helper for the qemu boot test (statically linked into the
+ * initramfs).
+ *
+ *   jittool load N FILE   load N BPF socket filters of varying sizes (JITed),
+ *                         touch FILE when done, keep them loaded until killed
+ *   jittool kcore         load one program, read its JITed image through
+ *                         /proc/kcore and compare with BPF_OBJ_GET_INFO_BY_FD
+ */
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <linux/bpf.h>
+
+static int bpf(int cmd, union bpf_attr *attr)
+{
+	return syscall(__NR_bpf, cmd, attr, sizeof(*attr));
+}
+
+static int load_prog(unsigned int n)
+{
+	struct bpf_insn *insns = calloc(n + 2, sizeof(*insns));
+	union bpf_attr attr;
+	unsigned int i;
+	int fd;
+
+	/* r0 = 0; r0 += i (n times); exit */
+	insns[0] = (struct bpf_insn){ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = 0 };
+	for (i = 1; i <= n; i++)
+		insns[i] = (struct bpf_insn){ .code = BPF_ALU64 | BPF_ADD | BPF_K,
+					      .dst_reg = 0, .imm = (int)i };
+	insns[n + 1] = (struct bpf_insn){ .code = BPF_JMP | BPF_EXIT };
+	memset(&attr, 0, sizeof(attr));
+	attr.prog_type = BPF_PROG_TYPE_SOCKET_FILTER;
+	attr.insns = (uintptr_t)insns;
+	attr.insn_cnt = n + 2;
+	attr.license = (uintptr_t)"GPL";
+	fd = bpf(BPF_PROG_LOAD, &attr);
+	free(insns);
+	return fd;
+}
+
+static int cmd_load(int n, const char *done)
+{
+	struct rlimit rl = { n + 64, n + 64 };
+	int i, fd;
+
+	setrlimit(RLIMIT_NOFILE, &rl);
+	for (i = 0; i < n; i++) {
+		fd = load_prog(8 + (i * 37) % 400);
+		if (fd < 0) {
+			fprintf(stderr, "jittool: load %d: %s\n", i, strerror(errno));
+			return 1;
+		}
+	}
+	printf("jittool: loaded %d BPF programs\n", n);
+	fflush(stdout);
+	close(open(done, O_CREAT | O_WRONLY, 0644));
+	for (;;)
+		pause();
+}
+
+static int kcore_read(uint64_t addr, void *buf, size_t len)
+{
+	int fd = open("/proc/kcore", O_RDONLY);
+	Elf64_Ehdr eh;
+	int i;
+
+	if (fd < 0 || pread(fd, &eh, sizeof(eh), 0) != sizeof(eh))
+		return -1;
+	for (i = 0; i < eh.e_phnum; i++) {
+		Elf64_Phdr ph;
+
+		if (pread(fd, &ph, sizeof(ph), eh.e_phoff + i * eh.e_phentsize) != sizeof(ph))
+			break;
+		if (ph.p_type != PT_LOAD || addr < ph.p_vaddr ||
+		    addr + len > ph.p_vaddr + ph.p_memsz)
+			continue;
+		if (pread(fd, buf, len, ph.p_offset + (addr - ph.p_vaddr)) != (ssize_t)len)
+			break;
+		close(fd);
+		return 0;
+	}
+	close(fd);
+	return -1;
+}
+
+static int cmd_kcore(void)
+{
+	struct bpf_prog_info info;
+	union bpf_attr attr;
+	unsigned char img[4096], kc[4096];
+	uint64_t ksym = 0;
+	unsigned int len;
+	int fd = load_prog(50);
+
+	if (fd < 0) {
+		perror("jittool: BPF_PROG_LOAD");
+		return 1;
+	}
+	memset(&info, 0, sizeof(info));
+	info.jited_prog_len = sizeof(img);
+	info.jited_prog_insns = (uintptr_t)img;
+	info.nr_jited_ksyms = 1;
+	info.jited_ksyms = (uintptr_t)&ksym;
+	memset(&attr, 0, sizeof(attr));
+	attr.info.bpf_fd = fd;
+	attr.info.info_len = sizeof(info);
+	attr.info.info = (uintptr_t)&info;
+	if (bpf(BPF_OBJ_GET_INFO_BY_FD, &attr)) {
+		perror("jittool: BPF_OBJ_GET_INFO_BY_FD");
+		return 1;
+	}
+	len = info.jited_prog_len < sizeof(img) ? info.jited_prog_len : sizeof(img);
+	if (!ksym || !len) {
+		fprintf(stderr, "jittool: no JIT image (ksym %llx len %u)\n",
+			(unsigned long long)ksym, len);
+		return 1;
+	}
+	if (kcore_read(ksym, kc, len)) {
+		fprintf(stderr, "jittool: cannot read %llx from /proc/kcore\n",
+			(unsigned long long)ksym);
+		return 1;
+	}
+	if (memcmp(kc, img, len)) {
+		fprintf(stderr, "jittool: /proc/kcore differs from the JIT image at %llx (first bytes %02x %02x %02x %02x)\n",
+			(unsigned long long)ksym, kc[0], kc[1], kc[2], kc[3]);
+		return 1;
+	}
+	printf("jittool: /proc/kcore matches the %u-byte JIT image at %llx\n",
+	       len, (unsigned long long)ksym);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 4 && !strcmp(argv[1], "load"))
+		return cmd_load(atoi(argv[2]), argv[3]);
+	if (argc == 2 && !strcmp(argv[1], "kcore"))
+		return cmd_kcore();
+	fprintf(stderr, "usage: jittool load N DONEFILE | jittool kcore\n");
+	return 2;
+}

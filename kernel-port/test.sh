@@ -1,0 +1,169 @@
+#!/bin/bash
+# kernel-port tests.
+#
+#   bash kernel-port/test.sh          (1) userspace harness (ASan/UBSan)
+#                                     (2) KUnit under qemu (x86_64, TCG, 2 CPUs)
+#   bash kernel-port/test.sh --full   also (3) qemu boot checks and
+#                                     (4) direct-map measurements -> RESULTS.md
+#
+# Self-sufficient on Debian 12 as root: installs what it needs with apt,
+# unpacks Debian's linux-source-6.12 outside the repository
+# ($JITALLOC_KERNEL_DIR, default /var/cache/jitalloc-kernel), applies
+# kernel-port/patches/*.patch and reuses tree and build directories on later
+# runs (incremental builds).
+set -uo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+KCACHE=${JITALLOC_KERNEL_DIR:-/var/cache/jitalloc-kernel}
+JOBS=${JOBS:-$(nproc)}
+FULL=0
+for a in "$@"; do
+	case "$a" in
+	--full) FULL=1 ;;
+	-h|--help) sed -n 2,13p "$0"; exit 0 ;;
+	*) echo "unknown argument: $a" >&2; exit 2 ;;
+	esac
+done
+
+PASSED=0
+FAILED=0
+FAILED_NAMES=()
+T0=$(date +%s)
+log() { echo "[kernel-port $(date +%T)] $*"; }
+pass() { PASSED=$((PASSED + ${2:-1})); log "PASS: $1${2:+ ($2)}"; }
+fail() { FAILED=$((FAILED + ${2:-1})); FAILED_NAMES+=("$1"); log "FAIL: $1"; }
+finish() {
+	local dt=$(( $(date +%s) - T0 ))
+	[ ${#FAILED_NAMES[@]} -gt 0 ] && log "failed: ${FAILED_NAMES[*]}"
+	echo "kernel-port: $PASSED passed, $FAILED failed (${dt}s)"
+	[ "$FAILED" -eq 0 ] && [ "$PASSED" -gt 0 ]
+	exit $?
+}
+
+# ------------------------------------------------------------------ deps
+PKGS=(build-essential gcc make patch bc bison flex libelf-dev libssl-dev
+      python3 qemu-system-x86 cpio xz-utils linux-source-6.12)
+[ $FULL = 1 ] && PKGS+=(busybox-static kmod)
+missing=()
+for p in "${PKGS[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+		missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	log "installing: ${missing[*]}"
+	if [ "$(id -u)" != 0 ]; then
+		echo "need root to install ${missing[*]}" >&2
+		exit 1
+	fi
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -q >/dev/null &&
+	apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null ||
+		{ fail "apt-get install"; finish; }
+fi
+
+# ------------------------------------------------------ (1) harness
+harness() {
+	local tmp rc
+	tmp=$(mktemp -d)
+	# the allocator core exactly as the first patch adds it to the kernel
+	if ! patch -s -p1 -d "$tmp" < "$HERE"/patches/0001-*.patch; then
+		fail "harness: extracting mm/jitalloc_core.[ch] from patch 0001"
+		rm -rf "$tmp"; return
+	fi
+	if ! gcc -std=gnu11 -g -O1 -Wall -Werror -fsanitize=address,undefined \
+		-fno-sanitize-recover=all -fno-omit-frame-pointer \
+		-I"$HERE"/harness/include -I"$tmp"/mm \
+		"$HERE"/harness/tests.c "$tmp"/mm/jitalloc_core.c -o "$tmp"/harness; then
+		fail "harness: build"
+		rm -rf "$tmp"; return
+	fi
+	"$tmp"/harness > "$tmp"/out 2>&1
+	rc=$?
+	cat "$tmp"/out
+	local np nf
+	np=$(grep -c '^ok ' "$tmp"/out)
+	nf=$(grep -c '^not ok ' "$tmp"/out)
+	if [ $rc -eq 0 ] && [ "$nf" -eq 0 ] && [ "$np" -gt 0 ]; then
+		pass "harness" "$np"
+	else
+		fail "harness (exit $rc)" "$(( nf > 0 ? nf : 1 ))"
+	fi
+	rm -rf "$tmp"
+}
+
+# ------------------------------------------------------ kernel tree
+TARBALL=/usr/src/linux-source-6.12.tar.xz
+SRC=$KCACHE/src/linux-source-6.12
+series_concat() { cat "$HERE"/patches/*.patch; }
+
+prepare_tree() {
+	local stamp want
+	mkdir -p "$KCACHE/src"
+	want="$(stat -c '%s %Y' "$TARBALL")"
+	stamp="$KCACHE/src/.tarball"
+	if [ ! -d "$SRC" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] ||
+	   [ -e "$KCACHE/src/.dirty" ]; then
+		log "unpacking $TARBALL into $KCACHE/src"
+		rm -rf "$SRC" "$KCACHE/src/.applied"
+		tar -C "$KCACHE/src" -xf "$TARBALL" || return 1
+		echo "$want" > "$stamp"
+		rm -f "$KCACHE/src/.dirty"
+	fi
+	if series_concat | cmp -s - "$KCACHE/src/.applied" 2>/dev/null; then
+		log "patch series already applied"
+		return 0
+	fi
+	touch "$KCACHE/src/.dirty"
+	if [ -e "$KCACHE/src/.applied" ]; then
+		log "reverting the previously applied series"
+		if ! patch -s -R -p1 -d "$SRC" --no-backup-if-mismatch \
+			< "$KCACHE/src/.applied"; then
+			log "revert failed: unpacking again"
+			rm -rf "$SRC" "$KCACHE/src/.applied"
+			tar -C "$KCACHE/src" -xf "$TARBALL" || return 1
+		fi
+		rm -f "$KCACHE/src/.applied"
+	fi
+	for p in "$HERE"/patches/*.patch; do
+		log "applying $(basename "$p")"
+		patch -s -p1 -N -d "$SRC" --no-backup-if-mismatch < "$p" || return 1
+	done
+	series_concat > "$KCACHE/src/.applied"
+	rm -f "$KCACHE/src/.dirty"
+}
+
+# ------------------------------------------------------ (2) KUnit
+kunit() {
+	local out=$KCACHE/kunit.log np nf
+	log "KUnit: building and running (log: $out)"
+	( cd "$SRC" && python3 tools/testing/kunit/kunit.py run --arch=x86_64 \
+		--build_dir="$KCACHE/build-kunit" \
+		--kunitconfig="$HERE/kunit/kunitconfig" \
+		--jobs="$JOBS" --qemu_args='-smp 2' --timeout=900 ) > "$out" 2>&1
+	local rc=$?
+	grep -E '^\[..:..:..\] +(\[(PASSED|FAILED|SKIPPED)\]|=+|Testing complete|# )' "$out" | \
+		grep -v '^\[..:..:..\] =\+$' || true
+	# make sure our suite really ran, and how many of its cases passed
+	np=$(grep -cE '\[PASSED\] jit_test_' "$out")
+	nf=$(grep -cE '\[(FAILED|CRASHED)\] ' "$out")
+	if [ $rc -eq 0 ] && [ "$np" -gt 0 ] && [ "$nf" -eq 0 ] &&
+	   grep -q 'execmem_jitalloc' "$out"; then
+		pass "KUnit execmem_jitalloc" "$np"
+	else
+		tail -40 "$out"
+		fail "KUnit (kunit.py exit $rc)" "$(( nf > 0 ? nf : 1 ))"
+	fi
+}
+
+harness
+if prepare_tree; then
+	kunit
+	if [ $FULL = 1 ]; then
+		# shellcheck source=boot/full.sh
+		. "$HERE"/boot/full.sh
+		full_tests
+	fi
+else
+	fail "applying the patch series to $SRC"
+fi
+finish
