@@ -1,0 +1,174 @@
+// Profiler and debugger support: perf map contents, the GDB JIT descriptor list, and a
+// real gdb breaking on a JIT function by name.
+#include <jitalloc/gdb_jit.h>
+#include <jitalloc/jitalloc.h>
+
+#include <gtest/gtest.h>
+
+#include <elf.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+namespace {
+
+const unsigned char kRet42[] = {0xb8, 0x2a, 0x00, 0x00, 0x00, 0xc3};
+
+jit_arena *make_arena(unsigned flags) {
+    jit_arena_options o;
+    jit_arena_options_init(&o);
+    o.flags = flags | JIT_ARENA_IGNORE_ENV;
+    return jit_arena_create(&o);
+}
+
+std::string perf_map() {
+    std::ifstream in("/tmp/perf-" + std::to_string(getpid()) + ".map");
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+std::string line_for(const void *p, size_t len, const char *name) {
+    char buf[256];
+    std::snprintf(buf, sizeof buf, "%lx %zx %s\n", (unsigned long)(uintptr_t)p, len, name);
+    return buf;
+}
+
+// The symbol name and .text address/size of a GDB symfile built by jitalloc.
+struct Sym {
+    std::string name;
+    uint64_t addr = 0, size = 0;
+};
+Sym read_symfile(const jit_code_entry *e) {
+    Sym s;
+    const char *base = e->symfile_addr;
+    auto *eh = reinterpret_cast<const Elf64_Ehdr *>(base);
+    EXPECT_EQ(0, std::memcmp(eh->e_ident, ELFMAG, SELFMAG));
+    EXPECT_EQ(ET_REL, eh->e_type);
+    auto *sh = reinterpret_cast<const Elf64_Shdr *>(base + eh->e_shoff);
+    for (unsigned i = 0; i < eh->e_shnum; i++) {
+        if (sh[i].sh_type != SHT_SYMTAB)
+            continue;
+        auto *sym = reinterpret_cast<const Elf64_Sym *>(base + sh[i].sh_offset);
+        const char *str = base + sh[sh[i].sh_link].sh_offset;
+        const Elf64_Shdr &text = sh[sym[1].st_shndx];
+        s.name = str + sym[1].st_name;
+        s.addr = text.sh_addr + sym[1].st_value;
+        s.size = sym[1].st_size;
+        EXPECT_EQ(STT_FUNC, ELF64_ST_TYPE(sym[1].st_info));
+        EXPECT_EQ(uint32_t{SHF_ALLOC | SHF_EXECINSTR}, text.sh_flags);
+    }
+    return s;
+}
+
+const jit_code_entry *find_entry(const void *p) {
+    for (const jit_code_entry *e = __jit_debug_descriptor.first_entry; e; e = e->next_entry)
+        if (read_symfile(e).addr == reinterpret_cast<uintptr_t>(p))
+            return e;
+    return nullptr;
+}
+
+}  // namespace
+
+TEST(PerfMap, EntriesAppearAndDisappear) {
+    jit_arena *a = make_arena(JIT_ARENA_PERF_MAP);
+    ASSERT_NE(nullptr, a);
+    void *f = jit_arena_alloc_named(a, kRet42, sizeof kRet42, "perf_fn_a");
+    void *g = jit_arena_alloc_named(a, kRet42, sizeof kRet42, "perf fn b");  // spaces are kept
+    void *h = jit_arena_alloc(a, kRet42, sizeof kRet42);                     // unnamed
+    ASSERT_TRUE(f && g && h);
+    std::string map = perf_map();
+    EXPECT_NE(std::string::npos, map.find(line_for(f, sizeof kRet42, "perf_fn_a"))) << map;
+    EXPECT_NE(std::string::npos, map.find(line_for(g, sizeof kRet42, "perf fn b"))) << map;
+    char unnamed[32];
+    std::snprintf(unnamed, sizeof unnamed, "jit_%lx", (unsigned long)(uintptr_t)h);
+    EXPECT_NE(std::string::npos, map.find(line_for(h, sizeof kRet42, unnamed))) << map;
+
+    ASSERT_EQ(0, jit_free(f));
+    map = perf_map();
+    EXPECT_EQ(std::string::npos, map.find("perf_fn_a")) << map;
+    EXPECT_NE(std::string::npos, map.find("perf fn b")) << map;
+    EXPECT_NE(0, access(("/tmp/perf-" + std::to_string(getpid()) + ".map.tmp").c_str(), F_OK));
+
+    // The freed address is reused under a new name: only the new name is listed.
+    void *f2 = jit_arena_alloc_named(a, kRet42, sizeof kRet42, "perf_fn_c");
+    ASSERT_NE(nullptr, f2);
+    map = perf_map();
+    EXPECT_NE(std::string::npos, map.find(line_for(f2, sizeof kRet42, "perf_fn_c"))) << map;
+
+    // Destroying the arena drops all of its entries.
+    ASSERT_EQ(0, jit_arena_destroy(a));
+    map = perf_map();
+    EXPECT_EQ(std::string::npos, map.find("perf fn b")) << map;
+    EXPECT_EQ(std::string::npos, map.find("perf_fn_c")) << map;
+}
+
+TEST(PerfMap, UnobservedArenaWritesNothing) {
+    jit_arena *a = make_arena(0);
+    ASSERT_NE(nullptr, a);
+    void *f = jit_arena_alloc_named(a, kRet42, sizeof kRet42, "never_in_perf_map");
+    ASSERT_NE(nullptr, f);
+    EXPECT_EQ(std::string::npos, perf_map().find("never_in_perf_map"));
+    jit_arena_destroy(a);
+}
+
+TEST(GdbJit, DescriptorListTracksAllocations) {
+    EXPECT_EQ(1u, __jit_debug_descriptor.version);
+    jit_arena *a = make_arena(JIT_ARENA_GDB_JIT);
+    ASSERT_NE(nullptr, a);
+    void *f = jit_arena_alloc_named(a, kRet42, sizeof kRet42, "gdb_fn_one");
+    ASSERT_NE(nullptr, f);
+    // The newest entry is the relevant one and heads the list.
+    EXPECT_EQ(uint32_t{JIT_REGISTER_FN}, __jit_debug_descriptor.action_flag);
+    const jit_code_entry *e = find_entry(f);
+    ASSERT_NE(nullptr, e);
+    EXPECT_EQ(e, __jit_debug_descriptor.relevant_entry);
+    EXPECT_EQ(e, __jit_debug_descriptor.first_entry);
+    EXPECT_EQ(nullptr, e->prev_entry);
+    Sym s = read_symfile(e);
+    EXPECT_EQ("gdb_fn_one", s.name);
+    EXPECT_EQ(sizeof kRet42, s.size);
+    EXPECT_EQ(42, reinterpret_cast<int (*)()>(f)());
+
+    void *g = jit_arena_alloc_named(a, kRet42, sizeof kRet42, "gdb_fn_two");
+    ASSERT_NE(nullptr, g);
+    const jit_code_entry *e2 = find_entry(g);
+    ASSERT_NE(nullptr, e2);
+    EXPECT_EQ(e2, __jit_debug_descriptor.first_entry);
+    EXPECT_EQ(e, e2->next_entry);
+    EXPECT_EQ(e2, e->prev_entry);
+
+    ASSERT_EQ(0, jit_free(f));
+    EXPECT_EQ(nullptr, find_entry(f));
+    EXPECT_EQ(e2, find_entry(g));
+    EXPECT_EQ(nullptr, e2->next_entry);
+    ASSERT_EQ(0, jit_arena_destroy(a));
+    EXPECT_EQ(nullptr, find_entry(g));
+}
+
+TEST(GdbJit, BatchGdbBreaksOnJitFunctionByName) {
+    if (std::system("gdb --version >/dev/null 2>&1") != 0)
+        GTEST_SKIP() << "gdb is not installed";
+    std::string cmd = std::string("gdb -nx -batch -ex 'set breakpoint pending on' "
+                                  "-ex 'break jit_answer_fn' -ex run -ex 'info symbol $pc' "
+                                  "-ex 'x/2i $pc' -ex continue --args ") +
+                      GDB_JIT_TARGET + " 2>&1";
+    FILE *p = popen(cmd.c_str(), "r");
+    ASSERT_NE(nullptr, p);
+    std::string out;
+    char buf[4096];
+    for (size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;)
+        out.append(buf, n);
+    pclose(p);
+    if (out.find("ptrace: Operation not permitted") != std::string::npos)
+        GTEST_SKIP() << "ptrace is not permitted here:\n" << out;
+    EXPECT_NE(std::string::npos, out.find("Breakpoint 1, ")) << out;
+    EXPECT_NE(std::string::npos, out.find("in jit_answer_fn")) << out;
+    EXPECT_NE(std::string::npos, out.find("in section .text of <in-memory@")) << out;
+    EXPECT_NE(std::string::npos, out.find("jit_answer_fn returned 42")) << out;
+    EXPECT_NE(std::string::npos, out.find("exited normally")) << out;
+}
