@@ -158,7 +158,7 @@ public:
         return wrap(jit_arena_alloc_named(a_, nullptr, len, name));
     }
 
-    int stats(jit_stats &out) const { return jit_arena_stats(a_, &out) == 0 ? 0 : errno; }
+    int stats(struct jit_stats &out) const { return jit_arena_stats(a_, &out) == 0 ? 0 : errno; }
     size_t shrink() const { return jit_arena_shrink(a_); }
 
 private:
