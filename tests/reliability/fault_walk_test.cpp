@@ -1,0 +1,550 @@
+// Fault-injection walk (issue 6, part 1).
+//
+// For every operation (arena create with each writer, alloc small / page / large with and
+// without code, cold and warm, update, free, shrink, stats, arena destroy) and every kind
+// of system call (os::Call), the walk first counts how many calls of that kind the
+// operation makes (os::set_fault with nth = 0 only counts), then repeats the operation
+// from the same starting state once per call N = 1..count and per failure mode (ENOMEM,
+// EAGAIN, EIO, EPERM, and a short transfer for pwrite / read), failing exactly the Nth
+// call. After each run it asserts:
+//  - a failed operation reports the injected errno (nothing else, nothing silent);
+//    success is accepted only where the library legitimately tolerates the fault
+//    (madvise, membarrier, mincore, munmap of a cached chunk, short transfers, and AUTO
+//    falling back to the next writer);
+//  - an operation that failed changed nothing: code bytes as before, allocation still live
+//    (free) or absent (alloc), jit_arena_check passes, no mapping / descriptor / metadata
+//    more than before; after teardown the process has exactly the mappings and
+//    descriptors it had before the setup;
+//  - the arena is still usable: alloc + call-free update + free + check afterwards.
+// At the end main() prints which call kinds each operation makes and fails if some kind
+// the library uses was never faulted.
+#include "rel_common.h"
+
+#include "chunk/chunk.h"
+#include "os/os.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <array>
+#include <map>
+#include <set>
+
+namespace os = jitalloc::os;
+using os::Call;
+
+namespace {
+
+constexpr size_t kSmall = 100;
+constexpr size_t kPage = 3 * 4096 + 5;
+constexpr size_t kLarge = (size_t{2} << 20) + 4096;
+
+struct Ctx {
+    jit_writer writer = JIT_WRITER_AUTO;
+    jit_placement place = JIT_PLACE_NEAR_LIBRARY;
+    jit_arena *a = nullptr;
+    void *p = nullptr;           // the allocation the op works on
+    void *keep = nullptr;        // keeps a chunk warm
+    size_t len = 0;
+    std::vector<uint8_t> before; // p's bytes before the op
+    size_t result = 0;           // shrink: bytes released
+};
+
+std::vector<uint8_t> pattern(size_t n, uint8_t seed) {
+    std::vector<uint8_t> v(n);
+    for (size_t i = 0; i < n; i++)
+        v[i] = static_cast<uint8_t>(seed + i * 7 + (i >> 8));
+    // never the trap byte at the ends, so partial writes show
+    v[0] = static_cast<uint8_t>(seed | 1);
+    if (n > 1)
+        v[n - 1] = 0xC3;
+    return v;
+}
+
+jit_arena *arena(const Ctx &c) {
+    jit_arena_options o;
+    jit_arena_options_init(&o);
+    o.writer = c.writer;
+    o.placement = c.place;
+    o.flags = JIT_ARENA_IGNORE_ENV;
+    return jit_arena_create(&o);
+}
+
+Ctx fresh(jit_writer w, jit_placement p) {
+    Ctx c;
+    c.writer = w;
+    c.place = p;
+    return c;
+}
+
+int err_or(int fallback) { return errno ? errno : fallback; }
+
+struct Op {
+    std::string name;
+    std::function<void(Ctx &)> setup;         // no faults
+    std::function<int(Ctx &)> run;            // under fault: 0 or an errno
+    std::function<void(Ctx &, bool ok)> post; // op-specific checks
+    bool on_arena = true;                     // setup creates c.a
+};
+
+void snap(Ctx &c) {
+    c.before.assign(static_cast<uint8_t *>(c.p), static_cast<uint8_t *>(c.p) + c.len);
+}
+
+bool unchanged(const Ctx &c) { return std::memcmp(c.p, c.before.data(), c.len) == 0; }
+
+std::vector<Op> make_ops(jit_writer w) {
+    std::vector<Op> ops;
+    ops.push_back({"create", [](Ctx &) {},
+                   [](Ctx &c) {
+                       errno = 0;
+                       c.a = arena(c);
+                       return c.a ? 0 : err_or(EIO);
+                   },
+                   [](Ctx &c, bool ok) {
+                       if (ok) {
+                           struct jit_stats s = rel::stats(c.a);
+                           EXPECT_TRUE(s.strict_wx || c.writer == JIT_WRITER_PERSISTENT_ALIAS);
+                           if (c.writer != JIT_WRITER_AUTO) {
+                               EXPECT_EQ(s.writer, c.writer);
+                           } else {
+                               EXPECT_NE(s.writer, JIT_WRITER_PERSISTENT_ALIAS);
+                           }
+                       }
+                   },
+                   false});
+    struct Size {
+        const char *name;
+        size_t len;
+    };
+    for (Size sz : {Size{"small", kSmall}, Size{"page", kPage}, Size{"large", kLarge}}) {
+        for (bool code : {true, false}) {
+            for (bool warm : {false, true}) {
+                if (warm && sz.len == kLarge)
+                    continue;  // large allocations always map their own chunk
+                std::string name = std::string("alloc_") + sz.name + (code ? "_code" : "_nocode") +
+                                   (warm ? "_warm" : "_cold");
+                size_t len = sz.len;
+                ops.push_back({name,
+                               [warm, len](Ctx &c) {
+                                   c.a = arena(c);
+                                   ASSERT_NE(c.a, nullptr);
+                                   c.len = len;
+                                   if (warm) {
+                                       // a live neighbour keeps a chunk and a slab around
+                                       c.keep = jit_arena_alloc(c.a, nullptr, len);
+                                       ASSERT_NE(c.keep, nullptr);
+                                   }
+                               },
+                               [code, len](Ctx &c) {
+                                   auto v = pattern(len, 0x40);
+                                   errno = 0;
+                                   c.p = jit_arena_alloc(c.a, code ? v.data() : nullptr, len);
+                                   return c.p ? 0 : err_or(EIO);
+                               },
+                               [code, len](Ctx &c, bool ok) {
+                                   if (!ok) {
+                                       EXPECT_EQ(c.p, nullptr);
+                                       return;
+                                   }
+                                   size_t usable = jit_size(c.p);
+                                   EXPECT_GE(usable, len);
+                                   if (code) {
+                                       auto v = pattern(len, 0x40);
+                                       EXPECT_EQ(std::memcmp(c.p, v.data(), len), 0);
+                                   } else {
+                                       EXPECT_TRUE(rel::all_bytes(c.p, len, 0xCC));
+                                   }
+                                   EXPECT_TRUE(rel::all_bytes(static_cast<uint8_t *>(c.p) + len,
+                                                              usable - len, 0xCC));
+                               }});
+            }
+        }
+        // update: [off, off+n) of a live allocation
+        size_t len = sz.len;
+        ops.push_back({std::string("update_") + sz.name,
+                       [len](Ctx &c) {
+                           c.a = arena(c);
+                           ASSERT_NE(c.a, nullptr);
+                           auto v = pattern(len, 0x10);
+                           c.len = len;
+                           c.p = jit_arena_alloc(c.a, v.data(), len);
+                           ASSERT_NE(c.p, nullptr);
+                           snap(c);
+                       },
+                       [len](Ctx &c) {
+                           size_t off = len / 3, n = std::min<size_t>(len - off, 700);
+                           auto v = pattern(n, 0x77);
+                           errno = 0;
+                           return jit_update(static_cast<uint8_t *>(c.p) + off, v.data(), n) == 0
+                                      ? 0
+                                      : err_or(EIO);
+                       },
+                       [len](Ctx &c, bool ok) {
+                           if (!ok) {
+                               EXPECT_TRUE(unchanged(c)) << "failed update changed code";
+                               return;
+                           }
+                           size_t off = len / 3, n = std::min<size_t>(len - off, 700);
+                           auto v = pattern(n, 0x77);
+                           EXPECT_EQ(std::memcmp(static_cast<uint8_t *>(c.p) + off, v.data(), n), 0);
+                           EXPECT_EQ(std::memcmp(c.p, c.before.data(), off), 0);
+                       }});
+        ops.push_back({std::string("free_") + sz.name,
+                       [len](Ctx &c) {
+                           c.a = arena(c);
+                           ASSERT_NE(c.a, nullptr);
+                           c.keep = jit_arena_alloc(c.a, nullptr, 16);
+                           auto v = pattern(len, 0x20);
+                           c.len = len;
+                           c.p = jit_arena_alloc(c.a, v.data(), len);
+                           ASSERT_NE(c.p, nullptr);
+                           snap(c);
+                       },
+                       [](Ctx &c) {
+                           errno = 0;
+                           return jit_free(c.p) == 0 ? 0 : err_or(EIO);
+                       },
+                       [](Ctx &c, bool ok) {
+                           if (ok) {
+                               EXPECT_EQ(jit_size(c.p), 0u);
+                               EXPECT_EQ(jit_free(c.p), -1) << "double free accepted";
+                               c.p = nullptr;
+                               return;
+                           }
+                           EXPECT_GE(jit_size(c.p), c.len) << "failed free lost the allocation";
+                           EXPECT_TRUE(unchanged(c)) << "failed free changed code";
+                           EXPECT_EQ(jit_free(c.p), 0) << "cannot free after a failed free";
+                           c.p = nullptr;
+                       }});
+    }
+    ops.push_back({"shrink",
+                   [](Ctx &c) {
+                       c.a = arena(c);
+                       ASSERT_NE(c.a, nullptr);
+                       // two cached chunks (retain 4 MiB) and empty slabs of two classes
+                       void *big[2], *small[2];
+                       for (auto &b : big)
+                           ASSERT_NE(b = jit_arena_alloc(c.a, nullptr, size_t{2} << 20), nullptr);
+                       small[0] = jit_arena_alloc(c.a, nullptr, 64);
+                       small[1] = jit_arena_alloc(c.a, nullptr, 3000);
+                       for (void *p : big)
+                           ASSERT_EQ(jit_free(p), 0);
+                       for (void *p : small)
+                           ASSERT_EQ(jit_free(p), 0);
+                       c.keep = jit_arena_alloc(c.a, nullptr, 16);
+                   },
+                   [](Ctx &c) {
+                       c.result = jit_arena_shrink(c.a);
+                       return 0;
+                   },
+                   [](Ctx &c, bool) {
+                       // what could not be released stays cached and goes at the next shrink
+                       jit_arena_shrink(c.a);
+                       struct jit_stats s = rel::stats(c.a);
+                       EXPECT_EQ(s.chunks_mapped, 1u) << "a chunk survived two shrinks";
+                   }});
+    ops.push_back({"stats",
+                   [](Ctx &c) {
+                       c.a = arena(c);
+                       ASSERT_NE(c.a, nullptr);
+                       c.keep = jit_arena_alloc(c.a, nullptr, 100);
+                       c.p = jit_arena_alloc(c.a, nullptr, kLarge);
+                   },
+                   [](Ctx &c) {
+                       struct jit_stats s;
+                       errno = 0;
+                       return jit_arena_stats(c.a, &s) == 0 ? 0 : err_or(EIO);
+                   },
+                   [](Ctx &, bool) {}});
+    ops.push_back({"destroy",
+                   [](Ctx &c) {
+                       c.a = arena(c);
+                       ASSERT_NE(c.a, nullptr);
+                       auto v = pattern(kPage, 1);
+                       ASSERT_NE(jit_arena_alloc(c.a, v.data(), 100), nullptr);
+                       ASSERT_NE(jit_arena_alloc(c.a, v.data(), kPage), nullptr);
+                       ASSERT_NE(jit_arena_alloc(c.a, nullptr, kLarge), nullptr);
+                   },
+                   [](Ctx &c) {
+                       errno = 0;
+                       int rc = jit_arena_destroy(c.a) == 0 ? 0 : err_or(EIO);
+                       if (rc == 0)
+                           c.a = nullptr;
+                       return rc;
+                   },
+                   [](Ctx &, bool) {}});
+    (void)w;
+    return ops;
+}
+
+// Faults that may be absorbed: the call is advisory, or retried / replaced.
+bool tolerated(Call k, bool short_io, const Ctx &c, const std::string &op) {
+    if (short_io)
+        return true;
+    switch (k) {
+    case Call::madvise:
+    case Call::membarrier:
+    case Call::mincore:
+    case Call::close:
+        return true;
+    case Call::munmap:
+        // releasing a cached chunk (shrink, or the free that empties one) may fail: the
+        // chunk stays cached; the probe's unmap failure is cleaned up by a second munmap
+        return true;
+    default:
+        break;
+    }
+    // the mprotect writer retries turning a page back to read + execute
+    if (k == Call::mprotect && c.writer == JIT_WRITER_MPROTECT)
+        return true;
+    // AUTO moves on to the next strategy when one fails its probe.
+    if (op == "create" && c.writer == JIT_WRITER_AUTO)
+        return true;
+    // shrink reports bytes, not errors
+    return op == "shrink";
+}
+
+struct Mode {
+    int error;
+    bool short_io;
+    const char *name;
+};
+constexpr Mode kModes[] = {{ENOMEM, false, "ENOMEM"}, {EAGAIN, false, "EAGAIN"},
+                           {EIO, false, "EIO"},       {EPERM, false, "EPERM"},
+                           {EIO, true, "short"}};
+
+// call kind -> op names that make it, with counts
+std::map<std::string, std::map<std::string, uint64_t>> g_coverage;
+std::set<std::string> g_faulted;
+uint64_t g_runs = 0, g_failed_ops = 0, g_tolerated = 0;
+
+std::string writer_tag(jit_writer w, jit_placement p) {
+    return std::string(jit_writer_name(w)) + (p == JIT_PLACE_ANYWHERE ? "/anywhere" : "");
+}
+
+// Leaves nothing behind: frees the op's objects, destroys the arena.
+void teardown(Ctx &c) {
+    os::clear_fault();
+    if (c.a) {
+        EXPECT_EQ(jit_arena_destroy(c.a), 0);
+    }
+    c = fresh(c.writer, c.place);
+}
+
+// A quick alloc / update / free round on an arena that just saw a fault.
+void still_usable(jit_arena *a) {
+    auto v = pattern(200, 0x5a);
+    void *q = jit_arena_alloc(a, v.data(), v.size());
+    ASSERT_NE(q, nullptr) << "arena unusable after a fault: " << std::strerror(errno);
+    EXPECT_EQ(std::memcmp(q, v.data(), v.size()), 0);
+    auto u = pattern(50, 0x33);
+    EXPECT_EQ(jit_update(static_cast<uint8_t *>(q) + 10, u.data(), u.size()), 0);
+    EXPECT_EQ(jit_free(q), 0);
+    EXPECT_EQ(rel::check(a), "");
+}
+
+void walk(jit_writer w, jit_placement place, const std::vector<std::string> &only = {}) {
+    // Warm up process-wide state (the /proc/self/mem descriptor, chunk map leaves, the
+    // chunk metadata pool) so each run starts from the same place.
+    for (const Op &op : make_ops(w)) {
+        if (!only.empty() && std::find(only.begin(), only.end(), op.name) == only.end())
+            continue;
+        Ctx c = fresh(w, place);
+        op.setup(c);
+        if (::testing::Test::HasFatalFailure())
+            return;
+        ASSERT_EQ(op.run(c), 0) << op.name << " fails without faults";
+        op.post(c, true);
+        teardown(c);
+    }
+    const size_t pool = jitalloc::chunk_metadata_bytes();
+    const rel::Footprint f_start = rel::footprint();
+    const int fds_start = rel::count_fds();
+
+    for (const Op &op : make_ops(w)) {
+        if (!only.empty() && std::find(only.begin(), only.end(), op.name) == only.end())
+            continue;
+        for (unsigned ki = 0; ki < static_cast<unsigned>(Call::count); ki++) {
+            Call k = static_cast<Call>(ki);
+            // count
+            Ctx c = fresh(w, place);
+            op.setup(c);
+            os::set_fault({0, 0, os::mask_of(k), false, false});
+            (void)op.run(c);
+            uint64_t n = os::fault_calls();
+            os::clear_fault();
+            op.post(c, true);
+            teardown(c);
+            if (n == 0)
+                continue;
+            std::string tag = writer_tag(w, place) + " " + op.name;
+            g_coverage[os::call_name(k)][tag] = n;
+            if (k == Call::close)
+                continue;  // close is counted, never failed (see os.h)
+            for (uint64_t nth = 1; nth <= n; nth++) {
+                for (const Mode &m : kModes) {
+                    if (m.short_io && k != Call::pwrite && k != Call::read)
+                        continue;
+                    SCOPED_TRACE(tag + ": " + os::call_name(k) + " #" + std::to_string(nth) +
+                                 " of " + std::to_string(n) + " fails with " + m.name);
+                    Ctx c = fresh(w, place);
+                    op.setup(c);
+                    if (c.a)
+                        jit_arena_shrink(c.a);
+                    const rel::Footprint f0 = rel::footprint();
+                    const int fds0 = rel::count_fds();
+                    const uint64_t meta0 = c.a ? rel::stats(c.a).bytes_metadata : 0;
+                    const uint64_t live0 = c.a ? rel::stats(c.a).allocations : 0;
+
+                    os::set_fault({nth, m.error, os::mask_of(k), false, m.short_io});
+                    int rc = op.run(c);
+                    uint64_t injected = os::faults_injected();
+                    os::clear_fault();
+                    g_runs++;
+                    if (injected)
+                        g_faulted.insert(os::call_name(k));
+
+                    if (rc != 0) {
+                        g_failed_ops++;
+                        EXPECT_EQ(injected, 1u) << "failed without an injected fault: "
+                                                << std::strerror(rc);
+                        EXPECT_EQ(rc, m.error) << "error reported: " << std::strerror(rc);
+                        if (c.a) {
+                            EXPECT_EQ(rel::check(c.a), "");
+                            EXPECT_EQ(rel::stats(c.a).allocations, live0);
+                            jit_arena_shrink(c.a);
+                            EXPECT_EQ(rel::stats(c.a).bytes_metadata, meta0) << "metadata leaked";
+                        }
+                        EXPECT_EQ(rel::footprint(), f0) << "mapping leaked";
+                        EXPECT_EQ(rel::count_fds(), fds0) << "descriptor leaked";
+                        op.post(c, false);
+                    } else {
+                        if (injected) {
+                            g_tolerated++;
+                            EXPECT_TRUE(tolerated(k, m.short_io, c, op.name))
+                                << "a failed " << os::call_name(k) << " went unreported";
+                        }
+                        op.post(c, true);
+                        if (c.a) {
+                            EXPECT_EQ(rel::check(c.a), "");
+                        }
+                    }
+                    // W^X held throughout, and every executable byte is arena memory.
+                    rel::Footprint f = rel::footprint();
+                    EXPECT_EQ(f.wx_bytes, 0u);
+                    if (c.a) {
+                        struct jit_stats s = rel::stats(c.a);
+                        EXPECT_EQ(f.exec_bytes, s.bytes_mapped) << f.str();
+                        still_usable(c.a);
+                    } else if (op.name == "create" || op.name == "destroy") {
+                        EXPECT_EQ(f.exec_bytes, 0u) << f.str();
+                    }
+                    teardown(c);
+                    EXPECT_EQ(rel::footprint(), f_start) << "mapping leaked past teardown";
+                    EXPECT_EQ(rel::count_fds(), fds_start) << "descriptor leaked past teardown";
+                    if (::testing::Test::HasFailure())
+                        return;  // one detailed failure is enough
+                }
+            }
+        }
+    }
+    EXPECT_EQ(jitalloc::chunk_metadata_bytes(), pool) << "chunk metadata pool grew under faults";
+}
+
+class FaultWalk : public ::testing::TestWithParam<jit_writer> {};
+
+TEST_P(FaultWalk, EveryCallOfEveryOperation) { walk(GetParam(), JIT_PLACE_NEAR_LIBRARY); }
+
+INSTANTIATE_TEST_SUITE_P(Writers, FaultWalk,
+                         ::testing::Values(JIT_WRITER_PROC_MEM, JIT_WRITER_MEMFD,
+                                           JIT_WRITER_TEMP_ALIAS, JIT_WRITER_PERSISTENT_ALIAS,
+                                           JIT_WRITER_MPROTECT),
+                         [](const auto &info) { return std::string(jit_writer_name(info.param)); });
+
+// AUTO: a probe failure moves on to the next strategy, never to the persistent alias.
+TEST(FaultWalkAuto, CreateFallsBackNeverToPersistentAlias) {
+    walk(JIT_WRITER_AUTO, JIT_PLACE_NEAR_LIBRARY, {"create", "alloc_small_code_cold"});
+}
+
+// Placement anywhere: the reservation trims its alignment slack with munmap.
+TEST(FaultWalkAnywhere, ColdAllocations) {
+    walk(JIT_WRITER_PROC_MEM, JIT_PLACE_ANYWHERE,
+         {"alloc_small_code_cold", "alloc_large_code_cold", "destroy"});
+    walk(JIT_WRITER_MEMFD, JIT_PLACE_ANYWHERE, {"alloc_page_code_cold", "destroy"});
+}
+
+// Sticky faults: every call of a kind fails from the Nth on (a resource that stays gone).
+// The guarantees are weaker: a clear error, consistency, W^X; the arena works again once
+// the fault clears.
+TEST(FaultWalkSticky, EveryKindFromEveryCall) {
+    for (jit_writer w : rel::kWriters) {
+        for (const Op &op : make_ops(w)) {
+            if (op.name == "destroy" || op.name == "create")
+                continue;
+            for (unsigned ki = 0; ki < static_cast<unsigned>(Call::count); ki++) {
+                Call k = static_cast<Call>(ki);
+                if (k == Call::close)
+                    continue;
+                Ctx c = fresh(w, JIT_PLACE_NEAR_LIBRARY);
+                op.setup(c);
+                os::set_fault({0, 0, os::mask_of(k), false, false});
+                (void)op.run(c);
+                uint64_t n = os::fault_calls();
+                os::clear_fault();
+                teardown(c);
+                for (uint64_t nth = 1; nth <= n; nth++) {
+                    SCOPED_TRACE(writer_tag(w, JIT_PLACE_NEAR_LIBRARY) + " " + op.name + ": " +
+                                 os::call_name(k) + " fails from #" + std::to_string(nth));
+                    Ctx c2 = fresh(w, JIT_PLACE_NEAR_LIBRARY);
+                    op.setup(c2);
+                    os::set_fault({nth, EIO, os::mask_of(k), true, false});
+                    int rc = op.run(c2);
+                    os::clear_fault();
+                    if (rc != 0) {
+                        EXPECT_EQ(rc, EIO);
+                    }
+                    EXPECT_EQ(rel::footprint().wx_bytes, 0u);
+                    EXPECT_EQ(rel::check(c2.a), "");
+                    still_usable(c2.a);
+                    teardown(c2);
+                    if (::testing::Test::HasFailure())
+                        return;
+                }
+            }
+        }
+    }
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+    ::testing::InitGoogleTest(&argc, argv);
+    int rc = RUN_ALL_TESTS();
+    std::printf("\nfault walk: %" PRIu64 " runs, %" PRIu64 " failed cleanly, %" PRIu64
+                " faults tolerated\n",
+                g_runs, g_failed_ops, g_tolerated);
+    std::printf("%-12s %s\n", "call", "operations (calls made)");
+    for (auto &[call, ops] : g_coverage) {
+        std::printf("%-12s", call.c_str());
+        int col = 0;
+        for (auto &[op, n] : ops) {
+            std::printf("%s%s(%" PRIu64 ")", col++ % 4 ? "  " : "\n    ", op.c_str(), n);
+        }
+        std::printf("\n");
+    }
+    // Every call kind the library uses must have been faulted at least once (close is
+    // never failed by injection; it is counted above).
+    if (::testing::GTEST_FLAG(filter) == "*") {
+        for (unsigned ki = 0; ki < static_cast<unsigned>(Call::count); ki++) {
+            const char *name = os::call_name(static_cast<Call>(ki));
+            if (static_cast<Call>(ki) == Call::close)
+                continue;
+            if (!g_faulted.count(name)) {
+                std::printf("NOT COVERED: no operation faulted %s\n", name);
+                rc = 1;
+            }
+        }
+    }
+    return rc;
+}
