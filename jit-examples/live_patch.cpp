@@ -40,6 +40,7 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -159,6 +160,15 @@ int main(int argc, char **argv) {
         std::perror("jit_arena_create");
         return 1;
     }
+    struct jit_stats st;
+    jit_arena_stats(arena, &st);
+    if (st.writer == JIT_WRITER_MPROTECT) {
+        // That writer makes the page non-executable during a write: threads running
+        // through it would fault. Live patching needs one of the other writers.
+        std::printf("live_patch: skipped, the mprotect writer cannot patch code other threads run\n");
+        jit_arena_destroy(arena);
+        return 77;
+    }
     jitalloc::JitRuntime rt(arena);
     IntFn target[2] = {make_const(rt, 1, "target_one"), make_const(rt, 2, "target_two")};
     if (!target[0] || !target[1])
@@ -182,6 +192,7 @@ int main(int argc, char **argv) {
     auto through_call = reinterpret_cast<IntFn>(caller);
 
     std::atomic<bool> stop{false};
+    std::atomic<unsigned> started{0};
     std::atomic<uint64_t> bad{0};
     const unsigned nthreads = 3;
     std::vector<std::array<uint64_t, 4>> seen(nthreads);  // per thread: tramp 1/2, call 101/102
@@ -190,22 +201,39 @@ int main(int argc, char **argv) {
         threads.emplace_back([&, t] {
             auto &s = seen[t];
             s.fill(0);
+            started.fetch_add(1);
             while (!stop.load(std::memory_order_relaxed)) {
                 int a = through_tramp();
                 int b = through_call();
                 if (a == 1 || a == 2)
-                    s[a - 1]++;
+                    __atomic_fetch_add(&s[a - 1], 1, __ATOMIC_RELAXED);
                 else
                     bad.fetch_add(1);
                 if (b == 101 || b == 102)
-                    s[b - 99]++;
+                    __atomic_fetch_add(&s[b - 99], 1, __ATOMIC_RELAXED);
                 else
                     bad.fetch_add(1);
             }
         });
 
+    while (started.load() < nthreads)
+        std::this_thread::yield();
+    // At least `flips` flips, and on until every thread has seen both targets through
+    // both sites (a fast writer can finish the flips before a thread gets the CPU),
+    // for at most 30 s.
+    auto all_seen = [&] {
+        for (auto &s : seen)
+            for (int k = 0; k < 4; k++)
+                if (__atomic_load_n(&s[k], __ATOMIC_RELAXED) == 0)
+                    return false;
+        return true;
+    };
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
     int rc = 0;
-    for (long i = 1; i <= flips && rc == 0; i++) {
+    long i = 1;
+    for (; rc == 0 && (i <= flips || (!all_seen() && std::chrono::steady_clock::now() < deadline)); i++) {
+        if (i > flips)
+            std::this_thread::sleep_for(std::chrono::microseconds(200));  // let callers run
         IntFn next = target[i & 1];
         rc = patch_branch(jmp_site, reinterpret_cast<void *>(next));
         if (!rc)
@@ -220,17 +248,17 @@ int main(int argc, char **argv) {
     for (auto &th : threads)
         th.join();
 
+    const long flipped = i - 1;
     uint64_t total[4] = {};
     for (auto &s : seen)
         for (int k = 0; k < 4; k++)
             total[k] += s[k];
-    struct jit_stats st;
     jit_arena_stats(arena, &st);
     std::printf("live_patch: writer %s, sync_core %u: %ld flips of a jmp trampoline and a call site; "
                 "%u threads made %llu/%llu calls to target one/two through the trampoline and "
                 "%llu/%llu through the call site; %llu hit the int3 and were emulated; "
                 "%llu bad results\n",
-                st.writer_name, st.sync_core, flips, nthreads, (unsigned long long)total[0],
+                st.writer_name, st.sync_core, flipped, nthreads, (unsigned long long)total[0],
                 (unsigned long long)total[1], (unsigned long long)total[2], (unsigned long long)total[3],
                 (unsigned long long)g_emulated.load(), (unsigned long long)bad.load());
     if (!st.sync_core)
