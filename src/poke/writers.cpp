@@ -13,6 +13,7 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <mutex>
 
 namespace jitalloc {
 
@@ -46,10 +47,16 @@ public:
     }
 };
 
+// Serialises mprotect writes: two writes to different allocations on one page would
+// otherwise race, one thread turning the page back to RX while the other still copies
+// (SIGSEGV). No write is in flight across fork() (the arena's fork gate).
+std::mutex g_mprotect_lock;
+
 class MprotectWriter final : public AnonWriter {
 public:
     jit_writer kind() const override { return JIT_WRITER_MPROTECT; }
     int write(const ChunkMapping &, uint8_t *dst, Source src, size_t len) const override {
+        std::lock_guard<std::mutex> g(g_mprotect_lock);
         auto first = reinterpret_cast<uintptr_t>(dst) & ~kPageMask;
         auto last = (reinterpret_cast<uintptr_t>(dst) + len + kPageMask) & ~kPageMask;
         auto *page = reinterpret_cast<void *>(first);
