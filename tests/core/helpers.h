@@ -1,0 +1,363 @@
+// Shared helpers for the core test suite: machine-code builders, arena handles,
+// invariant checks, /proc/self/{maps,smaps} readers and byte-level comparisons.
+#pragma once
+
+#include <jitalloc/jitalloc.h>
+
+#include <gtest/gtest.h>
+
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace jt {
+
+constexpr size_t KiB = 1024;
+constexpr size_t MiB = 1024 * 1024;
+constexpr size_t kChunk = 2 * MiB;
+constexpr uint8_t kTrap = 0xCC;
+
+// ---------------------------------------------------------------- machine code (x86-64)
+
+#if defined(__x86_64__)
+#define JT_CAN_RUN_CODE 1
+#else
+#define JT_CAN_RUN_CODE 0
+#endif
+
+using IntFn = int (*)(int);
+
+// `mov eax, imm32; ret` padded with nops (0x90) after the ret to `len` bytes (>= 6).
+inline std::vector<uint8_t> ret_imm(int32_t imm, size_t len = 6) {
+    std::vector<uint8_t> v(len < 6 ? 6 : len, 0x90);
+    v[0] = 0xb8;
+    std::memcpy(&v[1], &imm, 4);
+    v[5] = 0xc3;
+    return v;
+}
+
+// `lea eax, [rdi + imm32]; ret` (returns x + imm), padded with nops to `len` (>= 7).
+inline std::vector<uint8_t> add_imm(int32_t imm, size_t len = 7) {
+    std::vector<uint8_t> v(len < 7 ? 7 : len, 0x90);
+    v[0] = 0x8d;
+    v[1] = 0x87;
+    std::memcpy(&v[2], &imm, 4);
+    v[6] = 0xc3;
+    return v;
+}
+
+// Offset of the imm32 in ret_imm / add_imm code.
+constexpr size_t kRetImmOff = 1;
+constexpr size_t kAddImmOff = 2;
+
+inline int call_int(const void *code, int x = 0) {
+    return reinterpret_cast<IntFn>(const_cast<void *>(code))(x);
+}
+
+// A deterministic byte pattern (not code; only compared, never run).
+inline std::vector<uint8_t> pattern(size_t len, uint32_t seed) {
+    std::vector<uint8_t> v(len);
+    uint32_t x = seed * 2654435761u + 12345;
+    for (size_t i = 0; i < len; i++) {
+        x = x * 1103515245u + 12345;
+        v[i] = static_cast<uint8_t>(x >> 16);
+        if (v[i] == kTrap)
+            v[i] = 0x90;
+    }
+    return v;
+}
+
+// ---------------------------------------------------------------- byte checks
+
+inline bool all_bytes(const void *p, size_t len, uint8_t b) {
+    auto *q = static_cast<const uint8_t *>(p);
+    for (size_t i = 0; i < len; i++)
+        if (q[i] != b)
+            return false;
+    return true;
+}
+
+inline std::vector<uint8_t> snapshot(const void *p, size_t len) {
+    auto *q = static_cast<const uint8_t *>(p);
+    return std::vector<uint8_t>(q, q + len);
+}
+
+inline bool same_bytes(const void *p, const std::vector<uint8_t> &v) {
+    return std::memcmp(p, v.data(), v.size()) == 0;
+}
+
+// ---------------------------------------------------------------- arenas
+
+inline const char *writer_name(jit_writer w) { return jit_writer_name(w); }
+
+constexpr jit_writer kAllWriters[] = {JIT_WRITER_PROC_MEM, JIT_WRITER_MEMFD,
+                                      JIT_WRITER_TEMP_ALIAS, JIT_WRITER_PERSISTENT_ALIAS,
+                                      JIT_WRITER_MPROTECT};
+
+// The mprotect writer makes a page RW (not executable) for the length of a write, so
+// other threads must not run code on that page meanwhile (documented in jitalloc.h).
+inline bool can_run_during_writes(jit_writer w) {
+    return JT_CAN_RUN_CODE && w != JIT_WRITER_MPROTECT;
+}
+
+inline jit_arena_options options(jit_writer w = JIT_WRITER_AUTO) {
+    jit_arena_options o;
+    jit_arena_options_init(&o);
+    o.writer = w;
+    o.flags |= JIT_ARENA_IGNORE_ENV;
+    return o;
+}
+
+// Owns an arena for one test.
+class ArenaHolder {
+public:
+    explicit ArenaHolder(const jit_arena_options &o) : a_(jit_arena_create(&o)), err_(errno) {}
+    explicit ArenaHolder(jit_writer w = JIT_WRITER_AUTO) : ArenaHolder(options(w)) {}
+    ~ArenaHolder() {
+        if (a_)
+            jit_arena_destroy(a_);
+    }
+    ArenaHolder(const ArenaHolder &) = delete;
+    ArenaHolder &operator=(const ArenaHolder &) = delete;
+    jit_arena *get() const { return a_; }
+    operator jit_arena *() const { return a_; }
+    int error() const { return a_ ? 0 : err_; }
+
+private:
+    jit_arena *a_;
+    int err_;
+};
+
+// gtest assertion: the arena's invariant checker is happy.
+inline ::testing::AssertionResult ArenaOk(jit_arena *a) {
+    char msg[256] = "";
+    if (jit_arena_check(a, msg, sizeof msg) == 0)
+        return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure() << "jit_arena_check: " << msg << " (errno " << errno << ")";
+}
+
+// For the internal checkers (bool check(..., std::string &msg)): the check passed /
+// failed with a message that names `what`.
+inline ::testing::AssertionResult Checked(bool ok, const std::string &msg) {
+    if (ok)
+        return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure() << msg;
+}
+inline ::testing::AssertionResult FailedWith(bool ok, const std::string &msg, const char *what) {
+    if (ok)
+        return ::testing::AssertionFailure() << "check passed, expected: " << what;
+    if (msg.find(what) == std::string::npos)
+        return ::testing::AssertionFailure() << "message '" << msg << "' lacks: " << what;
+    return ::testing::AssertionSuccess();
+}
+
+inline struct jit_stats stats_of(jit_arena *a) {
+    struct jit_stats s;
+    std::memset(&s, 0, sizeof s);
+    EXPECT_EQ(jit_arena_stats(a, &s), 0);
+    return s;
+}
+
+// Fields of struct jit_stats that a rejected call must not change (bytes_resident may move).
+inline ::testing::AssertionResult SameStats(const struct jit_stats &a, const struct jit_stats &b) {
+#define JT_FIELD(f)                                                                     \
+    if (a.f != b.f)                                                                     \
+        return ::testing::AssertionFailure() << #f ": " << a.f << " -> " << b.f;
+    JT_FIELD(writer)
+    JT_FIELD(chunks_mapped)
+    JT_FIELD(bytes_mapped)
+    JT_FIELD(bytes_requested)
+    JT_FIELD(bytes_in_use)
+    JT_FIELD(bytes_cached)
+    JT_FIELD(bytes_metadata)
+    JT_FIELD(allocations)
+    JT_FIELD(total_allocs)
+    JT_FIELD(total_frees)
+    JT_FIELD(total_updates)
+    JT_FIELD(chunks_released)
+    for (unsigned o = 0; o < JIT_BUDDY_ORDERS; o++) {
+        JT_FIELD(order_free[o])
+        JT_FIELD(order_cached[o])
+        JT_FIELD(order_released[o])
+    }
+    for (unsigned i = 0; i < a.nr_classes && i < JIT_MAX_SIZE_CLASSES; i++) {
+        JT_FIELD(classes[i].slabs)
+        JT_FIELD(classes[i].objects_in_use)
+        JT_FIELD(classes[i].objects_free)
+    }
+#undef JT_FIELD
+    return ::testing::AssertionSuccess();
+}
+
+// The expected usable size of a request of len bytes on each path.
+inline size_t round_up(size_t v, size_t to) { return (v + to - 1) / to * to; }
+
+// The 2 MiB chunk an address lies in.
+inline uintptr_t chunk_base(const void *p) {
+    return reinterpret_cast<uintptr_t>(p) & ~(uintptr_t{kChunk} - 1);
+}
+
+// ---------------------------------------------------------------- /proc/self/maps
+
+struct Mapping {
+    uintptr_t start = 0, end = 0;
+    std::string perms;  // "r-xp"
+    std::string path;
+    std::string line;   // as read
+    bool writable() const { return perms.size() > 1 && perms[1] == 'w'; }
+    bool executable() const { return perms.size() > 2 && perms[2] == 'x'; }
+};
+
+inline bool parse_maps_line(const std::string &line, Mapping &m) {
+    unsigned long long s = 0, e = 0;
+    char perms[8] = "";
+    int path_at = 0;
+    if (std::sscanf(line.c_str(), "%llx-%llx %7s %*s %*s %*s %n", &s, &e, perms, &path_at) < 3)
+        return false;
+    m.start = s;
+    m.end = e;
+    m.perms = perms;
+    m.line = line;
+    m.path = path_at > 0 && static_cast<size_t>(path_at) <= line.size() ? line.substr(path_at) : "";
+    return true;
+}
+
+// Reads a whole (proc) file.
+inline std::string read_file(const char *path) {
+    std::string out;
+    FILE *f = std::fopen(path, "re");
+    if (!f)
+        return out;
+    char buf[65536];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0)
+        out.append(buf, n);
+    std::fclose(f);
+    return out;
+}
+
+inline std::vector<Mapping> read_maps() {
+    std::vector<Mapping> v;
+    std::istringstream in(read_file("/proc/self/maps"));
+    std::string line;
+    while (std::getline(in, line)) {
+        Mapping m;
+        if (parse_maps_line(line, m))
+            v.push_back(m);
+    }
+    return v;
+}
+
+// Mappings that are writable and executable at once.
+inline std::vector<std::string> wx_mappings() {
+    std::vector<std::string> bad;
+    for (const Mapping &m : read_maps())
+        if (m.writable() && m.executable())
+            bad.push_back(m.line);
+    return bad;
+}
+
+// One VMA of /proc/self/smaps with the fields the tests need (kB).
+struct SmapsEntry {
+    Mapping map;
+    uint64_t size_kb = 0, rss_kb = 0, anon_huge_kb = 0;
+};
+
+inline std::vector<SmapsEntry> read_smaps() {
+    std::vector<SmapsEntry> v;
+    std::istringstream in(read_file("/proc/self/smaps"));
+    std::string line;
+    while (std::getline(in, line)) {
+        Mapping m;
+        if (!line.empty() && std::isxdigit(static_cast<unsigned char>(line[0])) &&
+            line.find('-') < line.find(' ') && parse_maps_line(line, m)) {
+            v.push_back({m, 0, 0, 0});
+            continue;
+        }
+        if (v.empty())
+            continue;
+        unsigned long long kb = 0;
+        if (std::sscanf(line.c_str(), "Size: %llu kB", &kb) == 1)
+            v.back().size_kb = kb;
+        else if (std::sscanf(line.c_str(), "Rss: %llu kB", &kb) == 1)
+            v.back().rss_kb = kb;
+        else if (std::sscanf(line.c_str(), "AnonHugePages: %llu kB", &kb) == 1)
+            v.back().anon_huge_kb = kb;
+    }
+    return v;
+}
+
+// "always", "madvise" or "never": the bracketed word of a THP sysfs file.
+inline std::string thp_mode(const char *file = "/sys/kernel/mm/transparent_hugepage/enabled") {
+    std::string s = read_file(file);
+    size_t a = s.find('['), b = s.find(']');
+    return a != std::string::npos && b != std::string::npos && b > a ? s.substr(a + 1, b - a - 1)
+                                                                     : "";
+}
+
+// ---------------------------------------------------------------- fork
+
+// Runs fn in a forked child; returns its exit status (fn's return value) or -1 when
+// the child died by a signal.
+template <class Fn>
+int in_child(Fn &&fn) {
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(fn());
+    int st = 0;
+    if (pid < 0 || waitpid(pid, &st, 0) != pid)
+        return -2;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+// A pipe used to sequence a parent and a child: one byte per step.
+struct Pipe {
+    int fd[2] = {-1, -1};
+    Pipe() { EXPECT_EQ(pipe(fd), 0); }
+    ~Pipe() { close_all(); }
+    void close_all() {
+        for (int &f : fd)
+            if (f >= 0) {
+                close(f);
+                f = -1;
+            }
+    }
+    bool send(char c = 'x') const { return write(fd[1], &c, 1) == 1; }
+    bool wait() const {
+        char c;
+        return read(fd[0], &c, 1) == 1;
+    }
+};
+
+// Forks; the child waits until the parent has run `parent` after the fork, then runs
+// `child` (its return value is the exit status). Returns the child's status as
+// in_child does.
+template <class Child, class Parent>
+int fork_then(Parent &&parent, Child &&child) {
+    Pipe child_ready, parent_done;
+    pid_t pid = fork();
+    if (pid == 0) {
+        child_ready.send();
+        _exit(parent_done.wait() ? child() : 100);
+    }
+    if (pid < 0 || !child_ready.wait())
+        return -2;
+    parent();
+    parent_done.send();
+    int st = 0;
+    if (waitpid(pid, &st, 0) != pid)
+        return -2;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+}  // namespace jt

@@ -1,0 +1,155 @@
+// Placement: code near the library by default, inside a small window on request (ENOMEM
+// once it is full), and rel32 calls from JIT code to host functions.
+#include "helpers.h"
+
+using namespace jt;
+
+namespace {
+
+uintptr_t distance(uintptr_t a, uintptr_t b) { return a > b ? a - b : b - a; }
+
+// Every byte of [p, p+len) within range of `near`.
+::testing::AssertionResult Within(const void *p, size_t len, const void *near, size_t range) {
+    auto lo = reinterpret_cast<uintptr_t>(p), hi = lo + len - 1;
+    auto n = reinterpret_cast<uintptr_t>(near);
+    if (distance(lo, n) <= range && distance(hi, n) <= range)
+        return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure() << p << "+" << len << " is not within " << range
+                                         << " of " << near;
+}
+
+TEST(Placement, DefaultArenaIsNearTheLibrary) {
+    const void *lib = reinterpret_cast<const void *>(&jit_alloc);
+    std::vector<void *> ptrs;
+    for (size_t len : {size_t{16}, size_t{9000}, size_t{2} * MiB, size_t{5} * MiB}) {
+        void *p = jit_alloc(nullptr, len);
+        ASSERT_NE(p, nullptr);
+        EXPECT_TRUE(Within(p, jit_size(p), lib, JIT_DEFAULT_NEAR_RANGE));
+        ptrs.push_back(p);
+    }
+    EXPECT_TRUE(ArenaOk(jit_default_arena()));
+    for (void *p : ptrs) {
+        EXPECT_EQ(jit_free(p), 0);
+    }
+}
+
+// A window of free address space: reserve, then release, a 64 MiB range and use its
+// middle as the placement address.
+const void *free_window_center() {
+    void *r = mmap(nullptr, 64 * MiB, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (r == MAP_FAILED)
+        return nullptr;
+    munmap(r, 64 * MiB);
+    return static_cast<uint8_t *>(r) + 32 * MiB;
+}
+
+TEST(Placement, SmallWindowFillsUpWithEnomem) {
+    const void *near = free_window_center();
+    ASSERT_NE(near, nullptr);
+    const size_t range = 8 * MiB;
+    jit_arena_options o = options();
+    o.placement = JIT_PLACE_NEAR_ADDRESS;
+    o.near = near;
+    o.near_range = range;
+    ArenaHolder a(o);
+    ASSERT_NE(a.get(), nullptr);
+    std::vector<void *> ptrs;
+    int err = 0;
+    for (int i = 0; i < 64; i++) {
+        errno = 0;
+        void *p = jit_arena_alloc(a, nullptr, 2 * MiB);
+        if (!p) {
+            err = errno;
+            break;
+        }
+        EXPECT_TRUE(Within(p, 2 * MiB, near, range));
+        ptrs.push_back(p);
+    }
+    EXPECT_EQ(err, ENOMEM);
+    // The window is 16 MiB wide: at most 8 chunks fit, and at least one did.
+    EXPECT_GE(ptrs.size(), 1u);
+    EXPECT_LE(ptrs.size(), 8u);
+    struct jit_stats before = stats_of(a);
+    EXPECT_EQ(before.chunks_mapped, ptrs.size());
+    // Large allocations and small ones needing a new chunk fail the same way.
+    errno = 0;
+    EXPECT_EQ(jit_arena_alloc(a, nullptr, 3 * MiB), nullptr);
+    EXPECT_EQ(errno, ENOMEM);
+    errno = 0;
+    EXPECT_EQ(jit_arena_alloc(a, nullptr, 64), nullptr);
+    EXPECT_EQ(errno, ENOMEM);
+    EXPECT_TRUE(SameStats(before, stats_of(a)));
+    EXPECT_TRUE(ArenaOk(a));  // also checks every chunk lies in the window
+    // Freeing makes room again, in the same window.
+    ASSERT_EQ(jit_free(ptrs.back()), 0);
+    ptrs.pop_back();
+    jit_arena_shrink(a);
+    void *p = jit_arena_alloc(a, nullptr, 64);
+    ASSERT_NE(p, nullptr);
+    EXPECT_TRUE(Within(p, 64, near, range));
+    ptrs.push_back(p);
+    for (void *q : ptrs) {
+        EXPECT_EQ(jit_free(q), 0);
+    }
+}
+
+TEST(Placement, AnywhereWorks) {
+    jit_arena_options o = options();
+    o.placement = JIT_PLACE_ANYWHERE;
+    ArenaHolder a(o);
+    ASSERT_NE(a.get(), nullptr);
+    void *p = jit_arena_alloc(a, nullptr, 100);
+    void *q = jit_arena_alloc(a, nullptr, 3 * MiB);
+    ASSERT_TRUE(p && q);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(q) % kChunk, 0u);
+    EXPECT_TRUE(ArenaOk(a));
+    EXPECT_EQ(jit_free(p), 0);
+    EXPECT_EQ(jit_free(q), 0);
+}
+
+#if JT_CAN_RUN_CODE
+extern "C" __attribute__((noinline)) int jt_host_add1000(int x) { return x + 1000; }
+
+// sub rsp,8; call rel32 host; add rsp,8; ret   (x passes through in edi)
+std::vector<uint8_t> call_host_code(const uint8_t *at, const void *host) {
+    std::vector<uint8_t> v = {0x48, 0x83, 0xec, 0x08, 0xe8, 0, 0, 0, 0, 0x48, 0x83, 0xc4, 0x08, 0xc3};
+    intptr_t rel = reinterpret_cast<intptr_t>(host) - reinterpret_cast<intptr_t>(at + 9);
+    EXPECT_EQ(rel, static_cast<int32_t>(rel)) << "host function out of rel32 reach";
+    int32_t r32 = static_cast<int32_t>(rel);
+    std::memcpy(&v[5], &r32, 4);
+    return v;
+}
+
+TEST(Placement, Rel32CallToHostFunction) {
+    const void *host = reinterpret_cast<const void *>(&jt_host_add1000);
+    for (int arena_kind = 0; arena_kind < 2; arena_kind++) {
+        SCOPED_TRACE(arena_kind ? "arena near the host function" : "default arena");
+        std::unique_ptr<ArenaHolder> own;
+        jit_arena *a = jit_default_arena();
+        if (arena_kind) {
+            jit_arena_options o = options();
+            o.placement = JIT_PLACE_NEAR_ADDRESS;
+            o.near = host;
+            o.near_range = 64 * MiB;
+            own = std::make_unique<ArenaHolder>(o);
+            a = own->get();
+        }
+        ASSERT_NE(a, nullptr);
+        std::vector<void *> ptrs;
+        // Page runs and large chunks too: every path stays in reach.
+        for (size_t len : {size_t{14}, size_t{20000}, size_t{3} * MiB}) {
+            auto *p = static_cast<uint8_t *>(jit_arena_alloc(a, nullptr, len));
+            ASSERT_NE(p, nullptr) << len;
+            auto code = call_host_code(p, host);
+            ASSERT_EQ(jit_update(p, code.data(), code.size()), 0);
+            EXPECT_EQ(call_int(p, 5), 1005) << len;
+            ptrs.push_back(p);
+        }
+        for (void *p : ptrs) {
+            EXPECT_EQ(jit_free(p), 0);
+        }
+    }
+}
+#endif
+
+}  // namespace

@@ -1,0 +1,256 @@
+// Unit tests of slabs and slab classes on a fake chunk backed by heap memory (the
+// checker reads free objects to verify they hold trap bytes; nothing is mapped ROX).
+#include "slab/slab.h"
+
+#include "helpers.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+using namespace jitalloc;
+
+namespace {
+
+class SlabTest : public ::testing::Test {
+protected:
+    std::unique_ptr<Chunk> chunk = std::make_unique<Chunk>();
+    uint8_t *mem = nullptr;
+    SlabClass k;
+    std::vector<Slab *> slabs;  // every slab made (deleted at the end)
+
+    void SetUp() override {
+        mem = static_cast<uint8_t *>(std::aligned_alloc(kChunkSize, kChunkSize));
+        ASSERT_NE(mem, nullptr);
+        std::memset(mem, kTrapByte, kChunkSize);
+        chunk->base = mem;
+        chunk->size = kChunkSize;
+        for (unsigned i = 0; i < kPagesPerChunk; i++) {
+            chunk->pages[i].chunk = chunk.get();
+            chunk->pages[i].index = static_cast<uint16_t>(i);
+        }
+    }
+    void TearDown() override {
+        while (Slab *s = k.pop_any())
+            slab_delete(s);
+        std::free(mem);
+    }
+
+    Slab *new_slab(unsigned cls, unsigned first_page) {
+        Slab *s = slab_new(cls, chunk.get(), first_page);
+        EXPECT_NE(s, nullptr);
+        k.add(s);
+        return s;
+    }
+
+    ::testing::AssertionResult CheckFails(unsigned cls, const char *what) {
+        std::string msg;
+        bool ok = k.check(cls, msg);
+        return jt::FailedWith(ok, msg, what);
+    }
+    ::testing::AssertionResult Valid(unsigned cls) {
+        std::string msg;
+        bool ok = k.check(cls, msg);
+        return jt::Checked(ok, msg);
+    }
+};
+
+TEST_F(SlabTest, NewSlabClaimsItsPages) {
+    const unsigned cls = 20;
+    const SizeClass &sc = size_class(cls);
+    Slab *s = new_slab(cls, 8);
+    EXPECT_EQ(s->base, mem + 8 * kPageSize);
+    EXPECT_EQ(s->nobj, sc.objects);
+    EXPECT_EQ(s->navail, sc.objects);
+    EXPECT_EQ(s->nlive, 0u);
+    for (unsigned p = 8; p < 8u + sc.pages; p++) {
+        EXPECT_EQ(chunk->pages[p].state.load(), PageState::slab);
+        EXPECT_EQ(chunk->pages[p].owner.load(), s);
+        EXPECT_EQ(chunk->pages[p].slab_class.load(), cls);
+    }
+    EXPECT_EQ(k.slabs(), 1u);
+    EXPECT_EQ(k.objects_avail(), sc.objects);
+    EXPECT_TRUE(Valid(cls));
+}
+
+TEST_F(SlabTest, IndexOfAndContaining) {
+    const unsigned cls = 3;  // 64-byte objects
+    Slab *s = new_slab(cls, 0);
+    EXPECT_EQ(s->index_of(s->object(0)), 0);
+    EXPECT_EQ(s->index_of(s->object(5)), 5);
+    EXPECT_EQ(s->index_of(s->object(5) + 1), -1);      // interior
+    EXPECT_EQ(s->index_of(mem - 16), -1);              // before the slab
+    EXPECT_EQ(s->index_of(s->object(s->nobj)), -1);    // past the last object
+    EXPECT_EQ(s->index_containing(s->object(5) + 63), 5);
+    EXPECT_EQ(s->index_containing(s->object(s->nobj)), -1);
+}
+
+TEST_F(SlabTest, TakeFillsSlabsAndMovesThemBetweenLists) {
+    const unsigned cls = 63;  // 16 KiB objects: few per slab
+    const SizeClass &sc = size_class(cls);
+    Slab *s = new_slab(cls, 0);
+    std::set<uint8_t *> got;
+    Slab *from = nullptr;
+    for (unsigned i = 0; i < sc.objects; i++) {
+        uint8_t *p = k.take(100 + i, &from);
+        ASSERT_NE(p, nullptr);
+        EXPECT_EQ(from, s);
+        EXPECT_TRUE(got.insert(p).second) << "object handed out twice";
+        EXPECT_TRUE(Valid(cls));
+    }
+    EXPECT_EQ(s->list, SlabClass::kFull);
+    EXPECT_EQ(k.objects_live(), sc.objects);
+    EXPECT_EQ(k.objects_avail(), 0u);
+    EXPECT_EQ(k.take(1, &from), nullptr);  // no slab with room
+    uint64_t req = 0;
+    for (unsigned i = 0; i < sc.objects; i++)
+        req += 100 + i;
+    EXPECT_EQ(k.requested(), req);
+}
+
+TEST_F(SlabTest, PartialSlabsAreUsedBeforeEmptyOnes) {
+    const unsigned cls = 10;
+    const SizeClass &sc = size_class(cls);
+    Slab *a = new_slab(cls, 0);
+    Slab *from = nullptr;
+    ASSERT_NE(k.take(10, &from), nullptr);
+    Slab *partial = from;
+    Slab *b = new_slab(cls, sc.pages);  // empty, linked at the head of the empty list
+    for (int i = 0; i < 5; i++) {
+        ASSERT_NE(k.take(10, &from), nullptr);
+        EXPECT_EQ(from, partial);
+    }
+    EXPECT_TRUE(partial == a || partial == b);
+    EXPECT_TRUE(Valid(cls));
+}
+
+TEST_F(SlabTest, FreeProtocolBeginAbortFinish) {
+    const unsigned cls = 5;
+    Slab *s = new_slab(cls, 0);
+    Slab *from = nullptr;
+    uint8_t *p = k.take(90, &from);
+    uint8_t *q = k.take(91, &from);
+    ASSERT_NE(p, nullptr);
+    ASSERT_NE(q, nullptr);
+    unsigned i = static_cast<unsigned>(s->index_of(p));
+
+    // The user wrote code into the object.
+    std::memset(p, 0x90, 90);
+    ASSERT_EQ(k.begin_free(s, i), 0);
+    EXPECT_FALSE(s->is_live(i));
+    EXPECT_FALSE(s->is_avail(i));              // in transit
+    EXPECT_EQ(k.begin_free(s, i), EINVAL);     // double free
+    EXPECT_EQ(k.objects_live(), 1u);
+    EXPECT_EQ(k.requested(), 91u);
+    EXPECT_TRUE(Valid(cls));                   // in-transit objects are not checked for traps
+
+    k.abort_free(s, i, 90);                    // the trap fill failed
+    EXPECT_TRUE(s->is_live(i));
+    EXPECT_EQ(k.objects_live(), 2u);
+    EXPECT_EQ(k.requested(), 181u);
+    EXPECT_TRUE(Valid(cls));
+
+    ASSERT_EQ(k.begin_free(s, i), 0);
+    std::memset(p, kTrapByte, s->size);        // trap fill
+    EXPECT_EQ(k.finish_free(s, i, 1), nullptr);
+    EXPECT_TRUE(s->is_avail(i));
+    EXPECT_EQ(s->list, SlabClass::kPartial);
+    EXPECT_TRUE(Valid(cls));
+
+    EXPECT_EQ(k.begin_free(s, s->nobj), EINVAL);  // out of range
+    EXPECT_EQ(k.begin_free(s, i), EINVAL);        // not live
+}
+
+TEST_F(SlabTest, EmptySlabsAreCachedWithHysteresis) {
+    const unsigned cls = 63;
+    const SizeClass &sc = size_class(cls);
+    Slab *a = new_slab(cls, 0);
+    Slab *b = new_slab(cls, sc.pages);
+    Slab *from = nullptr;
+    std::vector<std::pair<Slab *, uint8_t *>> objs;
+    for (unsigned i = 0; i < 2u * sc.objects; i++) {
+        uint8_t *p = k.take(16384, &from);
+        ASSERT_NE(p, nullptr);
+        objs.push_back({from, p});
+    }
+    EXPECT_EQ(a->list, SlabClass::kFull);
+    EXPECT_EQ(b->list, SlabClass::kFull);
+    std::vector<Slab *> returned;
+    for (auto [s, p] : objs) {
+        unsigned i = static_cast<unsigned>(s->index_of(p));
+        ASSERT_EQ(k.begin_free(s, i), 0);
+        if (Slab *dead = k.finish_free(s, i, /*keep_empty=*/1))
+            returned.push_back(dead);
+    }
+    // The first slab to empty stays cached; the second goes back to the caller.
+    ASSERT_EQ(returned.size(), 1u);
+    EXPECT_EQ(k.slabs(), 1u);
+    EXPECT_EQ(k.objects_avail(), sc.objects);
+    EXPECT_TRUE(Valid(cls));
+    slab_delete(returned[0]);
+
+    Slab *cached = k.pop_empty();
+    ASSERT_NE(cached, nullptr);
+    EXPECT_EQ(k.pop_empty(), nullptr);
+    EXPECT_EQ(k.slabs(), 0u);
+    EXPECT_EQ(k.objects_avail(), 0u);
+    EXPECT_TRUE(Valid(cls));
+    slab_delete(cached);
+}
+
+TEST_F(SlabTest, PopAnyTakesSlabsWithLiveObjects) {
+    const unsigned cls = 1;
+    new_slab(cls, 0);
+    Slab *from = nullptr;
+    ASSERT_NE(k.take(20, &from), nullptr);
+    Slab *s = k.pop_any();
+    ASSERT_NE(s, nullptr);
+    EXPECT_EQ(k.objects_live(), 0u);
+    EXPECT_EQ(k.objects_avail(), 0u);
+    EXPECT_EQ(k.requested(), 0u);
+    EXPECT_TRUE(Valid(cls));
+    slab_delete(s);
+}
+
+// The checker must be able to fail.
+TEST_F(SlabTest, CheckDetectsCodeLeftInAFreeObject) {
+    const unsigned cls = 2;
+    Slab *s = new_slab(cls, 0);
+    s->object(3)[7] = 0x90;
+    EXPECT_TRUE(CheckFails(cls, "non-trap"));
+}
+
+TEST_F(SlabTest, CheckDetectsBothBitsSet) {
+    const unsigned cls = 2;
+    Slab *s = new_slab(cls, 0);
+    s->live[0] |= 1;  // object 0 is also avail
+    EXPECT_TRUE(CheckFails(cls, "both free and live"));
+    s->live[0] &= ~uint64_t{1};
+}
+
+TEST_F(SlabTest, CheckDetectsCountMismatch) {
+    const unsigned cls = 2;
+    Slab *s = new_slab(cls, 0);
+    Slab *from = nullptr;
+    ASSERT_NE(k.take(30, &from), nullptr);
+    s->requested += 1;
+    EXPECT_TRUE(CheckFails(cls, "counts disagree"));
+    s->requested -= 1;
+}
+
+TEST_F(SlabTest, CheckDetectsForeignPageDescriptor) {
+    const unsigned cls = 2;
+    new_slab(cls, 0);
+    chunk->pages[0].slab_class.store(3);
+    EXPECT_TRUE(CheckFails(cls, "page descriptor"));
+}
+
+TEST_F(SlabTest, CheckDetectsWrongClass) {
+    new_slab(2, 0);
+    EXPECT_TRUE(CheckFails(4, "slab on the wrong list"));
+}
+
+}  // namespace
