@@ -1,7 +1,11 @@
-# Installs the build tree into a scratch prefix, then builds and runs consumers of the
-# installed tree: a CMake project using find_package(jitalloc) (the demo against the
-# shared library, a tiny program against the static one) and a pkg-config build.
-#   -DBUILD_DIR -DWORK_DIR -DCONSUMER_DIR -DDEMO_SOURCE -DSANITIZE -DC_COMPILER
+# Installs the build tree into a scratch prefix (cmake --install --prefix), then builds
+# and runs a consumer of the installed tree. STAGE selects the consumer:
+#   shared     find_package(jitalloc): jit-examples/demo.c and a tiny C program against
+#              jitalloc::jitalloc (the shared library), checked to load the installed copy;
+#   static     find_package(jitalloc): the tiny C program against jitalloc::static;
+#   pkgconfig  the installed jitalloc.pc: its paths lie in the prefix; tiny and the demo
+#              built with a plain compiler command line from pkg-config --cflags --libs.
+# Variables: STAGE BUILD_DIR WORK_DIR CONSUMER_DIR DEMO_SOURCE SANITIZE C_COMPILER
 cmake_minimum_required(VERSION 3.25)
 
 function(run)
@@ -12,65 +16,83 @@ function(run)
   set(LAST_OUTPUT "${out}" PARENT_SCOPE)
 endfunction()
 
+# Finds exactly one installed file matching a glob below the prefix.
+function(find_installed var glob)
+  file(GLOB_RECURSE found ${prefix}/${glob})
+  if(NOT found)
+    message(FATAL_ERROR "the install has no ${glob}")
+  endif()
+  list(GET found 0 first)
+  set(${var} ${first} PARENT_SCOPE)
+endfunction()
+
 set(prefix ${WORK_DIR}/prefix)
 file(REMOVE_RECURSE ${WORK_DIR})
 file(MAKE_DIRECTORY ${WORK_DIR})
-
 run(${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${prefix})
 
-# What the install must contain.
-file(GLOB_RECURSE libdirs LIST_DIRECTORIES true ${prefix}/*/cmake/jitalloc)
 foreach(f include/jitalloc/jitalloc.h include/jitalloc/jitalloc.hpp)
   if(NOT EXISTS ${prefix}/${f})
-    message(FATAL_ERROR "missing ${f}")
+    message(FATAL_ERROR "the install has no ${f}")
   endif()
 endforeach()
-file(GLOB_RECURSE pcs ${prefix}/*/pkgconfig/jitalloc.pc)
-file(GLOB_RECURSE statics ${prefix}/*/libjitalloc.a)
-file(GLOB_RECURSE shareds ${prefix}/*/libjitalloc.so)
-file(GLOB_RECURSE configs ${prefix}/*/cmake/jitalloc/jitallocConfig.cmake)
-foreach(v pcs statics shareds configs)
-  if(NOT ${v})
-    message(FATAL_ERROR "install has no ${v}")
-  endif()
-endforeach()
-list(GET pcs 0 pc)
+find_installed(static_lib "*/libjitalloc.a")
+find_installed(shared_lib "*/libjitalloc.so")
+find_installed(config "*/cmake/jitalloc/jitallocConfig.cmake")
+find_installed(pc "*/pkgconfig/jitalloc.pc")
+get_filename_component(libdir ${shared_lib} DIRECTORY)
 get_filename_component(pcdir ${pc} DIRECTORY)
-list(GET shareds 0 shared)
-get_filename_component(libdir ${shared} DIRECTORY)
 
-# 1. find_package consumer.
-set(cbuild ${WORK_DIR}/consumer-build)
-run(${CMAKE_COMMAND} -S ${CONSUMER_DIR}/consumer -B ${cbuild}
-    -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_C_COMPILER=${C_COMPILER}
-    -DDEMO_SOURCE=${DEMO_SOURCE} -DSANITIZE=${SANITIZE} -DCMAKE_BUILD_TYPE=RelWithDebInfo)
-run(${CMAKE_COMMAND} --build ${cbuild} -j 2)
-run(${cbuild}/tiny_static)
-message(STATUS "${LAST_OUTPUT}")
-# The shared library must be the installed one, not the build tree's.
-run(ldd ${cbuild}/demo_shared)
-string(FIND "${LAST_OUTPUT}" "${libdir}/libjitalloc.so" found)
-if(found EQUAL -1)
-  message(FATAL_ERROR "demo_shared does not use the installed library:\n${LAST_OUTPUT}")
-endif()
-run(${cbuild}/demo_shared)
-message(STATUS "${LAST_OUTPUT}")
-
-# 2. pkg-config consumer: plain compiler command line from the .pc file.
-find_program(PKG_CONFIG pkg-config REQUIRED)
-set(ENV{PKG_CONFIG_PATH} ${pcdir})
-run(${PKG_CONFIG} --cflags --libs jitalloc)
-string(STRIP "${LAST_OUTPUT}" pkgflags)
-separate_arguments(pkgflags UNIX_COMMAND "${pkgflags}")
 set(sanflags)
 if(SANITIZE)
   set(sanflags -fsanitize=${SANITIZE})
 endif()
-run(${C_COMPILER} -Wall -Wextra -Werror ${sanflags} ${CONSUMER_DIR}/consumer/tiny.c
-    ${pkgflags} -Wl,-rpath,${libdir} -o ${WORK_DIR}/tiny_pkgconfig)
-run(${WORK_DIR}/tiny_pkgconfig)
-message(STATUS "${LAST_OUTPUT}")
-run(${C_COMPILER} -Wall -Wextra -Werror ${sanflags} ${DEMO_SOURCE}
-    ${pkgflags} -pthread -Wl,-rpath,${libdir} -o ${WORK_DIR}/demo_pkgconfig)
-run(${WORK_DIR}/demo_pkgconfig)
-message(STATUS "install test ok")
+
+if(STAGE STREQUAL "shared" OR STAGE STREQUAL "static")
+  set(cbuild ${WORK_DIR}/consumer-build)
+  run(${CMAKE_COMMAND} -S ${CONSUMER_DIR}/consumer -B ${cbuild}
+      -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_C_COMPILER=${C_COMPILER}
+      -DDEMO_SOURCE=${DEMO_SOURCE} -DSANITIZE=${SANITIZE} -DCONSUMER_STAGE=${STAGE}
+      -DCMAKE_BUILD_TYPE=RelWithDebInfo)
+  run(${CMAKE_COMMAND} --build ${cbuild} -j 2)
+  if(STAGE STREQUAL "static")
+    run(ldd ${cbuild}/tiny)
+    if(LAST_OUTPUT MATCHES "libjitalloc")
+      message(FATAL_ERROR "jitalloc::static linked the shared library:\n${LAST_OUTPUT}")
+    endif()
+    run(${cbuild}/tiny)
+    message(STATUS "${LAST_OUTPUT}")
+  else()
+    foreach(exe tiny demo)
+      # The shared library must be the installed one, not the build tree's.
+      run(ldd ${cbuild}/${exe})
+      string(FIND "${LAST_OUTPUT}" "${libdir}/libjitalloc.so" at)
+      if(at EQUAL -1)
+        message(FATAL_ERROR "${exe} does not load ${libdir}/libjitalloc.so:\n${LAST_OUTPUT}")
+      endif()
+      run(${cbuild}/${exe})
+      message(STATUS "${LAST_OUTPUT}")
+    endforeach()
+  endif()
+elseif(STAGE STREQUAL "pkgconfig")
+  find_program(PKG_CONFIG pkg-config REQUIRED)
+  set(ENV{PKG_CONFIG_PATH} ${pcdir})
+  run(${PKG_CONFIG} --cflags --libs jitalloc)
+  string(STRIP "${LAST_OUTPUT}" pkgflags)
+  # The flags must point into the prefix the package was installed to.
+  if(NOT pkgflags MATCHES "-I${prefix}/include" OR NOT pkgflags MATCHES "-L${libdir}")
+    message(FATAL_ERROR "pkg-config flags do not point into the install prefix ${prefix}: ${pkgflags}\n"
+                        "(from ${pc})")
+  endif()
+  separate_arguments(pkgflags UNIX_COMMAND "${pkgflags}")
+  run(${C_COMPILER} -Wall -Wextra -Werror ${sanflags} ${CONSUMER_DIR}/consumer/tiny.c
+      ${pkgflags} -Wl,-rpath,${libdir} -o ${WORK_DIR}/tiny)
+  run(${WORK_DIR}/tiny)
+  message(STATUS "${LAST_OUTPUT}")
+  run(${C_COMPILER} -Wall -Wextra -Werror ${sanflags} ${DEMO_SOURCE}
+      ${pkgflags} -pthread -Wl,-rpath,${libdir} -o ${WORK_DIR}/demo)
+  run(${WORK_DIR}/demo)
+else()
+  message(FATAL_ERROR "unknown STAGE '${STAGE}'")
+endif()
+message(STATUS "install test (${STAGE}) ok")
