@@ -321,7 +321,12 @@ TEST_P(ForkDuringWrites, ChildSeesOldOrNewNeverTornAndWritesStayPrivate) {
         }
     });
     int forks = 0, bad = 0;
-    for (; forks < 40; forks++) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    constexpr int kForks = 12;
+#else
+    constexpr int kForks = 40;
+#endif
+    for (; forks < kForks; forks++) {
         while (writes.load() < forks * 8)
             std::this_thread::yield();
         int rc = rel::in_child([&] {

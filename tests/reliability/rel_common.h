@@ -126,9 +126,12 @@ inline Footprint footprint() {
         }
         if (v.anon() && v.none() && v.size() < (uint64_t{256} << 20))
             f.none_bytes += v.size();
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+        // (sanitizer allocators map such regions themselves: checked in plain builds)
         if (v.anon() && v.w() && !v.x() && !v.shared() && v.start % k2M == 0 && v.size() % k2M == 0 &&
             v.size() <= (uint64_t{64} << 20))
             f.rw_chunk_bytes += v.size();
+#endif
     }
     return f;
 }
