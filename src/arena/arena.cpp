@@ -170,7 +170,7 @@ int jit_arena::alloc_small(unsigned cls, const void *code, size_t len, void **ou
         }
     }
     if (code) {
-        int rc = write(s->chunk, p, code, len);
+        int rc = poke_fresh(*writer, s->chunk->mapping, p, code, len);  // object holds traps
         if (rc) {
             // The object is still ours: make sure it holds traps, then give it back.
             bool clean = write_traps(s->chunk, p, s->size) == 0;
@@ -214,7 +214,7 @@ int jit_arena::alloc_pages(const void *code, size_t len, void **out) {
     Chunk *c = d->chunk;
     uint8_t *p = c->page_addr(d->index);
     if (code) {
-        int rc = write(c, p, code, len);
+        int rc = poke_fresh(*writer, c->mapping, p, code, len);  // free pages hold traps
         if (rc) {
             bool clean = write_traps(c, p, npages * kPageSize) == 0;
             std::lock_guard<std::mutex> b(buddy_lock);
@@ -250,7 +250,7 @@ int jit_arena::alloc_large(const void *code, size_t len, void **out) {
         large_bytes += size;
     }
     if (code) {
-        int rc = write(c, c->base, code, len);
+        int rc = poke_fresh(*writer, c->mapping, c->base, code, len);  // fresh chunk
         if (rc) {
             free_large(c, c->base);
             return rc;

@@ -241,8 +241,11 @@ bool matches(const uint8_t *dst, Writer::Source src, size_t len) {
     return true;
 }
 
+// undo: what dst holds now when the caller knows it (a fresh allocation holds traps);
+// then no copy of the old bytes is made. Nor is one when the writer cannot stop
+// part-way (persistent alias: a plain memcpy).
 int poke_source(const Writer &w, const ChunkMapping &m, uint8_t *dst, Writer::Source src,
-                size_t len) {
+                size_t len, const Writer::Source *undo = nullptr) {
     if (m.poisoned)
         return EIO;
     if (dst < m.base || len > m.size || dst + len > m.base + m.size)
@@ -252,20 +255,26 @@ int poke_source(const Writer &w, const ChunkMapping &m, uint8_t *dst, Writer::So
     // Keep the old bytes so a failed write can be undone.
     uint8_t small[4096];  // most objects: no heap allocation on the write path
     std::unique_ptr<uint8_t[]> big;
-    uint8_t *old = small;
-    if (len > sizeof small) {
-        big.reset(new (std::nothrow) uint8_t[len]);
-        if (!big)
-            return ENOMEM;
-        old = big.get();
+    Writer::Source old{small, 0};
+    if (undo) {
+        old = *undo;
+    } else if (!w.infallible()) {
+        if (len > sizeof small) {
+            big.reset(new (std::nothrow) uint8_t[len]);
+            if (!big)
+                return ENOMEM;
+            old.data = big.get();
+        }
+        std::memcpy(big ? big.get() : small, dst, len);
     }
-    std::memcpy(old, dst, len);
     int rc = w.write(m, dst, src, len);
-    if (!rc && !matches(dst, src, len))
+    // Read back what went through the kernel or a flip; a memcpy into a shared alias of
+    // the same memfd lands by construction.
+    if (!rc && !w.infallible() && !matches(dst, src, len))
         rc = EIO;
     if (rc) {
-        if (!matches(dst, {old, 0}, len))
-            (void)w.write(m, dst, {old, 0}, len);
+        if ((undo || !w.infallible()) && !matches(dst, old, len))
+            (void)w.write(m, dst, old, len);
         return rc;
     }
     __builtin___clear_cache(reinterpret_cast<char *>(dst), reinterpret_cast<char *>(dst + len));
@@ -276,6 +285,11 @@ int poke_source(const Writer &w, const ChunkMapping &m, uint8_t *dst, Writer::So
 
 int poke(const Writer &w, const ChunkMapping &m, uint8_t *dst, const void *src, size_t len) {
     return poke_source(w, m, dst, {static_cast<const uint8_t *>(src), 0}, len);
+}
+
+int poke_fresh(const Writer &w, const ChunkMapping &m, uint8_t *dst, const void *src, size_t len) {
+    const Writer::Source traps{poke_detail::trap_page(), 4096};
+    return poke_source(w, m, dst, {static_cast<const uint8_t *>(src), 0}, len, &traps);
 }
 
 int poke_traps(const Writer &w, const ChunkMapping &m, uint8_t *dst, size_t len) {

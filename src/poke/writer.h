@@ -36,6 +36,9 @@ public:
     virtual ~Writer() = default;
     virtual jit_writer kind() const = 0;
     bool strict_wx() const { return kind() != JIT_WRITER_PERSISTENT_ALIAS; }
+    // write() never fails once it has started changing bytes (a plain memcpy): poke()
+    // then keeps no undo copy of the old bytes.
+    bool infallible() const { return kind() == JIT_WRITER_PERSISTENT_ALIAS; }
 
     // Maps [at, at+size) — a PROT_NONE reservation, any multiple of 4 KiB — as
     // trap-filled ROX code memory. 0 or an errno; on error the caller unmaps the range.
@@ -74,6 +77,9 @@ int probe_writer(const Writer &w);
 // and flushes the instruction cache. On failure the old bytes are restored as far as
 // the writer allows. 0 or an errno.
 int poke(const Writer &w, const ChunkMapping &m, uint8_t *dst, const void *src, size_t len);
+// poke() into memory that holds only trap instructions (a fresh allocation): keeps no
+// copy of the old bytes; a failed write is undone by filling traps back in.
+int poke_fresh(const Writer &w, const ChunkMapping &m, uint8_t *dst, const void *src, size_t len);
 // Fills [dst, dst+len) with trap instructions, verified. 0 or an errno.
 int poke_traps(const Writer &w, const ChunkMapping &m, uint8_t *dst, size_t len);
 
