@@ -113,7 +113,6 @@ struct Footprint {
 
 inline Footprint footprint() {
     Footprint f;
-    constexpr uintptr_t k2M = uintptr_t{2} << 20;
     for (const Vma &v : read_maps()) {
         if (v.w() && v.x())
             f.wx_bytes += v.size();
@@ -128,6 +127,7 @@ inline Footprint footprint() {
             f.none_bytes += v.size();
 #if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
         // (sanitizer allocators map such regions themselves: checked in plain builds)
+        constexpr uintptr_t k2M = uintptr_t{2} << 20;
         if (v.anon() && v.w() && !v.x() && !v.shared() && v.start % k2M == 0 && v.size() % k2M == 0 &&
             v.size() <= (uint64_t{64} << 20))
             f.rw_chunk_bytes += v.size();
