@@ -94,41 +94,64 @@ harness() {
 # ------------------------------------------------------ kernel tree
 TARBALL=/usr/src/linux-source-6.12.tar.xz
 SRC=$KCACHE/src/linux-source-6.12
-series_concat() { cat "$HERE"/patches/*.patch; }
 
+patched_files() {	# paths touched by the given patches
+	sed -n 's,^+++ b/\([^[:space:]]*\).*,\1,p; s,^--- a/\([^[:space:]]*\).*,\1,p' "$@" | sort -u
+}
+
+# Unpack the tree once; (re)apply the series so that only files whose
+# content changes get a new mtime (keeps later builds incremental).
+# $KCACHE/src/orig keeps the pristine copy of every file a patch touched.
 prepare_tree() {
-	local stamp want
+	local stamp want f tmp
+	local applied=$KCACHE/src/applied orig=$KCACHE/src/orig
 	mkdir -p "$KCACHE/src"
 	want="$(stat -c '%s %Y' "$TARBALL")"
 	stamp="$KCACHE/src/.tarball"
 	if [ ! -d "$SRC" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] ||
 	   [ -e "$KCACHE/src/.dirty" ]; then
 		log "unpacking $TARBALL into $KCACHE/src"
-		rm -rf "$SRC" "$KCACHE/src/.applied"
+		rm -rf "$SRC" "$applied" "$orig"
 		tar -C "$KCACHE/src" -xf "$TARBALL" || return 1
 		echo "$want" > "$stamp"
 		rm -f "$KCACHE/src/.dirty"
 	fi
-	if series_concat | cmp -s - "$KCACHE/src/.applied" 2>/dev/null; then
-		log "patch series already applied"
+	if [ -d "$applied" ] && diff -qr "$HERE/patches" "$applied" > /dev/null 2>&1; then
+		log "patch series already applied in $SRC"
 		return 0
 	fi
 	touch "$KCACHE/src/.dirty"
-	if [ -e "$KCACHE/src/.applied" ]; then
-		log "reverting the previously applied series"
-		if ! patch -s -R -p1 -d "$SRC" --no-backup-if-mismatch \
-			< "$KCACHE/src/.applied"; then
-			log "revert failed: unpacking again"
-			rm -rf "$SRC" "$KCACHE/src/.applied"
-			tar -C "$KCACHE/src" -xf "$TARBALL" || return 1
+	mkdir -p "$orig"
+	tmp=$(mktemp -d)
+	for f in $(patched_files "$HERE"/patches/*.patch $(ls "$applied"/*.patch 2>/dev/null)); do
+		# first time this file is touched: it is still pristine in SRC
+		if [ ! -e "$orig/$f" ] && [ ! -e "$orig/$f.absent" ]; then
+			mkdir -p "$(dirname "$orig/$f")"
+			if [ -e "$SRC/$f" ]; then cp -p "$SRC/$f" "$orig/$f"; else touch "$orig/$f.absent"; fi
 		fi
-		rm -f "$KCACHE/src/.applied"
-	fi
+		if [ -e "$orig/$f" ]; then
+			mkdir -p "$(dirname "$tmp/$f")"
+			cp -p "$orig/$f" "$tmp/$f"
+		fi
+	done
 	for p in "$HERE"/patches/*.patch; do
 		log "applying $(basename "$p")"
-		patch -s -p1 -N -d "$SRC" --no-backup-if-mismatch < "$p" || return 1
+		patch -s -p1 -N -d "$tmp" --no-backup-if-mismatch < "$p" ||
+			{ rm -rf "$tmp"; return 1; }
 	done
-	series_concat > "$KCACHE/src/.applied"
+	for f in $(patched_files "$HERE"/patches/*.patch $(ls "$applied"/*.patch 2>/dev/null)); do
+		if [ -e "$tmp/$f" ]; then
+			if ! cmp -s "$tmp/$f" "$SRC/$f"; then
+				mkdir -p "$(dirname "$SRC/$f")"
+				cp "$tmp/$f" "$SRC/$f"
+			fi
+		else
+			rm -f "$SRC/$f"
+		fi
+	done
+	rm -rf "$tmp" "$applied"
+	mkdir -p "$applied"
+	cp "$HERE"/patches/*.patch "$applied"/
 	rm -f "$KCACHE/src/.dirty"
 }
 
