@@ -1,0 +1,511 @@
+// jitalloc benchmarks: every workload of issue 4, run against every contender
+// (contender.h) with Google Benchmark. Results are compared as ratios between
+// contenders of the same run (see report.py); absolute times on a shared VM are noise.
+//
+//   load_unload/<c>/<len>            load a function, call it once, unload it
+//   churn/<c>/<live>                 free a random live function, load a BPF-sized one
+//   update/<c>/<len>/spinner:<0|1>   patch live code; spinner:1 = a second thread runs JIT code
+//   calls/<c>/<n>                    n functions of 64..512 B called in random order
+//   threads/<c>/threads:<1|2>        churn on 1 and 2 threads sharing one allocator
+//   memory/<c>/<workload>            code memory after load_unload and after churn at 50 000
+//
+// Extra flag: --bench_quick (fewer sizes, fewer iterations: for bench/run.sh --quick).
+#include "contender.h"
+#include "workload.h"
+
+#include <jitalloc/jitalloc.h>
+
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <atomic>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include <sys/resource.h>
+
+using namespace bench;
+
+namespace {
+
+bool g_quick = false;
+
+Fn as_fn(void *p) { return reinterpret_cast<Fn>(p); }
+
+std::unique_ptr<Contender> need(benchmark::State &state, const std::string &name) {
+    auto c = make_contender(name);
+    if (!c)
+        state.SkipWithError("contender unavailable");
+    return c;
+}
+
+struct Live {
+    void *p;
+    size_t len;
+};
+
+// ------------------------------------------------------------------ 1. load / unload
+
+void load_unload(benchmark::State &state, const std::string &name) {
+    auto c = need(state, name);
+    if (!c)
+        return;
+    size_t len = static_cast<size_t>(state.range(0));
+    int sum = 0, i = 0;
+    for (auto _ : state) {
+        void *p = c->load(make_function(len, i), len);
+        if (!p) {
+            state.SkipWithError("load failed");
+            break;
+        }
+        sum += as_fn(p)(i++);
+        c->unload(p, len);
+    }
+    benchmark::DoNotOptimize(sum);
+    state.SetItemsProcessed(state.iterations());
+}
+
+// ------------------------------------------------------------------ 2. churn
+
+// A contender with `live` BPF-sized functions loaded, kept between the runs and
+// repetitions of one benchmark (filling 50 000 functions is slow for some contenders).
+struct ChurnSet {
+    std::string key;
+    std::unique_ptr<Contender> c;
+    std::vector<Live> live;
+    std::mt19937_64 rng{42};
+    uint64_t requested = 0;
+
+    bool fill(size_t n) {
+        live.reserve(n);
+        for (size_t i = 0; i < n; i++)
+            if (!load_one())
+                return false;
+        return true;
+    }
+    bool load_one() {
+        size_t len = bpf_size(rng);
+        void *p = c->load(make_function(len, static_cast<int32_t>(live.size())), len);
+        if (!p)
+            return false;
+        live.push_back({p, len});
+        requested += len;
+        return true;
+    }
+    // Frees a random live function, loads a new one in its slot, calls it.
+    bool step(int &sum) {
+        size_t i = rng() % live.size();
+        c->unload(live[i].p, live[i].len);
+        requested -= live[i].len;
+        size_t len = bpf_size(rng);
+        void *p = c->load(make_function(len, static_cast<int32_t>(i)), len);
+        if (!p)
+            return false;
+        sum += as_fn(p)(1);
+        live[i] = {p, len};
+        requested += len;
+        return true;
+    }
+    void clear() {
+        for (Live &l : live)
+            c->unload(l.p, l.len);
+        live.clear();
+        requested = 0;
+    }
+    ~ChurnSet() {
+        if (c)
+            clear();
+    }
+};
+
+std::unique_ptr<ChurnSet> g_churn;
+
+ChurnSet *churn_set(benchmark::State &state, const std::string &name, size_t n) {
+    std::string key = name + "/" + std::to_string(n);
+    if (g_churn && g_churn->key == key)
+        return g_churn.get();
+    g_churn.reset();
+    auto s = std::make_unique<ChurnSet>();
+    s->key = key;
+    s->c = need(state, name);
+    if (!s->c)
+        return nullptr;
+    int sum = 0;
+    bool ok = s->fill(n);
+    // Warm up to a steady state of fragmentation before anything is timed.
+    for (size_t i = 0; ok && i < n / 2; i++)
+        ok = s->step(sum);
+    benchmark::DoNotOptimize(sum);
+    if (!ok) {
+        state.SkipWithError("load failed while filling");
+        return nullptr;
+    }
+    g_churn = std::move(s);
+    return g_churn.get();
+}
+
+long minor_faults() {
+    struct rusage ru;
+    getrusage(RUSAGE_THREAD, &ru);
+    return ru.ru_minflt;
+}
+
+void churn(benchmark::State &state, const std::string &name) {
+    ChurnSet *s = churn_set(state, name, static_cast<size_t>(state.range(0)));
+    if (!s)
+        return;
+    int sum = 0;
+    long faults = minor_faults();
+    for (auto _ : state) {
+        if (!s->step(sum)) {
+            state.SkipWithError("load failed");
+            break;
+        }
+    }
+    faults = minor_faults() - faults;
+    benchmark::DoNotOptimize(sum);
+    state.SetItemsProcessed(state.iterations());
+    state.counters["faults_per_op"] =
+        static_cast<double>(faults) / static_cast<double>(std::max<int64_t>(1, state.iterations()));
+}
+
+// ------------------------------------------------------------------ 3. update
+
+// A second thread of the process running JIT code from the same contender, so that
+// changing page tables has to reach another CPU.
+class Spinner {
+public:
+    explicit Spinner(Fn f) : f_(f), t_([this] { run(); }) {
+        while (!started_.load(std::memory_order_acquire))
+            std::this_thread::yield();
+    }
+    ~Spinner() {
+        stop_.store(true, std::memory_order_relaxed);
+        t_.join();
+        benchmark::DoNotOptimize(sum_);
+    }
+
+private:
+    void run() {
+        started_.store(true, std::memory_order_release);
+        int i = 0;
+        while (!stop_.load(std::memory_order_relaxed))
+            sum_ += f_(i++);
+    }
+    Fn f_;
+    std::atomic<bool> stop_{false}, started_{false};
+    int sum_ = 0;
+    std::thread t_;
+};
+
+void update(benchmark::State &state, const std::string &name) {
+    auto c = need(state, name);
+    if (!c)
+        return;
+    size_t len = static_cast<size_t>(state.range(0));
+    bool spin = state.range(1) != 0;
+    // The spinner's function is page-sized and loaded first, away from the target pages.
+    constexpr size_t kSpinLen = 8192;
+    void *spin_fn = c->load(make_function(kSpinLen, 7), kSpinLen);
+    constexpr size_t kTargetLen = 4096;
+    void *target = c->load(make_function(kTargetLen, 1), kTargetLen);
+    if (!spin_fn || !target) {
+        state.SkipWithError("load failed");
+        return;
+    }
+    // Two different patches, alternated, so no write is ever a no-op.
+    std::vector<uint8_t> a(make_function(kTargetLen, 2), make_function(kTargetLen, 2) + len);
+    std::vector<uint8_t> b(len, 0x90);
+    b.back() = 0xC3;
+    std::unique_ptr<Spinner> spinner;
+    if (spin)
+        spinner = std::make_unique<Spinner>(as_fn(spin_fn));
+    bool flip = false;
+    for (auto _ : state) {
+        if (!c->update(target, flip ? a.data() : b.data(), len)) {
+            state.SkipWithError("update failed");
+            break;
+        }
+        flip = !flip;
+    }
+    spinner.reset();
+    uint8_t first = *static_cast<volatile uint8_t *>(target);  // a copy: code is read-only
+    benchmark::DoNotOptimize(first);
+    c->unload(target, kTargetLen);
+    c->unload(spin_fn, kSpinLen);
+    state.SetItemsProcessed(state.iterations());
+}
+
+// ------------------------------------------------------------------ 4. calls (iTLB)
+
+struct CallSet {
+    std::string key;
+    std::unique_ptr<Contender> c;
+    std::vector<Live> live;
+    std::vector<Fn> table;  // in random order
+    int64_t expect = 0;
+    double huge_share = 0;  // of the code's resident bytes, after loading
+    ~CallSet() {
+        if (c && c->can_free())
+            for (Live &l : live)
+                c->unload(l.p, l.len);
+    }
+};
+
+std::unique_ptr<CallSet> g_calls;
+
+CallSet *call_set(benchmark::State &state, const std::string &name, size_t n) {
+    std::string key = name + "/" + std::to_string(n);
+    if (g_calls && g_calls->key == key)
+        return g_calls.get();
+    g_calls.reset();
+    g_churn.reset();
+    auto s = std::make_unique<CallSet>();
+    s->key = key;
+    s->c = need(state, name);
+    if (!s->c)
+        return nullptr;
+    std::mt19937_64 rng(7);
+    CodeMemory before = code_memory();
+    for (size_t i = 0; i < n; i++) {
+        size_t len = uniform_size(rng, 64, 512);
+        void *p = s->c->load(make_function(len, static_cast<int32_t>(i)), len);
+        if (!p) {
+            state.SkipWithError("load failed");
+            return nullptr;
+        }
+        s->live.push_back({p, len});
+    }
+    s->c->seal();
+    CodeMemory after = code_memory();
+    double rss = static_cast<double>(after.rss) - static_cast<double>(before.rss);
+    s->huge_share = rss > 0 ? (static_cast<double>(after.huge) - static_cast<double>(before.huge)) / rss : 0;
+    for (Live &l : s->live)
+        s->table.push_back(as_fn(l.p));
+    std::shuffle(s->table.begin(), s->table.end(), rng);
+    // Check every function once: sum over i of (i + imm_i) with imm a permutation of 0..n-1.
+    int64_t got = 0;
+    for (size_t i = 0; i < n; i++)
+        got += s->table[i](static_cast<int>(i));
+    s->expect = static_cast<int64_t>(n) * (static_cast<int64_t>(n) - 1);
+    if (got != s->expect) {
+        state.SkipWithError("functions returned wrong values");
+        return nullptr;
+    }
+    g_calls = std::move(s);
+    return g_calls.get();
+}
+
+void calls(benchmark::State &state, const std::string &name) {
+    size_t n = static_cast<size_t>(state.range(0));
+    CallSet *s = call_set(state, name, n);
+    if (!s)
+        return;
+    const Fn *table = s->table.data();
+    for (auto _ : state) {
+        int sum = 0;
+        for (size_t i = 0; i < n; i++)
+            sum += table[i](static_cast<int>(i));
+        benchmark::DoNotOptimize(sum);
+    }
+    state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(n));
+    state.counters["functions"] = static_cast<double>(n);
+    state.counters["huge_share"] = s->huge_share;
+}
+
+// ------------------------------------------------------------------ 6. threads
+
+std::mutex g_shared_lock;
+std::map<std::string, std::unique_ptr<Contender>> g_shared;
+
+Contender *shared_contender(const std::string &name) {
+    std::lock_guard<std::mutex> g(g_shared_lock);
+    auto it = g_shared.find(name);
+    if (it != g_shared.end())
+        return it->second.get();
+    g_churn.reset();
+    g_calls.reset();
+    auto c = make_contender(name);
+    Contender *raw = c.get();
+    g_shared[name] = std::move(c);
+    return raw;
+}
+
+size_t threads_live() { return 5000; }
+
+void threads_churn(benchmark::State &state, const std::string &name) {
+    Contender *c = shared_contender(name);
+    if (!c) {
+        state.SkipWithError("contender unavailable");
+        return;
+    }
+    // Each thread churns its own 5 000 live functions in the shared allocator.
+    ChurnSet s;
+    s.rng.seed(100 + static_cast<unsigned>(state.thread_index()));
+    s.c.reset(c);
+    int sum = 0;
+    bool ok = s.fill(threads_live());
+    for (size_t i = 0; ok && i < threads_live() / 2; i++)
+        ok = s.step(sum);
+    for (auto _ : state) {
+        if (!ok || !s.step(sum)) {
+            state.SkipWithError("load failed");
+            break;
+        }
+    }
+    benchmark::DoNotOptimize(sum);
+    s.clear();
+    (void)s.c.release();  // owned by g_shared
+    state.SetItemsProcessed(state.iterations());
+}
+
+// ------------------------------------------------------------------ 5. memory
+
+void memory(benchmark::State &state, const std::string &name) {
+    g_churn.reset();
+    g_calls.reset();
+    bool after_churn = state.range(0) != 0;
+    CodeMemory before = code_memory();
+    ChurnSet s;
+    s.c = need(state, name);
+    if (!s.c)
+        return;
+    int sum = 0;
+    bool ok = true;
+    size_t live = 50000;
+    for (auto _ : state) {
+        if (!after_churn) {
+            // Workload 1: 20 000 load / call / unload cycles, 64 B .. 4 KiB.
+            for (int i = 0; ok && i < 20000; i++) {
+                size_t len = uniform_size(s.rng, 64, 4096);
+                void *p = s.c->load(make_function(len, i), len);
+                ok = p != nullptr;
+                if (ok) {
+                    sum += as_fn(p)(i);
+                    s.c->unload(p, len);
+                }
+            }
+        } else {
+            // Workload 2: fill to 50 000 live, then churn as many steps again.
+            ok = s.fill(live);
+            for (size_t i = 0; ok && i < (g_quick ? live / 2 : live); i++)
+                ok = s.step(sum);
+        }
+    }
+    benchmark::DoNotOptimize(sum);
+    if (!ok) {
+        state.SkipWithError("load failed");
+        return;
+    }
+    CodeMemory after = code_memory();
+    double mapped = static_cast<double>(after.mapped) - static_cast<double>(before.mapped);
+    double resident = static_cast<double>(after.resident) - static_cast<double>(before.resident);
+    double huge = static_cast<double>(after.huge) - static_cast<double>(before.huge);
+    double rss = static_cast<double>(after.rss) - static_cast<double>(before.rss);
+    double meta = static_cast<double>(s.c->metadata_bytes());
+    double req = static_cast<double>(s.requested);
+    state.counters["requested_bytes"] = req;
+    state.counters["mapped_bytes"] = mapped;
+    state.counters["resident_bytes"] = resident;
+    state.counters["metadata_bytes"] = meta;
+    state.counters["huge_bytes"] = huge;
+    state.counters["rss_bytes"] = rss;
+    state.counters["mappings"] = static_cast<double>(after.mappings - before.mappings);
+    if (req > 0) {
+        state.counters["mapped_per_req"] = (mapped + meta) / req;
+        state.counters["resident_per_req"] = (resident + meta) / req;
+    }
+    if (rss > 0)
+        state.counters["huge_share"] = huge / rss;
+}
+
+// ------------------------------------------------------------------ registration
+
+void register_all() {
+    const auto &all = contender_names();
+    std::vector<std::string> allocators;  // every contender that can free
+    for (const auto &n : all)
+        if (n != "ideal_thp")
+            allocators.push_back(n);
+
+    for (const auto &n : allocators) {
+        auto *b = benchmark::RegisterBenchmark(("load_unload/" + n).c_str(), load_unload, n);
+        b->ArgName("len")->Arg(64)->Arg(512)->Arg(4096)->MinTime(g_quick ? 0.05 : 0.2);
+    }
+    for (const auto &n : allocators) {
+        auto *b = benchmark::RegisterBenchmark(("churn/" + n).c_str(), churn, n);
+        b->ArgName("live")->Arg(5000)->Arg(50000)->Iterations(g_quick ? 3000 : 10000);
+    }
+    std::vector<std::string> updaters = allocators;
+    updaters.insert(updaters.begin() + 3, "jitalloc_temp_alias");
+    for (const auto &n : updaters) {
+        auto *b = benchmark::RegisterBenchmark(("update/" + n).c_str(), update, n);
+        b->ArgNames({"len", "spinner"})
+            ->ArgsProduct({{8, 64, 4096}, {0, 1}})
+            ->MinTime(g_quick ? 0.05 : 0.2);
+    }
+    for (const auto &n : all) {
+        auto *b = benchmark::RegisterBenchmark(("calls/" + n).c_str(), calls, n);
+        b->ArgName("n");
+        for (int64_t k = 512; k <= 65536; k *= 2)
+            b->Arg(k);
+        b->MinTime(g_quick ? 0.05 : 0.2);
+    }
+    for (const auto &n : allocators) {
+        auto *b = benchmark::RegisterBenchmark(("threads/" + n).c_str(), threads_churn, n);
+        if (n == "jitalloc_mprotect")
+            continue;  // ~0.4 ms per op: the two-thread run would take minutes
+        b->Threads(1)->Threads(2)->UseRealTime()->Iterations(g_quick ? 3000 : 10000);
+    }
+    for (const auto &n : allocators) {
+        auto *b = benchmark::RegisterBenchmark(("memory/" + n).c_str(), memory, n);
+        b->ArgName("after_churn")->Arg(0)->Arg(1)->Iterations(1);
+    }
+}
+
+}  // namespace
+
+// --bench_info: what AUTO picks here, as JSON, for the report.
+int print_info() {
+    jit_arena_options o;
+    jit_arena_options_init(&o);
+    o.flags |= JIT_ARENA_IGNORE_ENV;
+    jit_arena *a = jit_arena_create(&o);
+    struct jit_stats st;
+    if (!a || jit_arena_stats(a, &st) != 0) {
+        std::printf("{\"auto_writer\": null}\n");
+        return 1;
+    }
+    std::printf("{\"auto_writer\": \"%s\", \"strict_wx\": %u, \"sync_core\": %u}\n",
+                st.writer_name, st.strict_wx, st.sync_core);
+    jit_arena_destroy(a);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    std::vector<char *> args;
+    for (int i = 0; i < argc; i++) {
+        if (std::strcmp(argv[i], "--bench_quick") == 0)
+            g_quick = true;
+        else if (std::strcmp(argv[i], "--bench_info") == 0)
+            return print_info();
+        else
+            args.push_back(argv[i]);
+    }
+    int n = static_cast<int>(args.size());
+    register_all();
+    benchmark::Initialize(&n, args.data());
+    if (benchmark::ReportUnrecognizedArguments(n, args.data()))
+        return 1;
+    benchmark::AddCustomContext("quick", g_quick ? "yes" : "no");
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+    g_churn.reset();
+    g_calls.reset();
+    g_shared.clear();
+    return 0;
+}

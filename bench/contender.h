@@ -1,0 +1,43 @@
+// One small interface for every allocator the benchmarks compare ("contenders").
+//
+// A contender loads machine code into executable memory and hands back a callable
+// address; it can unload it, patch it in place, and say how much metadata it keeps.
+// Every workload in bench_main.cpp is written once against this interface, so each
+// contender does exactly the same work per iteration.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace bench {
+
+class Contender {
+public:
+    virtual ~Contender() = default;
+    // Allocates executable memory, copies len bytes of code into it, makes it runnable.
+    // nullptr on failure.
+    virtual void *load(const void *code, size_t len) = 0;
+    // Frees what load returned (len: the length passed to load).
+    virtual void unload(void *p, size_t len) = 0;
+    // Overwrites [dst, dst+len) of live code. false on failure.
+    virtual bool update(void *dst, const void *src, size_t len) = 0;
+    // After a batch of loads, before the code runs (ideal: flips the region to RX).
+    virtual void seal() {}
+    // Out-of-band metadata bytes the allocator holds (0 where the kernel keeps it).
+    virtual size_t metadata_bytes() = 0;
+    // Never writable and executable at once, no persistent writable view.
+    virtual bool strict_wx() const = 0;
+    // Can unload / update (the ideal layout cannot).
+    virtual bool can_free() const { return true; }
+};
+
+// Names, in report order: jitalloc_<writer>, asmjit_default, asmjit_dual,
+// asmjit_dual_pools_fill, naive_mmap, ideal_thp.
+const std::vector<std::string> &contender_names();
+// A fresh contender; nullptr (with a message on stderr) if it cannot work here.
+std::unique_ptr<Contender> make_contender(const std::string &name);
+
+}  // namespace bench

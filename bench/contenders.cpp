@@ -1,0 +1,213 @@
+// The contenders behind bench::Contender (see contender.h).
+#include "contender.h"
+
+#include <jitalloc/jitalloc.h>
+
+#include <asmjit/core.h>
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+namespace bench {
+
+namespace {
+
+constexpr size_t kPage = 4096;
+constexpr size_t kHuge = size_t{2} << 20;
+
+size_t round_up(size_t v, size_t to) { return (v + to - 1) / to * to; }
+
+// ---- jitalloc, one arena per writer strategy ----
+class JitallocContender final : public Contender {
+public:
+    explicit JitallocContender(jit_arena *a) : arena_(a) {
+        struct jit_stats st;
+        jit_arena_stats(arena_, &st);
+        strict_ = st.strict_wx;
+    }
+    ~JitallocContender() override { jit_arena_destroy(arena_); }
+    void *load(const void *code, size_t len) override {
+        return jit_arena_alloc(arena_, code, len);
+    }
+    void unload(void *p, size_t) override {
+        if (jit_arena_free(arena_, p) != 0)
+            std::abort();
+    }
+    bool update(void *dst, const void *src, size_t len) override {
+        return jit_arena_update(arena_, dst, src, len) == 0;
+    }
+    size_t metadata_bytes() override {
+        struct jit_stats st;
+        jit_arena_stats(arena_, &st);
+        return st.bytes_metadata;
+    }
+    bool strict_wx() const override { return strict_; }
+
+private:
+    jit_arena *arena_;
+    bool strict_ = true;
+};
+
+std::unique_ptr<Contender> make_jitalloc(jit_writer w) {
+    jit_arena_options o;
+    jit_arena_options_init(&o);
+    o.writer = w;
+    o.name = jit_writer_name(w);
+    jit_arena *a = jit_arena_create(&o);
+    if (!a) {
+        std::fprintf(stderr, "jitalloc writer %s unavailable: %s\n", jit_writer_name(w),
+                     std::strerror(errno));
+        return nullptr;
+    }
+    return std::make_unique<JitallocContender>(a);
+}
+
+// ---- asmjit JitAllocator ----
+class AsmjitContender final : public Contender {
+public:
+    explicit AsmjitContender(asmjit::JitAllocatorOptions opts, bool strict)
+        : params_(make_params(opts)), alloc_(&params_), strict_(strict) {}
+    void *load(const void *code, size_t len) override {
+        void *rx = nullptr, *rw = nullptr;
+        if (alloc_.alloc(&rx, &rw, len) != asmjit::kErrorOk)
+            return nullptr;
+        std::memcpy(rw, code, len);
+        asmjit::VirtMem::flushInstructionCache(rx, len);
+        return rx;
+    }
+    void unload(void *p, size_t) override {
+        if (alloc_.release(p) != asmjit::kErrorOk)
+            std::abort();
+    }
+    bool update(void *dst, const void *src, size_t len) override {
+        // The RW address of dst: asmjit's own lookup (a tree search under its lock).
+        void *rx = nullptr, *rw = nullptr;
+        size_t size = 0;
+        if (alloc_.query(dst, &rx, &rw, &size) != asmjit::kErrorOk)
+            return false;
+        std::memcpy(static_cast<uint8_t *>(rw) + (static_cast<uint8_t *>(dst) -
+                                                   static_cast<uint8_t *>(rx)),
+                    src, len);
+        asmjit::VirtMem::flushInstructionCache(dst, len);
+        return true;
+    }
+    size_t metadata_bytes() override { return alloc_.statistics().overheadSize(); }
+    bool strict_wx() const override { return strict_; }
+
+private:
+    static asmjit::JitAllocator::CreateParams make_params(asmjit::JitAllocatorOptions o) {
+        asmjit::JitAllocator::CreateParams p;
+        p.options = o;
+        return p;
+    }
+    asmjit::JitAllocator::CreateParams params_;
+    asmjit::JitAllocator alloc_;
+    bool strict_;
+};
+
+// ---- naive JIT: one mmap per function, mprotect RW -> RX, munmap on free ----
+class NaiveContender final : public Contender {
+public:
+    void *load(const void *code, size_t len) override {
+        size_t size = round_up(len, kPage);
+        void *p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED)
+            return nullptr;
+        std::memcpy(p, code, len);
+        if (mprotect(p, size, PROT_READ | PROT_EXEC) != 0) {
+            munmap(p, size);
+            return nullptr;
+        }
+        return p;
+    }
+    void unload(void *p, size_t len) override {
+        if (munmap(p, round_up(len, kPage)) != 0)
+            std::abort();
+    }
+    // The mprotect flip: RW, copy, RX.
+    bool update(void *dst, const void *src, size_t len) override {
+        auto first = reinterpret_cast<uintptr_t>(dst) & ~(kPage - 1);
+        auto last = round_up(reinterpret_cast<uintptr_t>(dst) + len, kPage);
+        void *page = reinterpret_cast<void *>(first);
+        if (mprotect(page, last - first, PROT_READ | PROT_WRITE) != 0)
+            return false;
+        std::memcpy(dst, src, len);
+        return mprotect(page, last - first, PROT_READ | PROT_EXEC) == 0;
+    }
+    size_t metadata_bytes() override { return 0; }
+    bool strict_wx() const override { return true; }
+};
+
+// ---- ideal: functions packed back to back (16-byte aligned) in a THP region ----
+class IdealContender final : public Contender {
+public:
+    IdealContender() {
+        void *r = mmap(nullptr, kReserve + kHuge, PROT_NONE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (r == MAP_FAILED)
+            std::abort();
+        raw_ = static_cast<uint8_t *>(r);
+        base_ = reinterpret_cast<uint8_t *>(round_up(reinterpret_cast<uintptr_t>(raw_), kHuge));
+        if (mprotect(base_, kReserve, PROT_READ | PROT_WRITE) != 0)
+            std::abort();
+        madvise(base_, kReserve, MADV_HUGEPAGE);
+    }
+    ~IdealContender() override { munmap(raw_, kReserve + kHuge); }
+    void *load(const void *code, size_t len) override {
+        if (used_ + len > kReserve)
+            return nullptr;
+        uint8_t *p = base_ + used_;
+        std::memcpy(p, code, len);
+        used_ = round_up(used_ + len, 16);
+        return p;
+    }
+    void unload(void *, size_t) override {}
+    bool update(void *, const void *, size_t) override { return false; }
+    void seal() override {
+        if (mprotect(base_, round_up(used_, kHuge), PROT_READ | PROT_EXEC) != 0)
+            std::abort();
+    }
+    size_t metadata_bytes() override { return 0; }
+    bool strict_wx() const override { return true; }
+    bool can_free() const override { return false; }
+
+private:
+    static constexpr size_t kReserve = size_t{256} << 20;
+    uint8_t *raw_ = nullptr, *base_ = nullptr;
+    size_t used_ = 0;
+};
+
+}  // namespace
+
+const std::vector<std::string> &contender_names() {
+    static const std::vector<std::string> names = {
+        "jitalloc_proc_mem", "jitalloc_memfd", "jitalloc_persistent_alias",
+        "jitalloc_mprotect", "asmjit_default", "asmjit_dual", "asmjit_dual_pools_fill",
+        "naive_mmap",        "ideal_thp"};
+    return names;
+}
+
+std::unique_ptr<Contender> make_contender(const std::string &name) {
+    using O = asmjit::JitAllocatorOptions;
+    if (name == "jitalloc_proc_mem") return make_jitalloc(JIT_WRITER_PROC_MEM);
+    if (name == "jitalloc_memfd") return make_jitalloc(JIT_WRITER_MEMFD);
+    if (name == "jitalloc_temp_alias") return make_jitalloc(JIT_WRITER_TEMP_ALIAS);
+    if (name == "jitalloc_persistent_alias") return make_jitalloc(JIT_WRITER_PERSISTENT_ALIAS);
+    if (name == "jitalloc_mprotect") return make_jitalloc(JIT_WRITER_MPROTECT);
+    if (name == "asmjit_default") return std::make_unique<AsmjitContender>(O::kNone, false);
+    if (name == "asmjit_dual")
+        return std::make_unique<AsmjitContender>(O::kUseDualMapping, false);
+    if (name == "asmjit_dual_pools_fill")
+        return std::make_unique<AsmjitContender>(
+            O::kUseDualMapping | O::kUseMultiplePools | O::kFillUnusedMemory, false);
+    if (name == "naive_mmap") return std::make_unique<NaiveContender>();
+    if (name == "ideal_thp") return std::make_unique<IdealContender>();
+    std::fprintf(stderr, "unknown contender %s\n", name.c_str());
+    return nullptr;
+}
+
+}  // namespace bench

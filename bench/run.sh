@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Builds and runs the jitalloc benchmarks, then writes bench/RESULTS.md, the raw Google
+# Benchmark JSON (bench/results/*.json) and PNG plots (bench/results/*.png).
+#
+#   bench/run.sh           full run (more repetitions and iterations)
+#   bench/run.sh --quick   the same workloads, fewer repetitions (< 10 min on 2 cores)
+#
+# On Debian 12, run as root, it installs what it needs (apt-get update first).
+# Environment: JITALLOC_BENCH_BUILD (build directory, default <repo>/build-bench),
+#              JITALLOC_BENCH_REPS (repetitions, default 3 quick / 7 full).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(dirname "$HERE")
+QUICK=0
+for arg in "$@"; do
+  case "$arg" in
+    --quick) QUICK=1 ;;
+    -h|--help) sed -n 2,10p "$0"; exit 0 ;;
+    *) echo "unknown argument: $arg" >&2; exit 2 ;;
+  esac
+done
+START=$(date +%s)
+
+# ---- dependencies ----
+PKGS=(build-essential cmake libbenchmark-dev libasmjit-dev gnuplot-nox python3)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+    echo "run.sh: installing ${missing[*]}"
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+  else
+    echo "run.sh: missing packages: ${missing[*]} (run as root on Debian to install them)" >&2
+    exit 1
+  fi
+fi
+
+# ---- build (library + bench only) ----
+BUILD=${JITALLOC_BENCH_BUILD:-$ROOT/build-bench}
+cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release \
+  -DJITALLOC_BUILD_TESTS=OFF -DJITALLOC_BUILD_EXAMPLES=OFF >/dev/null
+make -C "$BUILD" jitalloc_bench -j"$(nproc)" --no-print-directory >/dev/null
+BIN=$BUILD/bench/jitalloc_bench
+
+# ---- run ----
+OUT=$HERE/results
+mkdir -p "$OUT"
+rm -f "$OUT"/*.json "$OUT"/*.png
+if ((QUICK)); then REPS=${JITALLOC_BENCH_REPS:-3}; MODE=(--bench_quick); else REPS=${JITALLOC_BENCH_REPS:-7}; MODE=(); fi
+
+{
+  echo "{"
+  echo "  \"date\": \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\","
+  echo "  \"quick\": $QUICK,"
+  echo "  \"repetitions\": $REPS,"
+  echo "  \"kernel\": \"$(uname -r)\","
+  echo "  \"cpu\": \"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')\","
+  echo "  \"cpus\": $(nproc),"
+  echo "  \"mem_gib\": $(awk '/MemTotal/ {printf "%.1f", $2/1048576}' /proc/meminfo),"
+  echo "  \"thp\": \"$(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null || echo n/a)\","
+  echo "  \"thp_shmem\": \"$(cat /sys/kernel/mm/transparent_hugepage/shmem_enabled 2>/dev/null || echo n/a)\","
+  echo "  \"thp_defrag\": \"$(cat /sys/kernel/mm/transparent_hugepage/defrag 2>/dev/null || echo n/a)\","
+  echo "  \"loadavg_start\": \"$(cut -d' ' -f1-3 /proc/loadavg)\","
+  echo "  \"jitalloc\": $("$BIN" --bench_info),"
+  echo "  \"commit\": \"$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)\""
+  echo "}"
+} > "$OUT/machine.json"
+
+run_group() {  # name filter
+  echo "run.sh: $1"
+  "$BIN" "${MODE[@]}" --benchmark_filter="$2" --benchmark_repetitions="$REPS" \
+    --benchmark_display_aggregates_only=true \
+    --benchmark_out="$OUT/$1.json" --benchmark_out_format=json > "$OUT/$1.txt" 2>&1 ||
+    { cat "$OUT/$1.txt" >&2; exit 1; }
+}
+run_group load_unload '^load_unload/'
+run_group churn '^churn/'
+run_group update '^update/'
+run_group calls '^calls/'
+run_group threads '^threads/'
+# Memory is measured once per contender (a counter, not a time): one repetition.
+REPS_SAVED=$REPS; REPS=1; run_group memory '^memory/'; REPS=$REPS_SAVED
+rm -f "$OUT"/*.txt
+
+python3 "$HERE/report.py" "$OUT" "$HERE/RESULTS.md" "$(( $(date +%s) - START ))" "$(cut -d' ' -f1-3 /proc/loadavg)"
+echo "run.sh: wrote $HERE/RESULTS.md and $OUT/ in $(( $(date +%s) - START )) s"
