@@ -249,8 +249,9 @@ w("n functions of 64..512 B (uniform) loaded in order, then called in random ord
   "through a pointer table; ns per call (CPU time / n) and the ratio to the ideal layout "
   "(all functions packed back to back in THP-backed memory).\n")
 ns = sorted({int(k[1][1]) for k in ca if len(k) > 1 and k[1][0] == "n"})
-w("| contender | " + " | ".join(str(n) for n in ns) + " | worst / ideal |")
-w("|---|" + "---:|" * (len(ns) + 1))
+w("| contender | " + " | ".join(str(n) for n in ns) + " | worst / ideal | huge-page share at "
+  + (str(ns[-1]) if ns else "?") + " |")
+w("|---|" + "---:|" * (len(ns) + 2))
 calls_ns = {}
 for c in present(ca):
     v = [cpu(get(ca, c, n=n)) for n in ns]
@@ -260,7 +261,9 @@ for c in present(ca):
     v = calls_ns[c]
     rs = [ratio(a, b) for a, b in zip(v, calls_ns.get("ideal_thp", [None] * len(ns)))]
     worst_r = max((x for x in rs if x is not None), default=None)
-    w(f"| {c} | " + " | ".join(fmt(x) for x in v) + f" | {fmt(worst_r, 3)} |")
+    hsc = (get(ca, c, n=ns[-1]) or {}).get("huge_share") if ns else None
+    w(f"| {c} | " + " | ".join(fmt(x) for x in v) + f" | {fmt(worst_r, 3)} | "
+      f"{fmt(hsc * 100 if hsc is not None else None, 1)}% |")
 w("")
 w("Ratio to ideal at each n:\n")
 w("| contender | " + " | ".join(str(n) for n in ns) + " |")
@@ -415,45 +418,39 @@ set datafile missing '?'
 plot {series}
 """)
     plots.append(("calls.png", "ns per call against the number of functions, one line per contender"))
-if ch:
-    cs = present(ch)
-    with open(os.path.join(RES, "churn.dat"), "w") as f:
-        f.write("# contender " + " ".join(str(n) for n in lives) + "\n")
-        for c in cs:
-            f.write(c + " " + " ".join(str((cpu(get(ch, c, live=n)) or 0) / 1000) for n in lives) + "\n")
+def bar_chart(name, title, ylabel, rows, series):
+    """rows: [(label, [value per series])]; one clustered bar per series, log y."""
+    with open(os.path.join(RES, name + ".dat"), "w") as f:
+        for label, vals in rows:
+            f.write(label + " " + " ".join(str(v or 0) for v in vals) + "\n")
+    using = ", ".join((f"'{name}.dat' using 2:xtic(1)" if i == 0 else f"'' using {i + 2}") +
+                      f" title '{t}'" for i, t in enumerate(series))
     gnuplot(f"""set terminal pngcairo size 1000,600 noenhanced
-set output 'churn.png'
-set title 'churn: CPU us per free+load step (log scale)'
+set output '{name}.png'
+set title '{title}'
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.8 border -1
 set logscale y
-set ylabel 'us per step'
+set ylabel '{ylabel}'
 set xtics rotate by -30
 set key outside right top vertical
 set grid y
-plot 'churn.dat' using 2:xtic(1) title '5000 live', '' using 3 title '50000 live'
+plot {using}
 """)
+
+
+if ch:
+    bar_chart("churn", "churn: CPU us per free+load step (log scale)", "us per step",
+              [(c, [(cpu(get(ch, c, live=n)) or 0) / 1000 for n in lives]) for c in present(ch)],
+              [f"{n} live" for n in lives])
     plots.append(("churn.png", "churn cost per step at 5 000 and 50 000 live"))
 if up:
-    cs = present(up)
-    with open(os.path.join(RES, "update.dat"), "w") as f:
-        for c in cs:
-            f.write(c + " " + " ".join(str((cpu(get(up, c, len=64, spinner=s)) or 0) / 1000)
-                                       for s in (0, 1)) + "\n")
-    gnuplot(f"""set terminal pngcairo size 1000,600 noenhanced
-set output 'update.png'
-set title 'update of 64 B into live code: CPU us per update (log scale)'
-set style data histograms
-set style histogram clustered gap 1
-set style fill solid 0.8 border -1
-set logscale y
-set ylabel 'us per update'
-set xtics rotate by -30
-set key outside right top vertical
-set grid y
-plot 'update.dat' using 2:xtic(1) title 'one thread', '' using 3 title 'second thread running'
-""")
+    bar_chart("update", "update of 64 B into live code: CPU us per update (log scale)",
+              "us per update",
+              [(c, [(cpu(get(up, c, len=64, spinner=s)) or 0) / 1000 for s in (0, 1)])
+               for c in present(up)],
+              ["one thread", "second thread running"])
     plots.append(("update.png", "64-byte update, with and without a second thread"))
 for f in ("calls.dat", "churn.dat", "update.dat"):
     p = os.path.join(RES, f)
