@@ -15,6 +15,7 @@
 #include <cstring>
 #include <mutex>
 #include <new>
+#include <type_traits>
 
 using namespace jitalloc;
 
@@ -80,10 +81,20 @@ int choose_writer(const jit_arena_options &o, const Writer **out) {
     return rc;
 }
 
+// The integer a C caller stored in an enum field. Any value may arrive; loading one
+// outside the enumerators' range as the C++ enum type is undefined behaviour.
+template <class E>
+long long raw_enum(const E &e) {
+    std::underlying_type_t<E> v;
+    std::memcpy(&v, &e, sizeof v);
+    return static_cast<long long>(v);
+}
+
 int validate(const jit_arena_options &o) {
-    if (o.writer < JIT_WRITER_AUTO || o.writer >= JIT_WRITER_COUNT)
+    long long writer = raw_enum(o.writer), placement = raw_enum(o.placement);
+    if (writer < JIT_WRITER_AUTO || writer >= JIT_WRITER_COUNT)
         return EINVAL;
-    if (o.placement < JIT_PLACE_NEAR_LIBRARY || o.placement > JIT_PLACE_ANYWHERE)
+    if (placement < JIT_PLACE_NEAR_LIBRARY || placement > JIT_PLACE_ANYWHERE)
         return EINVAL;
     if (o.placement == JIT_PLACE_NEAR_ADDRESS && !o.near)
         return EINVAL;
