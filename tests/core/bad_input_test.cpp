@@ -33,7 +33,8 @@ protected:
         ASSERT_NE(run, nullptr);
         large = jit_arena_alloc(arena, nullptr, 3 * MiB);
         ASSERT_NE(large, nullptr);
-        freed = jit_arena_alloc(arena, ca.data(), 100);
+        auto cf = pattern(100, 4);
+        freed = jit_arena_alloc(arena, cf.data(), cf.size());
         ASSERT_NE(freed, nullptr);
         ASSERT_EQ(jit_free(freed), 0);
         ASSERT_TRUE(ArenaOk(arena));
