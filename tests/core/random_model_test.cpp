@@ -97,9 +97,9 @@ size_t random_len(std::mt19937_64 &rng) {
         return 1 + rng() % 512;                    // small slab classes
     if (r < 960)
         return 1 + rng() % jitalloc::kMaxSlabSize;  // any slab class
-    if (r < 998)
+    if (r < 999)
         return jitalloc::kMaxSlabSize + 1 + rng() % (256 * KiB);  // page runs
-    return 2 * MiB + 1 + rng() % (3 * MiB);        // large
+    return 2 * MiB + 1 + rng() % (2 * MiB);        // large
 }
 
 void run_sequence(jit_writer w, int ops, uint64_t seed) {
