@@ -53,6 +53,23 @@ build_initramfs() {
 	( cd "$d" && find . | cpio -o -H newc --quiet | gzip -1 ) > "$BOOT_OUT/initramfs.cpio.gz"
 }
 
+# The series must build with the option off too: compile every file the
+# series touches (outside the new ones) in a config without it.
+OFF_OBJS="mm/execmem.o mm/vmalloc.o lib/iov_iter.o kernel/bpf/core.o
+	arch/x86/kernel/ftrace.o arch/x86/kernel/kprobes/core.o
+	arch/x86/kernel/alternative.o kernel/module/strict_rwx.o
+	arch/x86/mm/pat/set_memory.o"
+build_option_off() {
+	local b=$KCACHE/build-off
+	mkdir -p "$b" "$BOOT_OUT"
+	grep -v -e EXECMEM_JITALLOC -e '^CONFIG_KUNIT=' "$HERE/boot/config" > "$b/.config"
+	echo '# CONFIG_EXECMEM_JITALLOC is not set' >> "$b/.config"
+	make -s -C "$SRC" O="$b" ARCH=x86_64 olddefconfig > "$BOOT_OUT/off.log" 2>&1 &&
+	! grep -q '^CONFIG_EXECMEM_JITALLOC=y' "$b/.config" &&
+	make -C "$SRC" O="$b" ARCH=x86_64 -j"$JOBS" $OFF_OBJS >> "$BOOT_OUT/off.log" 2>&1 ||
+		{ tail -20 "$BOOT_OUT/off.log"; return 1; }
+}
+
 run_qemu() {	# $1 = 0 (stock path) or 1 (jitalloc)
 	local log=$BOOT_OUT/boot-jit$1.log
 	log "booting with execmem_jitalloc=$1 (log: $log)"
@@ -138,7 +155,10 @@ write_results() {
 }
 
 full_tests() {
+	log "compiling the touched files with CONFIG_EXECMEM_JITALLOC off"
+	if build_option_off; then pass "build with the option off"; else fail "build with the option off"; fi
 	if ! build_boot_kernel; then fail "--full: boot kernel build"; return; fi
+	pass "build with the option on (boot kernel)"
 	if ! build_initramfs; then fail "--full: initramfs"; return; fi
 	run_qemu 0
 	check_boot_log 0
