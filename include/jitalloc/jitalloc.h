@@ -43,7 +43,7 @@ extern "C" {
 /* Number of buddy orders: 4 KiB (order 0) .. 2 MiB (order 9). */
 #define JIT_BUDDY_ORDERS 10
 /* Upper bound on the number of slab size classes reported in struct jit_stats. */
-#define JIT_MAX_SIZE_CLASSES 64
+#define JIT_MAX_SIZE_CLASSES 96
 
 /* How code memory is written. Costs are for a 64-byte write (see README). */
 enum jit_writer {

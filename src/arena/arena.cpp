@@ -15,7 +15,10 @@ using namespace jitalloc;
 
 namespace {
 
-constexpr unsigned kKeepEmptySlabs = 1;  // per class: hysteresis against slab thrash
+// Hysteresis against slab thrash: a class keeps one empty slab if its slabs are small.
+// A big empty slab (up to 512 KiB) goes straight back to the buddy, where its pages stay
+// mapped and trap-filled for any class.
+unsigned keep_empty_slabs(unsigned cls) { return size_class(cls).pages <= 16 ? 1 : 0; }
 
 size_t round_up(size_t v, size_t to) { return (v + to - 1) / to * to; }
 
@@ -178,7 +181,7 @@ int jit_arena::alloc_small(unsigned cls, const void *code, size_t len, void **ou
             k.begin_free(s, static_cast<unsigned>(s->index_of(p)));
             if (clean)
                 release_slab_if_empty(k, k.finish_free(s, static_cast<unsigned>(s->index_of(p)),
-                                                       kKeepEmptySlabs));
+                                                       keep_empty_slabs(cls)));
             return rc;
         }
     }
@@ -393,7 +396,7 @@ int jit_arena::free_small(Chunk *c, void *p) {
         k->lock.unlock();
         return EINVAL;
     }
-    uint32_t requested = s->req[i];
+    uint32_t requested = s->requested_of(static_cast<unsigned>(i));
     k->lock.unlock();
 
     // The object is in transit: no list holds it, so the slab stays put while we write.
@@ -404,7 +407,7 @@ int jit_arena::free_small(Chunk *c, void *p) {
         k->abort_free(s, static_cast<unsigned>(i), requested);
         return rc;
     }
-    release_slab_if_empty(*k, k->finish_free(s, static_cast<unsigned>(i), kKeepEmptySlabs));
+    release_slab_if_empty(*k, k->finish_free(s, static_cast<unsigned>(i), keep_empty_slabs(s->cls)));
     return 0;
 }
 

@@ -82,7 +82,7 @@ void walk_locked(jit_arena *a, Snapshot &s, bool code) {
                                sl->size, sl->nobj, sl->nlive, sl->navail});
             for (unsigned i = 0; i < sl->nobj; i++)
                 if (sl->is_live(i))
-                    add_alloc(s, sl->object(i), sl->size, sl->req[i], "slab", code);
+                    add_alloc(s, sl->object(i), sl->size, sl->requested_of(i), "slab", code);
         }
     }
 }

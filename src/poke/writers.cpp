@@ -124,7 +124,7 @@ public:
         int rc = map_memfd_chunk(m, at, size, huge);
         if (rc)
             return rc;
-        void *rw = os::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, m.fd, 0);
+        void *rw = os::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, m.fd, 0);
         if (rw == MAP_FAILED) {
             rc = errno;
             os::close(m.fd);

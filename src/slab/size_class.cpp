@@ -18,13 +18,16 @@ constexpr uint32_t class_size(unsigned i) {
     return (256u << group) + step * ((i - 16) % 8 + 1);
 }
 
-// Smallest slab (in pages) whose unusable tail is at most 1/32 of it; failing that,
-// the one with the smallest tail. Slabs hold at most kMaxSlabObjects objects.
+// Slabs are power-of-two runs of pages (1..128) — whole buddy blocks, so making and
+// freeing a slab never splits a block into odd pieces (which would fragment the buddy
+// under churn). Each class takes the smallest such slab whose unusable tail is at most
+// 1/32 of it, failing that the one with the smallest tail; at most kMaxSlabObjects
+// objects.
 constexpr SizeClass make_class(unsigned i) {
     uint32_t size = class_size(i);
     SizeClass best{size, 0, 0};
     uint64_t best_waste_num = 1, best_waste_den = 0;  // infinite
-    for (unsigned pages = 1; pages <= 16; pages++) {
+    for (unsigned pages = 1; pages <= 128; pages *= 2) {
         uint64_t bytes = uint64_t{pages} * kPageSize;
         uint64_t objects = bytes / size;
         if (objects == 0 || objects > kMaxSlabObjects)

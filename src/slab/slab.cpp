@@ -125,7 +125,7 @@ uint8_t *SlabClass::take(uint32_t requested, Slab **slab) {
         unsigned i = w * 64 + static_cast<unsigned>(std::countr_zero(s->avail[w]));
         clear_bit(s->avail, i);
         set_bit(s->live, i);
-        s->req[i] = static_cast<uint16_t>(requested);
+        s->req[i] = static_cast<uint16_t>(requested - 1);
         s->navail--;
         s->nlive++;
         s->requested += requested;
@@ -144,16 +144,16 @@ int SlabClass::begin_free(Slab *s, unsigned i) {
         return EINVAL;
     clear_bit(s->live, i);
     s->nlive--;
-    s->requested -= s->req[i];
+    s->requested -= s->requested_of(i);
     live_--;
-    requested_ -= s->req[i];
+    requested_ -= s->requested_of(i);
     return 0;
 }
 
 void SlabClass::abort_free(Slab *s, unsigned i, uint32_t requested) {
     set_bit(s->live, i);
     s->nlive++;
-    s->req[i] = static_cast<uint16_t>(requested);
+    s->req[i] = static_cast<uint16_t>(requested - 1);
     s->requested += requested;
     live_++;
     requested_ += requested;
@@ -228,9 +228,9 @@ bool SlabClass::check(unsigned cls, std::string &msg) const {
                 na += a;
                 nl += lv;
                 if (lv) {
-                    if (s->req[i] == 0 || s->req[i] > s->size)
+                    if (s->requested_of(i) > s->size)
                         return fail("live object with bad length", s, i);
-                    req += s->req[i];
+                    req += s->requested_of(i);
                 }
                 if (a) {
                     const uint8_t *o = s->object(i);

@@ -36,7 +36,7 @@ struct Slab {
     Slab *next, *prev;
     uint64_t *avail;      // nobj bits
     uint64_t *live;       // nobj bits
-    uint16_t *req;        // requested length per object (size <= 16 KiB fits)
+    uint16_t *req;        // requested length - 1 per live object (lengths 1..64 KiB)
 
     uint8_t *object(unsigned i) const { return base + size_t{i} * size; }
     size_t pages() const { return size_class(cls).pages; }
@@ -46,6 +46,7 @@ struct Slab {
     int index_containing(const void *p) const;
     bool is_live(unsigned i) const { return live[i / 64] >> (i % 64) & 1; }
     bool is_avail(unsigned i) const { return avail[i / 64] >> (i % 64) & 1; }
+    uint32_t requested_of(unsigned i) const { return uint32_t{req[i]} + 1; }
 };
 
 struct SlabList {
