@@ -15,7 +15,7 @@ class BadInput : public ::testing::Test {
 protected:
     ArenaHolder arena{JIT_WRITER_AUTO};
     void *a = nullptr, *b = nullptr;   // adjacent objects of one slab class
-    void *run = nullptr;               // page run (5 pages)
+    void *run = nullptr;               // page run of several pages
     void *large = nullptr;             // > 2 MiB
     void *freed = nullptr;             // freed slab object
 
@@ -28,7 +28,7 @@ protected:
         ASSERT_NE(b, nullptr);
         ASSERT_EQ(static_cast<uint8_t *>(b), static_cast<uint8_t *>(a) + 64)
             << "fresh slab hands out consecutive objects";
-        auto cr = pattern(5 * 4096 - 100, 3);
+        auto cr = pattern(run_len(), 3);
         run = jit_arena_alloc(arena, cr.data(), cr.size());
         ASSERT_NE(run, nullptr);
         large = jit_arena_alloc(arena, nullptr, 3 * MiB);
@@ -51,7 +51,7 @@ protected:
     void expect_rejected(const char *what, const std::function<int()> &call) {
         SCOPED_TRACE(what);
         auto sa = snapshot(a, 128);
-        auto sr = snapshot(run, 5 * 4096);
+        auto sr = snapshot(run, run_pages() * 4096);
         auto sl = snapshot(large, 64 * KiB);
         auto sf = snapshot(freed, 100);
         struct jit_stats before = stats_of(arena);
@@ -103,7 +103,7 @@ TEST_F(BadInput, Update) {
     uint8_t *pa = static_cast<uint8_t *>(a);
     size_t usable = jit_size(a);
     ASSERT_EQ(usable, 64u);
-    static uint8_t big[5 * 4096 + 16];
+    std::vector<uint8_t> big(run_pages() * 4096 + 16);
     expect_rejected("NULL dst", [] { return jit_update(nullptr, src_buf, 1); });
     expect_rejected("NULL src", [&] { return jit_update(a, nullptr, 1); });
     expect_rejected("len 0", [&] { return jit_update(a, src_buf, 0); });
@@ -115,7 +115,7 @@ TEST_F(BadInput, Update) {
     expect_rejected("freed object", [&] { return jit_update(freed, src_buf, 1); });
     expect_rejected("heap dst", [&] { return jit_update(src_buf, src_buf, 1); });
     expect_rejected("page run overrun",
-                    [&] { return jit_update(static_cast<uint8_t *>(run) + 4096, big, 4 * 4096 + 1); });
+                    [&] { return jit_update(static_cast<uint8_t *>(run) + 4096, big.data(), (run_pages() - 1) * 4096 + 1); });
     expect_rejected("free page of a chunk", [&] {
         return jit_update(reinterpret_cast<void *>(chunk_base(a) + kChunk - 64), src_buf, 1);
     });

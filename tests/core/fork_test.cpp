@@ -18,7 +18,7 @@ protected:
 #endif
         arena = std::make_unique<ArenaHolder>(GetParam());
         ASSERT_NE(arena->get(), nullptr) << strerror(arena->error());
-        auto c1 = add_imm(1, 32), c2 = add_imm(2, 20000), c3 = add_imm(3, 64);
+        auto c1 = add_imm(1, 32), c2 = add_imm(2, run_len()), c3 = add_imm(3, 64);
         small = jit_arena_alloc(*arena, c1.data(), c1.size());
         run = jit_arena_alloc(*arena, c2.data(), c2.size());
         large = jit_arena_alloc(*arena, nullptr, 3 * MiB);

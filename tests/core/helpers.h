@@ -4,6 +4,8 @@
 
 #include <jitalloc/jitalloc.h>
 
+#include "slab/size_class.h"
+
 #include <gtest/gtest.h>
 
 #include <sys/mman.h>
@@ -204,6 +206,13 @@ inline ::testing::AssertionResult SameStats(const struct jit_stats &a, const str
 
 // The expected usable size of a request of len bytes on each path.
 inline size_t round_up(size_t v, size_t to) { return (v + to - 1) / to * to; }
+
+// A length served by a page run (just above the largest slab class) of
+// run_pages(extra) pages.
+inline size_t run_len(size_t extra_pages = 0) {
+    return round_up(jitalloc::kMaxSlabSize + 1, 4096) + extra_pages * 4096 - 100;
+}
+inline size_t run_pages(size_t extra_pages = 0) { return round_up(run_len(extra_pages), 4096) / 4096; }
 
 // The 2 MiB chunk an address lies in.
 inline uintptr_t chunk_base(const void *p) {

@@ -137,7 +137,7 @@ TEST(Placement, Rel32CallToHostFunction) {
         ASSERT_NE(a, nullptr);
         std::vector<void *> ptrs;
         // Page runs and large chunks too: every path stays in reach.
-        for (size_t len : {size_t{14}, size_t{20000}, size_t{3} * MiB}) {
+        for (size_t len : {size_t{14}, run_len(), size_t{3} * MiB}) {
             auto *p = static_cast<uint8_t *>(jit_arena_alloc(a, nullptr, len));
             ASSERT_NE(p, nullptr) << len;
             auto code = call_host_code(p, host);

@@ -1,4 +1,4 @@
-// Sizes across all paths: slab classes (1 .. 16 KiB), page runs (16 KiB .. 2 MiB) and
+// Sizes across all paths: slab classes (1 .. kMaxSlabSize), page runs (.. 2 MiB) and
 // large allocations (> 2 MiB): usable sizes, alignment, contents, packing.
 #include "helpers.h"
 
@@ -40,6 +40,8 @@ TEST_F(Sizes, EveryPathUsableSizeAlignmentContents) {
                      16385, 20000, 65536, 65537, 1048575, 2 * 1048576 - 1, 2 * 1048576,
                      2 * 1048576 + 1, 5 * 1048576})
         lens.push_back(l);
+    lens.push_back(jitalloc::kMaxSlabSize);
+    lens.push_back(jitalloc::kMaxSlabSize + 1);
     struct Live {
         uint8_t *p;
         size_t len;

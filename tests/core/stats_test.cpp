@@ -4,6 +4,8 @@
 
 #include "slab/size_class.h"
 
+#include <bit>
+
 using namespace jt;
 
 namespace {
@@ -42,7 +44,7 @@ TEST(Stats, MatchWhatWasAllocated) {
         size_t len;
         int count;
     };
-    const Req reqs[] = {{40, 10}, {300, 5}, {20000, 3}, {3 * MiB, 1}};
+    const Req reqs[] = {{40, 10}, {300, 5}, {run_len(), 3}, {3 * MiB, 1}};
     std::vector<void *> ptrs;
     uint64_t requested = 0, in_use = 0;
     for (const Req &r : reqs)
@@ -60,7 +62,7 @@ TEST(Stats, MatchWhatWasAllocated) {
     EXPECT_EQ(s.allocations, ptrs.size());
     EXPECT_EQ(s.bytes_requested, requested);
     EXPECT_EQ(s.bytes_in_use, in_use);
-    EXPECT_EQ(s.bytes_in_use, 10u * k40.size + 5u * k300.size + 3u * 20480 + 4 * MiB);
+    EXPECT_EQ(s.bytes_in_use, 10u * k40.size + 5u * k300.size + 3u * run_pages() * 4096 + 4 * MiB);
     EXPECT_EQ(s.total_allocs, ptrs.size());
     EXPECT_EQ(s.total_frees, 0u);
     EXPECT_EQ(s.classes[c40].objects_in_use, 10u);
@@ -77,7 +79,7 @@ TEST(Stats, MatchWhatWasAllocated) {
     EXPECT_EQ(s.chunks_mapped, 3u);
     EXPECT_EQ(s.bytes_mapped, 6 * MiB);
     EXPECT_EQ(s.order_cached[JIT_BUDDY_ORDERS - 1], 1u);
-    uint64_t used_pages = k40.pages + k300.pages + 3 * 5;  // 20000 B: a 5-page run
+    uint64_t used_pages = k40.pages + k300.pages + 3 * run_pages();
     EXPECT_EQ(s.bytes_cached, (512 - used_pages) * 4096);
     uint64_t listed = 0;
     for (unsigned o = 0; o < JIT_BUDDY_ORDERS; o++)
@@ -127,12 +129,15 @@ TEST(Stats, MatchWhatWasAllocated) {
 TEST(Stats, OrderFreeAfterOnePageRun) {
     ArenaHolder a;
     ASSERT_NE(a.get(), nullptr);
-    void *p = jit_arena_alloc(a, nullptr, 32 * KiB);  // 8 pages: one order-3 block
+    // The smallest power-of-two page run: exactly one buddy block of order `order`.
+    const size_t len = std::bit_ceil(jitalloc::kMaxSlabSize + 1);
+    const unsigned order = static_cast<unsigned>(std::countr_zero(len / 4096));
+    void *p = jit_arena_alloc(a, nullptr, len);
     ASSERT_NE(p, nullptr);
-    EXPECT_EQ(jit_size(p), 32 * KiB);
+    EXPECT_EQ(jit_size(p), len);
     struct jit_stats s = stats_of(a);
     for (unsigned o = 0; o + 1 < JIT_BUDDY_ORDERS; o++) {
-        EXPECT_EQ(s.order_free[o], o >= 3 ? 1u : 0u) << o;
+        EXPECT_EQ(s.order_free[o], o >= order ? 1u : 0u) << o;
     }
     EXPECT_EQ(s.order_free[JIT_BUDDY_ORDERS - 1], 0u);
     ASSERT_EQ(jit_free(p), 0);
@@ -196,7 +201,7 @@ TEST(Stats, MaxBytesGivesEnomemAndChangesNothing) {
     ASSERT_TRUE(r1 && r2);
     struct jit_stats before = stats_of(a);
     auto code = ret_imm(1, 64);
-    for (size_t len : {size_t{64}, size_t{20000}, size_t{2} * MiB, size_t{3} * MiB}) {
+    for (size_t len : {size_t{64}, run_len(), size_t{2} * MiB, size_t{3} * MiB}) {
         SCOPED_TRACE(len);
         errno = 0;
         EXPECT_EQ(jit_arena_alloc(a, len == 64 ? code.data() : nullptr, len), nullptr);

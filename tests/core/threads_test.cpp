@@ -22,7 +22,7 @@ void run_thread(jit_arena *a, int id, bool same_class, bool call, Failures &f) {
     uint32_t x = 1234567u * (id + 1);
     for (int i = 0; i < kIters; i++) {
         x = x * 1103515245u + 12345;
-        size_t len = same_class ? 40 : 8 + (x >> 8) % (id == 3 ? 30000 : 2000);
+        size_t len = same_class ? 40 : 8 + (x >> 8) % (id == 3 ? run_len(4) : 2000);
         int tag = id * 100000 + i;
         auto code = add_imm(tag, len);
         void *p = jit_arena_alloc(a, code.data(), code.size());

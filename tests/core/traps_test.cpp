@@ -6,7 +6,8 @@ using namespace jt;
 
 namespace {
 
-const size_t kLens[] = {1, 17, 100, 255, 1000, 4095, 16384, 16385, 50000, 2 * MiB, 2 * MiB + 1};
+const size_t kLens[] = {1,    17,   100,  255,  1000, 4095, jitalloc::kMaxSlabSize, run_len(),
+                        run_len(9), 2 * MiB, 2 * MiB + 1};
 
 class Traps : public ::testing::TestWithParam<jit_writer> {
 protected:

@@ -50,7 +50,7 @@ TEST(SizeClass, TableGeometry) {
             EXPECT_EQ(c.size, 16 * (i + 1));
         }
         EXPECT_GE(c.pages, 1u);
-        EXPECT_LE(c.pages, 16u);
+        EXPECT_LE(c.pages, kPagesPerChunk);
         EXPECT_GT(c.objects, 0u);
         EXPECT_LE(c.objects, kMaxSlabObjects);
         size_t bytes = size_t{c.pages} * kPageSize;

@@ -89,7 +89,7 @@ TEST_F(SlabTest, IndexOfAndContaining) {
 }
 
 TEST_F(SlabTest, TakeFillsSlabsAndMovesThemBetweenLists) {
-    const unsigned cls = 63;  // 16 KiB objects: few per slab
+    const unsigned cls = kNumClasses - 1;  // the largest objects: few per slab
     const SizeClass &sc = size_class(cls);
     Slab *s = new_slab(cls, 0);
     std::set<uint8_t *> got;
@@ -165,14 +165,14 @@ TEST_F(SlabTest, FreeProtocolBeginAbortFinish) {
 }
 
 TEST_F(SlabTest, EmptySlabsAreCachedWithHysteresis) {
-    const unsigned cls = 63;
+    const unsigned cls = kNumClasses - 1;
     const SizeClass &sc = size_class(cls);
     Slab *a = new_slab(cls, 0);
     Slab *b = new_slab(cls, sc.pages);
     Slab *from = nullptr;
     std::vector<std::pair<Slab *, uint8_t *>> objs;
     for (unsigned i = 0; i < 2u * sc.objects; i++) {
-        uint8_t *p = k.take(16384, &from);
+        uint8_t *p = k.take(kMaxSlabSize, &from);
         ASSERT_NE(p, nullptr);
         objs.push_back({from, p});
     }

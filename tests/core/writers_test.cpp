@@ -32,7 +32,7 @@ TEST_P(Writers, RoundTripOnEveryPath) {
     ArenaHolder a(GetParam());
     ASSERT_NE(a.get(), nullptr) << strerror(a.error());
     int k = 0;
-    for (size_t len : {size_t{7}, size_t{200}, size_t{5000}, size_t{20000}, size_t{3} * MiB}) {
+    for (size_t len : {size_t{7}, size_t{200}, size_t{5000}, run_len(), size_t{3} * MiB}) {
         SCOPED_TRACE(len);
         k++;
         auto code = add_imm(100 * k, len);

@@ -42,7 +42,7 @@ struct Monitor {
 };
 
 void worker(jit_arena *a, int id, bool call, std::atomic<int> &errors) {
-    static const size_t kLens[] = {8, 40, 100, 700, 3000, 9000, 17000, 40000};
+    const size_t kLens[] = {8, 40, 100, 700, 3000, 9000, run_len(), run_len(6)};
     std::vector<void *> live;
     for (int i = 0; i < 600; i++) {
         size_t len = kLens[(i + id) % 8];
