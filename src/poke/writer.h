@@ -50,7 +50,7 @@ public:
     // partial write behind — poke() handles that.
     struct Source {
         const uint8_t *data;
-        size_t period;  // data repeats every `period` bytes (0: not repeating)
+        size_t period;  // 0: plain bytes; else `period` bytes of one value (traps) repeated
     };
     virtual int write(const ChunkMapping &m, uint8_t *dst, Source src, size_t len) const = 0;
 
