@@ -36,7 +36,7 @@ using os::Call;
 namespace {
 
 // REL_FAULT_QUICK=1: each call fails with one errno (rotating) instead of all four, and
-// the sticky walk covers one writer per family. Set by ctest in sanitizer builds.
+// the sticky walk covers proc_mem only. Set by ctest in sanitizer builds.
 bool quick() {
     static const bool q = [] {
         const char *e = std::getenv("REL_FAULT_QUICK");
@@ -499,7 +499,7 @@ TEST(FaultWalkAnywhere, ColdAllocations) {
 // the fault clears.
 TEST(FaultWalkSticky, EveryKindFromEveryCall) {
     for (jit_writer w : rel::kWriters) {
-        if (quick() && w != JIT_WRITER_PROC_MEM && w != JIT_WRITER_TEMP_ALIAS)
+        if (quick() && w != JIT_WRITER_PROC_MEM)
             continue;
         for (const Op &op : make_ops(w)) {
             if (op.name == "destroy" || op.name == "create")
