@@ -96,12 +96,10 @@ bool jit_arena::check(std::string &msg) {
             for (unsigned i = 0; i < kPagesPerChunk; i++) {
                 if (c->pages[i].state.load() != PageState::free)
                     continue;
-                const uint8_t *pg = c->page_addr(i);
-                for (size_t k = 0; k < kPageSize; k++)
-                    if (pg[k] != kTrapByte) {
-                        msg = "chunk: free page holds non-trap bytes";
-                        return false;
-                    }
+                if (!holds_only_traps(c->page_addr(i), kPageSize)) {
+                    msg = "chunk: free page holds non-trap bytes";
+                    return false;
+                }
             }
         }
     }

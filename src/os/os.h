@@ -2,7 +2,9 @@
 //
 // Invariants:
 //  - No other file calls mmap, munmap, mprotect, madvise, memfd_create, ftruncate, open,
-//    close, read, pwrite(v), membarrier or mincore directly.
+//    close, read, pwrite(v), membarrier or mincore directly. One exception, outside the
+//    allocator: src/observe writes the perf map (/tmp/perf-PID.map), a profiler's side
+//    file, with plain open/write/rename; it never touches code memory.
 //  - Each function has the system call's contract (result, errno), so callers read like
 //    ordinary POSIX code, and tests can make any call fail (fault injection) without the
 //    allocator logic knowing.

@@ -282,6 +282,10 @@ int poke_source(const Writer &w, const ChunkMapping &m, uint8_t *dst, Writer::So
 
 }  // namespace
 
+bool holds_only_traps(const uint8_t *p, size_t len) {
+    return matches(p, {poke_detail::trap_page(), 4096}, len);
+}
+
 int poke(const Writer &w, const ChunkMapping &m, uint8_t *dst, const void *src, size_t len) {
     return poke_source(w, m, dst, {static_cast<const uint8_t *>(src), 0}, len);
 }

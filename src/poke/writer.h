@@ -83,6 +83,9 @@ int poke_fresh(const Writer &w, const ChunkMapping &m, uint8_t *dst, const void 
 // Fills [dst, dst+len) with trap instructions, verified. 0 or an errno.
 int poke_traps(const Writer &w, const ChunkMapping &m, uint8_t *dst, size_t len);
 
+// True if [p, p+len) holds nothing but trap bytes (checkers and tests).
+bool holds_only_traps(const uint8_t *p, size_t len);
+
 // Process-wide descriptor for /proc/self/mem (opened on first use, reopened in a forked
 // child). -1 with errno if it cannot be opened.
 int proc_mem_fd();

@@ -232,12 +232,8 @@ bool SlabClass::check(unsigned cls, std::string &msg) const {
                         return fail("live object with bad length", s, i);
                     req += s->requested_of(i);
                 }
-                if (a) {
-                    const uint8_t *o = s->object(i);
-                    for (uint32_t b = 0; b < s->size; b++)
-                        if (o[b] != kTrapByte)
-                            return fail("free object holds non-trap bytes", s, i);
-                }
+                if (a && !holds_only_traps(s->object(i), s->size))
+                    return fail("free object holds non-trap bytes", s, i);
             }
             if (na != s->navail || nl != s->nlive || req != s->requested)
                 return fail("counts disagree with bitmaps", s, 0);
