@@ -73,7 +73,7 @@ build_option_off() {
 run_qemu() {	# $1 = 0 (stock path) or 1 (jitalloc)
 	local log=$BOOT_OUT/boot-jit$1.log
 	log "booting with execmem_jitalloc=$1 (log: $log)"
-	timeout 2400 qemu-system-x86_64 -m 2048 -smp 2 -nographic -no-reboot \
+	timeout 1500 qemu-system-x86_64 -m 2048 -smp 2 -nographic -no-reboot \
 		-kernel "$BOOT_B/arch/x86/boot/bzImage" \
 		-initrd "$BOOT_OUT/initramfs.cpio.gz" \
 		-append "console=ttyS0 panic=-1 execmem_jitalloc=$1 kunit.filter_glob=execmem_jitalloc" \
