@@ -295,6 +295,13 @@ TEST(Hostile, PlacementWindowExhausted) {
 class ForkDuringWrites : public ::testing::TestWithParam<jit_writer> {};
 
 TEST_P(ForkDuringWrites, ChildSeesOldOrNewNeverTornAndWritesStayPrivate) {
+#if defined(__SANITIZE_THREAD__)
+    // gcc 12's TSan runtime does not reset its allocator's locks in a child forked while
+    // another thread allocates: the child then hangs in its first malloc (seen here, in
+    // SizeClassAllocator64::GetFromAllocator, 2 runs in 6). The plain and ASan+UBSan
+    // builds run this test.
+    GTEST_SKIP() << "fork during concurrent allocation deadlocks TSan's own allocator";
+#endif
     jit_arena *a = arena(GetParam());
     ASSERT_NE(a, nullptr);
     const size_t sizes[] = {200, 4000, 3 * 4096 + 100, 64 * 1024};
