@@ -177,11 +177,11 @@ int jit_arena::alloc_small(unsigned cls, const void *code, size_t len, void **ou
         if (rc) {
             // The object is still ours: make sure it holds traps, then give it back.
             bool clean = write_traps(s->chunk, p, s->size) == 0;
+            auto i = static_cast<unsigned>(s->index_of(p));
             std::lock_guard<std::mutex> g(k.lock);
-            k.begin_free(s, static_cast<unsigned>(s->index_of(p)));
-            if (clean)
-                release_slab_if_empty(k, k.finish_free(s, static_cast<unsigned>(s->index_of(p)),
-                                                       keep_empty_slabs(cls)));
+            k.begin_free(s, i);
+            if (clean)  // else quarantined: neither live nor free, never handed out again
+                release_slab_if_empty(k.finish_free(s, i, keep_empty_slabs(cls)));
             return rc;
         }
     }
@@ -189,7 +189,7 @@ int jit_arena::alloc_small(unsigned cls, const void *code, size_t len, void **ou
     return 0;
 }
 
-void jit_arena::release_slab_if_empty(SlabClass &, Slab *dead) {
+void jit_arena::release_slab_if_empty(Slab *dead) {
     if (!dead)
         return;
     {
@@ -407,7 +407,7 @@ int jit_arena::free_small(Chunk *c, void *p) {
         k->abort_free(s, static_cast<unsigned>(i), requested);
         return rc;
     }
-    release_slab_if_empty(*k, k->finish_free(s, static_cast<unsigned>(i), keep_empty_slabs(s->cls)));
+    release_slab_if_empty(k->finish_free(s, static_cast<unsigned>(i), keep_empty_slabs(s->cls)));
     return 0;
 }
 
@@ -462,7 +462,7 @@ size_t jit_arena::shrink() {
     for (SlabClass &k : classes) {
         std::lock_guard<std::mutex> g(k.lock);
         while (Slab *s = k.pop_empty())
-            release_slab_if_empty(k, s);
+            release_slab_if_empty(s);
     }
     size_t released = 0;
     std::lock_guard<std::mutex> b(buddy_lock);

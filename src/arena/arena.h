@@ -119,7 +119,7 @@ private:
     int write(Chunk *c, uint8_t *dst, const void *src, size_t len);
     int write_traps(Chunk *c, uint8_t *dst, size_t len);
     // class lock of the slab held; takes buddy_lock:
-    void release_slab_if_empty(jitalloc::SlabClass &k, jitalloc::Slab *dead);
+    void release_slab_if_empty(jitalloc::Slab *dead);
     // buddy_lock held:
     jitalloc::PageDesc *pages_locked(unsigned npages, int &err);
     void free_pages_locked(Chunk *c, unsigned first, unsigned npages);
