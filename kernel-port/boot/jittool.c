@@ -7,6 +7,12 @@
  *                         touch FILE when done, keep them loaded until killed
  *   jittool kcore         load one program, read its JITed image through
  *                         /proc/kcore and compare with BPF_OBJ_GET_INFO_BY_FD
+ *   jittool hold N READY GO
+ *                         load N programs, run each (BPF_PROG_TEST_RUN) and
+ *                         keep its JIT image; touch READY, wait for GO (the
+ *                         hibernation test hibernates and resumes meanwhile),
+ *                         then run them again and compare every JIT image
+ *                         with the saved copy and with /proc/kcore
  */
 #include <elf.h>
 #include <errno.h>
@@ -16,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <linux/bpf.h>
@@ -46,6 +53,116 @@ static int load_prog(unsigned int n)
 	fd = bpf(BPF_PROG_LOAD, &attr);
 	free(insns);
 	return fd;
+}
+
+/* what program n returns: r0 = 1 + 2 + ... + n, as a u32 */
+static uint32_t prog_result(unsigned int n)
+{
+	return (uint32_t)((uint64_t)n * (n + 1) / 2);
+}
+
+static int prog_run(int fd, uint32_t *retval)
+{
+	unsigned char pkt[64] = { 0 };
+	union bpf_attr attr;
+
+	memset(&attr, 0, sizeof(attr));
+	attr.test.prog_fd = fd;
+	attr.test.data_in = (uintptr_t)pkt;
+	attr.test.data_size_in = sizeof(pkt);
+	attr.test.repeat = 1;
+	if (bpf(BPF_PROG_TEST_RUN, &attr))
+		return -1;
+	*retval = attr.test.retval;
+	return 0;
+}
+
+/* the JIT image of @fd into @img (at most @cap bytes) and its address */
+static int prog_image(int fd, unsigned char *img, unsigned int cap,
+		      unsigned int *len, uint64_t *ksym)
+{
+	struct bpf_prog_info info;
+	union bpf_attr attr;
+
+	memset(&info, 0, sizeof(info));
+	info.jited_prog_len = cap;
+	info.jited_prog_insns = (uintptr_t)img;
+	info.nr_jited_ksyms = 1;
+	info.jited_ksyms = (uintptr_t)ksym;
+	memset(&attr, 0, sizeof(attr));
+	attr.info.bpf_fd = fd;
+	attr.info.info_len = sizeof(info);
+	attr.info.info = (uintptr_t)&info;
+	if (bpf(BPF_OBJ_GET_INFO_BY_FD, &attr))
+		return -1;
+	*len = info.jited_prog_len < cap ? info.jited_prog_len : cap;
+	return *len && *ksym ? 0 : -1;
+}
+
+static int kcore_read(uint64_t addr, void *buf, size_t len);
+
+struct held {
+	int fd;
+	unsigned int n, len;
+	uint64_t ksym;
+	unsigned char img[4096];
+};
+
+/* run, image, kcore: every check of one held program; 0 if all hold */
+static int held_check(struct held *h, int i, const char *when)
+{
+	unsigned char now[4096], kc[4096];
+	unsigned int len;
+	uint64_t ksym = 0;
+	uint32_t r = 0;
+
+	if (prog_run(h->fd, &r) || r != prog_result(h->n)) {
+		fprintf(stderr, "jittool: %s: program %d returned %u, want %u (%s)\n",
+			when, i, r, prog_result(h->n), strerror(errno));
+		return -1;
+	}
+	if (prog_image(h->fd, now, sizeof(now), &len, &ksym) ||
+	    len != h->len || ksym != h->ksym || memcmp(now, h->img, len)) {
+		fprintf(stderr, "jittool: %s: JIT image of program %d changed\n", when, i);
+		return -1;
+	}
+	if (kcore_read(h->ksym, kc, h->len) || memcmp(kc, h->img, h->len)) {
+		fprintf(stderr, "jittool: %s: /proc/kcore differs for program %d at %llx\n",
+			when, i, (unsigned long long)h->ksym);
+		return -1;
+	}
+	return 0;
+}
+
+static int cmd_hold(int n, const char *ready, const char *go)
+{
+	struct rlimit rl = { n + 64, n + 64 };
+	struct held *h = calloc(n, sizeof(*h));
+	struct stat st;
+	int i, bad = 0;
+
+	setrlimit(RLIMIT_NOFILE, &rl);
+	for (i = 0; i < n; i++) {
+		h[i].n = 8 + (i * 53) % 600;
+		h[i].fd = load_prog(h[i].n);
+		if (h[i].fd < 0 ||
+		    prog_image(h[i].fd, h[i].img, sizeof(h[i].img), &h[i].len, &h[i].ksym)) {
+			fprintf(stderr, "jittool: hold: program %d: %s\n", i, strerror(errno));
+			return 1;
+		}
+		if (held_check(&h[i], i, "before"))
+			return 1;
+	}
+	printf("jittool: %d programs loaded, run and checked\n", n);
+	fflush(stdout);
+	close(open(ready, O_CREAT | O_WRONLY, 0644));
+	while (stat(go, &st))
+		usleep(100000);
+	for (i = 0; i < n; i++)
+		bad += held_check(&h[i], i, "after") != 0;
+	printf("jittool: after: %d of %d programs run and match their JIT image and /proc/kcore\n",
+	       n - bad, n);
+	return bad != 0;
 }
 
 static int cmd_load(int n, const char *done)
@@ -95,34 +212,18 @@ static int kcore_read(uint64_t addr, void *buf, size_t len)
 
 static int cmd_kcore(void)
 {
-	struct bpf_prog_info info;
-	union bpf_attr attr;
 	unsigned char img[4096], kc[4096];
 	uint64_t ksym = 0;
-	unsigned int len;
+	unsigned int len = 0;
 	int fd = load_prog(50);
 
 	if (fd < 0) {
 		perror("jittool: BPF_PROG_LOAD");
 		return 1;
 	}
-	memset(&info, 0, sizeof(info));
-	info.jited_prog_len = sizeof(img);
-	info.jited_prog_insns = (uintptr_t)img;
-	info.nr_jited_ksyms = 1;
-	info.jited_ksyms = (uintptr_t)&ksym;
-	memset(&attr, 0, sizeof(attr));
-	attr.info.bpf_fd = fd;
-	attr.info.info_len = sizeof(info);
-	attr.info.info = (uintptr_t)&info;
-	if (bpf(BPF_OBJ_GET_INFO_BY_FD, &attr)) {
-		perror("jittool: BPF_OBJ_GET_INFO_BY_FD");
-		return 1;
-	}
-	len = info.jited_prog_len < sizeof(img) ? info.jited_prog_len : sizeof(img);
-	if (!ksym || !len) {
-		fprintf(stderr, "jittool: no JIT image (ksym %llx len %u)\n",
-			(unsigned long long)ksym, len);
+	if (prog_image(fd, img, sizeof(img), &len, &ksym)) {
+		fprintf(stderr, "jittool: no JIT image (ksym %llx len %u): %s\n",
+			(unsigned long long)ksym, len, strerror(errno));
 		return 1;
 	}
 	if (kcore_read(ksym, kc, len)) {
@@ -146,6 +247,8 @@ int main(int argc, char **argv)
 		return cmd_load(atoi(argv[2]), argv[3]);
 	if (argc == 2 && !strcmp(argv[1], "kcore"))
 		return cmd_kcore();
-	fprintf(stderr, "usage: jittool load N DONEFILE | jittool kcore\n");
+	if (argc == 5 && !strcmp(argv[1], "hold"))
+		return cmd_hold(atoi(argv[2]), argv[3], argv[4]);
+	fprintf(stderr, "usage: jittool load N DONEFILE | jittool kcore | jittool hold N READY GO\n");
 	return 2;
 }
