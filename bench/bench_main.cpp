@@ -249,6 +249,9 @@ struct CallSet {
     std::vector<Fn> table;  // in random order
     int64_t expect = 0;
     double huge_share = 0;  // of the code's resident bytes, after loading
+    // Distance in MiB from jit_alloc's code (this program's code) to the nearest and the
+    // farthest function entry: where the contender placed the code.
+    double dist_min_mib = 0, dist_max_mib = 0;
     ~CallSet() {
         if (c && c->can_free())
             for (Live &l : live)
@@ -284,8 +287,17 @@ CallSet *call_set(benchmark::State &state, const std::string &name, size_t n) {
     CodeMemory after = code_memory();
     double rss = static_cast<double>(after.rss) - static_cast<double>(before.rss);
     s->huge_share = rss > 0 ? (static_cast<double>(after.huge) - static_cast<double>(before.huge)) / rss : 0;
-    for (Live &l : s->live)
+    const auto lib = reinterpret_cast<uintptr_t>(reinterpret_cast<const void *>(&jit_alloc));
+    uintptr_t dmin = UINTPTR_MAX, dmax = 0;
+    for (Live &l : s->live) {
         s->table.push_back(as_fn(l.p));
+        auto a = reinterpret_cast<uintptr_t>(l.p);
+        uintptr_t d = a > lib ? a - lib : lib - a;
+        dmin = std::min(dmin, d);
+        dmax = std::max(dmax, d);
+    }
+    s->dist_min_mib = static_cast<double>(dmin) / (1 << 20);
+    s->dist_max_mib = static_cast<double>(dmax) / (1 << 20);
     std::shuffle(s->table.begin(), s->table.end(), rng);
     // Check every function once: sum over i of (i + imm_i) with imm a permutation of 0..n-1.
     int64_t got = 0;
@@ -315,6 +327,8 @@ void calls(benchmark::State &state, const std::string &name) {
     state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(n));
     state.counters["functions"] = static_cast<double>(n);
     state.counters["huge_share"] = s->huge_share;
+    state.counters["dist_min_mib"] = s->dist_min_mib;
+    state.counters["dist_max_mib"] = s->dist_max_mib;
 }
 
 // ------------------------------------------------------------------ 6. threads
@@ -448,7 +462,10 @@ void register_all() {
             ->ArgsProduct({{8, 64, 4096}, {0, 1}})
             ->MinTime(g_quick ? 0.05 : 0.2);
     }
-    for (const auto &n : all) {
+    std::vector<std::string> callers = all;
+    for (const auto &n : placement_contender_names())
+        callers.push_back(n);
+    for (const auto &n : callers) {
         auto *b = benchmark::RegisterBenchmark(("calls/" + n).c_str(), calls, n);
         b->ArgName("n");
         for (int64_t k = 512; k <= 65536; k *= 2)

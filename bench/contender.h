@@ -37,6 +37,21 @@ public:
 // Names, in report order: jitalloc_<writer>, asmjit_default, asmjit_dual,
 // asmjit_dual_pools_fill, naive_mmap, ideal_thp.
 const std::vector<std::string> &contender_names();
+
+// Placement. jitalloc's default (JIT_PLACE_NEAR_LIBRARY) maps its 2 MiB chunks as close
+// as it can to libjitalloc's code, which is linked into this program, so its code sits a
+// few MiB from the calling code; the kernel puts everything else (asmjit, naive, the
+// ideal region) in the mmap area, far away. That distance alone changes call speed at
+// small n (see bench/RESULTS.md, calls), so the calls benchmark also runs:
+//   jitalloc_anywhere  jitalloc, proc_mem writer, JIT_PLACE_ANYWHERE (placed like the
+//                      others: where the kernel puts it)
+//   ideal_near         the ideal packed layout of ideal_thp, in 2 MiB THP chunks placed
+//                      by jitalloc's default rule (the free gap nearest jit_alloc's code,
+//                      as src/chunk/placement.cpp picks it)
+// so each layout is compared with the ideal at the same placement.
+const std::vector<std::string> &placement_contender_names();
+
+
 // A fresh contender; nullptr (with a message on stderr) if it cannot work here.
 std::unique_ptr<Contender> make_contender(const std::string &name);
 

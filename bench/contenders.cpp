@@ -8,8 +8,14 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 namespace bench {
@@ -52,10 +58,12 @@ private:
     bool strict_ = true;
 };
 
-std::unique_ptr<Contender> make_jitalloc(jit_writer w) {
+std::unique_ptr<Contender> make_jitalloc(jit_writer w,
+                                         jit_placement where = JIT_PLACE_NEAR_LIBRARY) {
     jit_arena_options o;
     jit_arena_options_init(&o);
     o.writer = w;
+    o.placement = where;
     o.name = jit_writer_name(w);
     jit_arena *a = jit_arena_create(&o);
     if (!a) {
@@ -142,43 +150,130 @@ public:
     bool strict_wx() const override { return true; }
 };
 
-// ---- ideal: functions packed back to back (16-byte aligned) in a THP region ----
+// ---- placement near the library, for ideal_near ----
+// jitalloc's default placement (JIT_PLACE_NEAR_LIBRARY, src/chunk/placement.cpp) puts
+// each 2 MiB chunk in the free gap of /proc/self/maps that brings the chunk's middle
+// closest to jit_alloc's own code, within JIT_DEFAULT_NEAR_RANGE, and claims it with
+// MAP_FIXED_NOREPLACE. The library exposes no call that reserves raw address space by
+// that rule, so this is the same rule, restated: a 2 MiB-aligned range of `size` bytes,
+// mapped PROT_READ | PROT_WRITE; nullptr if the window has no room.
+uint8_t *map_near_library(size_t size) {
+    const auto near = reinterpret_cast<uintptr_t>(reinterpret_cast<const void *>(&jit_alloc));
+    const uintptr_t range = JIT_DEFAULT_NEAR_RANGE, top = uintptr_t{1} << 47;
+    const uintptr_t win_lo = near > range ? near - range : 0;
+    const uintptr_t win_hi = near < top - range ? near + range : top;
+    auto dist = [near](uintptr_t a) { return a > near ? a - near : near - a; };
+    for (int attempt = 0; attempt < 8; attempt++) {  // rescan if something took the gap
+        FILE *f = std::fopen("/proc/self/maps", "r");
+        if (!f)
+            return nullptr;
+        uintptr_t best = 0, prev_end = kHuge;
+        bool found = false;
+        auto gap = [&](uintptr_t start, uintptr_t end) {
+            uintptr_t lo = round_up(std::max(start, win_lo), kHuge);
+            uintptr_t hi_end = std::min(end, win_hi);
+            if (hi_end < size || lo > hi_end - size)
+                return;
+            uintptr_t hi = (hi_end - size) & ~(kHuge - 1);
+            if (lo > hi)
+                return;
+            uintptr_t want = near > size / 2 ? (near - size / 2) & ~(kHuge - 1) : 0;
+            uintptr_t a = std::clamp(want, lo, hi);
+            if (!found || dist(a + size / 2) < dist(best + size / 2)) {
+                best = a;
+                found = true;
+            }
+        };
+        char line[512];
+        while (std::fgets(line, sizeof line, f)) {
+            unsigned long lo, hi;
+            if (std::sscanf(line, "%lx-%lx", &lo, &hi) != 2)
+                continue;
+            if (lo > prev_end)
+                gap(prev_end, lo);
+            prev_end = std::max<uintptr_t>(prev_end, hi);
+        }
+        std::fclose(f);
+        gap(prev_end, top);
+        if (!found)
+            return nullptr;
+        void *want = reinterpret_cast<void *>(best);
+        void *p = mmap(want, size, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+        if (p == want)
+            return static_cast<uint8_t *>(p);
+        if (p != MAP_FAILED)
+            munmap(p, size);
+        else if (errno != EEXIST)
+            return nullptr;
+    }
+    return nullptr;
+}
+
+// ---- ideal: functions packed back to back (16-byte aligned) in THP memory ----
+// Far (ideal_thp): one 256 MiB region wherever the kernel puts it (the mmap area, far
+// from the program's code). Near (ideal_near): 2 MiB chunks placed by jitalloc's default
+// rule (map_near_library), a new chunk when the next function does not fit, so the code
+// sits where jitalloc_proc_mem's sits; up to 4 096 functions of the calls benchmark fit
+// in one chunk.
 class IdealContender final : public Contender {
 public:
-    IdealContender() {
-        void *r = mmap(nullptr, kReserve + kHuge, PROT_NONE,
+    explicit IdealContender(bool near) : near_(near) {
+        if (near_)
+            return;  // chunks are mapped by load
+        void *r = mmap(nullptr, kFarReserve + kHuge, PROT_NONE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         if (r == MAP_FAILED)
             std::abort();
-        raw_ = static_cast<uint8_t *>(r);
-        base_ = reinterpret_cast<uint8_t *>(round_up(reinterpret_cast<uintptr_t>(raw_), kHuge));
-        if (mprotect(base_, kReserve, PROT_READ | PROT_WRITE) != 0)
+        auto *raw = static_cast<uint8_t *>(r);
+        auto *base = reinterpret_cast<uint8_t *>(round_up(reinterpret_cast<uintptr_t>(raw), kHuge));
+        if (mprotect(base, kFarReserve, PROT_READ | PROT_WRITE) != 0)
             std::abort();
-        madvise(base_, kReserve, MADV_HUGEPAGE);
+        madvise(base, kFarReserve, MADV_HUGEPAGE);
+        regions_.push_back({raw, kFarReserve + kHuge, base, kFarReserve, 0});
     }
-    ~IdealContender() override { munmap(raw_, kReserve + kHuge); }
+    ~IdealContender() override {
+        for (Region &r : regions_)
+            munmap(r.map, r.map_len);
+    }
     void *load(const void *code, size_t len) override {
-        if (used_ + len > kReserve)
-            return nullptr;
-        uint8_t *p = base_ + used_;
+        if (regions_.empty() || regions_.back().used + len > regions_.back().size) {
+            if (!near_ || len > kHuge)
+                return nullptr;
+            uint8_t *c = map_near_library(kHuge);
+            if (!c)
+                return nullptr;
+            madvise(c, kHuge, MADV_HUGEPAGE);
+            regions_.push_back({c, kHuge, c, kHuge, 0});
+        }
+        Region &r = regions_.back();
+        uint8_t *p = r.base + r.used;
         std::memcpy(p, code, len);
-        used_ = round_up(used_ + len, 16);
+        r.used = round_up(r.used + len, 16);
         return p;
     }
     void unload(void *, size_t) override {}
     bool update(void *, const void *, size_t) override { return false; }
     void seal() override {
-        if (mprotect(base_, round_up(used_, kHuge), PROT_READ | PROT_EXEC) != 0)
-            std::abort();
+        for (Region &r : regions_)
+            if (r.used && mprotect(r.base, round_up(r.used, kHuge), PROT_READ | PROT_EXEC) != 0)
+                std::abort();
     }
     size_t metadata_bytes() override { return 0; }
     bool strict_wx() const override { return true; }
     bool can_free() const override { return false; }
 
 private:
-    static constexpr size_t kReserve = size_t{256} << 20;
-    uint8_t *raw_ = nullptr, *base_ = nullptr;
-    size_t used_ = 0;
+    struct Region {
+        uint8_t *map;     // what to munmap
+        size_t map_len;
+        uint8_t *base;    // 2 MiB aligned
+        size_t size;
+        size_t used;
+    };
+    static constexpr size_t kFarReserve = size_t{256} << 20;
+    bool near_;
+    std::vector<Region> regions_;
 };
 
 }  // namespace
@@ -188,6 +283,11 @@ const std::vector<std::string> &contender_names() {
         "jitalloc_proc_mem", "jitalloc_memfd", "jitalloc_persistent_alias",
         "jitalloc_mprotect", "asmjit_default", "asmjit_dual", "asmjit_dual_pools_fill",
         "naive_mmap",        "ideal_thp"};
+    return names;
+}
+
+const std::vector<std::string> &placement_contender_names() {
+    static const std::vector<std::string> names = {"jitalloc_anywhere", "ideal_near"};
     return names;
 }
 
@@ -205,7 +305,10 @@ std::unique_ptr<Contender> make_contender(const std::string &name) {
         return std::make_unique<AsmjitContender>(
             O::kUseDualMapping | O::kUseMultiplePools | O::kFillUnusedMemory, false);
     if (name == "naive_mmap") return std::make_unique<NaiveContender>();
-    if (name == "ideal_thp") return std::make_unique<IdealContender>();
+    if (name == "ideal_thp") return std::make_unique<IdealContender>(false);
+    if (name == "ideal_near") return std::make_unique<IdealContender>(true);
+    if (name == "jitalloc_anywhere")
+        return make_jitalloc(JIT_WRITER_PROC_MEM, JIT_PLACE_ANYWHERE);
     std::fprintf(stderr, "unknown contender %s\n", name.c_str());
     return nullptr;
 }
