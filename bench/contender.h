@@ -46,11 +46,10 @@ const std::vector<std::string> &contender_names();
 //   jitalloc_anywhere  jitalloc, proc_mem writer, JIT_PLACE_ANYWHERE (placed like the
 //                      others: where the kernel puts it)
 //   ideal_near         the ideal packed layout of ideal_thp, in 2 MiB THP chunks placed
-//                      by jitalloc's default rule (the free gap nearest jit_alloc's code,
-//                      as src/chunk/placement.cpp picks it)
+//                      by the library's own placement code for a default arena
+//                      (jitalloc::make_placement + reserve_range)
 // so each layout is compared with the ideal at the same placement.
 const std::vector<std::string> &placement_contender_names();
-
 
 // A fresh contender; nullptr (with a message on stderr) if it cannot work here.
 std::unique_ptr<Contender> make_contender(const std::string &name);

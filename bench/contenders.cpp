@@ -1,6 +1,9 @@
 // The contenders behind bench::Contender (see contender.h).
 #include "contender.h"
 
+#include "arena/arena.h"
+#include "chunk/chunk.h"
+
 #include <jitalloc/jitalloc.h>
 
 #include <asmjit/core.h>
@@ -8,11 +11,6 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#ifndef MAP_FIXED_NOREPLACE
-#define MAP_FIXED_NOREPLACE 0x100000
-#endif
-
-#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -151,63 +149,18 @@ public:
 };
 
 // ---- placement near the library, for ideal_near ----
-// jitalloc's default placement (JIT_PLACE_NEAR_LIBRARY, src/chunk/placement.cpp) puts
-// each 2 MiB chunk in the free gap of /proc/self/maps that brings the chunk's middle
-// closest to jit_alloc's own code, within JIT_DEFAULT_NEAR_RANGE, and claims it with
-// MAP_FIXED_NOREPLACE. The library exposes no call that reserves raw address space by
-// that rule, so this is the same rule, restated: a 2 MiB-aligned range of `size` bytes,
-// mapped PROT_READ | PROT_WRITE; nullptr if the window has no room.
+// A 2 MiB-aligned range of `size` bytes where a default arena (JIT_PLACE_NEAR_LIBRARY)
+// would put its chunks, reserved by the library's own placement code and made
+// PROT_READ | PROT_WRITE; nullptr if the window has no room.
 uint8_t *map_near_library(size_t size) {
-    const auto near = reinterpret_cast<uintptr_t>(reinterpret_cast<const void *>(&jit_alloc));
-    const uintptr_t range = JIT_DEFAULT_NEAR_RANGE, top = uintptr_t{1} << 47;
-    const uintptr_t win_lo = near > range ? near - range : 0;
-    const uintptr_t win_hi = near < top - range ? near + range : top;
-    auto dist = [near](uintptr_t a) { return a > near ? a - near : near - a; };
-    for (int attempt = 0; attempt < 8; attempt++) {  // rescan if something took the gap
-        FILE *f = std::fopen("/proc/self/maps", "r");
-        if (!f)
-            return nullptr;
-        uintptr_t best = 0, prev_end = kHuge;
-        bool found = false;
-        auto gap = [&](uintptr_t start, uintptr_t end) {
-            uintptr_t lo = round_up(std::max(start, win_lo), kHuge);
-            uintptr_t hi_end = std::min(end, win_hi);
-            if (hi_end < size || lo > hi_end - size)
-                return;
-            uintptr_t hi = (hi_end - size) & ~(kHuge - 1);
-            if (lo > hi)
-                return;
-            uintptr_t want = near > size / 2 ? (near - size / 2) & ~(kHuge - 1) : 0;
-            uintptr_t a = std::clamp(want, lo, hi);
-            if (!found || dist(a + size / 2) < dist(best + size / 2)) {
-                best = a;
-                found = true;
-            }
-        };
-        char line[512];
-        while (std::fgets(line, sizeof line, f)) {
-            unsigned long lo, hi;
-            if (std::sscanf(line, "%lx-%lx", &lo, &hi) != 2)
-                continue;
-            if (lo > prev_end)
-                gap(prev_end, lo);
-            prev_end = std::max<uintptr_t>(prev_end, hi);
-        }
-        std::fclose(f);
-        gap(prev_end, top);
-        if (!found)
-            return nullptr;
-        void *want = reinterpret_cast<void *>(best);
-        void *p = mmap(want, size, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
-        if (p == want)
-            return static_cast<uint8_t *>(p);
-        if (p != MAP_FAILED)
-            munmap(p, size);
-        else if (errno != EEXIST)
-            return nullptr;
+    jit_arena_options o;
+    jit_arena_options_init(&o);
+    uint8_t *p = jitalloc::reserve_range(jitalloc::make_placement(o), size);
+    if (p && mprotect(p, size, PROT_READ | PROT_WRITE) != 0) {
+        munmap(p, size);
+        return nullptr;
     }
-    return nullptr;
+    return p;
 }
 
 // ---- ideal: functions packed back to back (16-byte aligned) in THP memory ----

@@ -139,6 +139,8 @@ template <class Fn>
 void for_each_arena(Fn &&fn);
 std::mutex &arena_registry_lock();
 jit_arena *arena_registry_head();
+// Where the chunks of an arena with options o may go (options already validated).
+Placement make_placement(const jit_arena_options &o);
 }  // namespace jitalloc
 
 template <class Fn>

@@ -25,7 +25,6 @@ std::mutex g_registry_lock;
 jit_arena *g_registry = nullptr;  // guarded by g_registry_lock
 std::once_flag g_atfork_once;
 
-constexpr uintptr_t kUserTop = uintptr_t{1} << 47;
 constexpr size_t kMaxNearRange = size_t{2} << 30;
 
 // JITALLOC_WRITER names; -1 if unknown.
@@ -107,20 +106,6 @@ int validate(const jit_arena_options &o) {
     return 0;
 }
 
-Placement make_placement(const jit_arena_options &o) {
-    Placement p;
-    if (o.placement == JIT_PLACE_ANYWHERE)
-        return p;
-    p.anywhere = false;
-    p.near = o.placement == JIT_PLACE_NEAR_ADDRESS
-                 ? reinterpret_cast<uintptr_t>(o.near)
-                 : reinterpret_cast<uintptr_t>(reinterpret_cast<const void *>(&jit_alloc));
-    size_t range = o.near_range ? o.near_range : JIT_DEFAULT_NEAR_RANGE;
-    p.lo = p.near > range ? p.near - range : 0;
-    p.hi = p.near < kUserTop - range ? p.near + range : kUserTop;
-    return p;
-}
-
 void atfork_prepare() {
     g_registry_lock.lock();
     for (jit_arena *a = g_registry; a; a = a->next_arena)
@@ -146,6 +131,20 @@ namespace jitalloc {
 
 std::mutex &arena_registry_lock() { return g_registry_lock; }
 jit_arena *arena_registry_head() { return g_registry; }
+
+Placement make_placement(const jit_arena_options &o) {
+    Placement p;
+    if (o.placement == JIT_PLACE_ANYWHERE)
+        return p;
+    p.anywhere = false;
+    p.near = o.placement == JIT_PLACE_NEAR_ADDRESS
+                 ? reinterpret_cast<uintptr_t>(o.near)
+                 : reinterpret_cast<uintptr_t>(reinterpret_cast<const void *>(&jit_alloc));
+    size_t range = o.near_range ? o.near_range : JIT_DEFAULT_NEAR_RANGE;
+    p.lo = p.near > range ? p.near - range : 0;
+    p.hi = p.near < kUserTop - range ? p.near + range : kUserTop;
+    return p;
+}
 
 int arena_create(const jit_arena_options *user, jit_arena **out) {
     jit_arena_options o;

@@ -78,6 +78,8 @@ struct Chunk {
     }
 };
 
+inline constexpr uintptr_t kUserTop = uintptr_t{1} << 47;  // end of user address space
+
 // Where chunks may go: every byte inside [lo, hi), nearest to `near` first.
 struct Placement {
     bool anywhere = true;

@@ -21,7 +21,6 @@ namespace jitalloc {
 
 namespace {
 
-constexpr uintptr_t kUserTop = uintptr_t{1} << 47;
 constexpr uintptr_t kUserBottom = kChunkSize;  // stays clear of mmap_min_addr
 constexpr int kReserveFlags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
 
