@@ -155,10 +155,11 @@ hibernation_test() {
 	rm -f "$disk"
 }
 
-mval() {	# boot phase key
-	awk -v p="$2" -v k="$3" '$1 == "MEASURE" && $2 == p && $3 == k { print $4 }' \
+lval() {	# boot MEASURE|STATS phase key: a value init printed
+	awk -v t="$2" -v p="$3" -v k="$4" '$1 == t && $2 == p && $3 == k { print $4 }' \
 		"$BOOT_OUT/boot-$1.log.txt"
 }
+mval() { lval "$1" MEASURE "$2" "$3"; }	# boot phase key
 
 BOOTS="stock off jit0 jit1"
 delta() {	# boot key from to
@@ -255,10 +256,10 @@ write_results() {	# boot section of RESULTS.md, see test.sh
 			echo "| metric | before hibernation | after resume |"
 			echo "|---|---:|---:|"
 			for k in DirectMap4k DirectMap2M direct_map_level2_splits; do
-				echo "| $k | $(awk -v k=$k '$1 == "MEASURE" && $2 == "before_hibernate" && $3 == k { print $4 }' "$BOOT_OUT/boot-hibernate.log.txt") | $(mval resume after_resume $k) |"
+				echo "| $k | $(mval hibernate before_hibernate $k) | $(mval resume after_resume $k) |"
 			done
 			for k in direct_map_present_pages direct_map_split_chunks; do
-				echo "| cache $k | $(awk -v k=$k '$1 == "STATS" && $2 == "before_hibernate" && $3 == k { print $4 }' "$BOOT_OUT/boot-hibernate.log.txt") | $(awk -v k=$k '$1 == "STATS" && $2 == "after_resume" && $3 == k { print $4 }' "$BOOT_OUT/boot-resume.log.txt") |"
+				echo "| cache $k | $(lval hibernate STATS before_hibernate $k) | $(lval resume STATS after_resume $k) |"
 			done
 		fi
 	} > "$r"
