@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <type_traits>
 
 using namespace jitalloc;
 
@@ -255,7 +256,8 @@ int jit_arena::alloc_large(const void *code, size_t len, void **out) {
     if (code) {
         int rc = poke_fresh(*writer, c->mapping, c->base, code, len);  // fresh chunk
         if (rc) {
-            free_large(c, c->base);
+            std::lock_guard<std::mutex> b(buddy_lock);
+            (void)release_large_locked(c);  // never observed: no commit_free
             return rc;
         }
     }
@@ -358,6 +360,18 @@ int jit_arena::update(void *dst, const void *src, size_t len) {
 
 // ---------------------------------------------------------------- free
 
+// A free is a small state machine: the allocation leaves every list (in transit, so
+// nobody else can free or reuse it), is trap-filled (may fail: it becomes live again),
+// then commits (the memory goes back to the slab or buddy, or the large chunk is
+// unmapped). Observers hear of it only at the commit, with their lock held across it.
+template <class Commit>
+int jit_arena::commit_free(void *p, Commit &&commit) {
+    if (!observed)
+        return commit();
+    using Fn = std::remove_reference_t<Commit>;
+    return observe_free(this, p, {[](void *fn) { return (*static_cast<Fn *>(fn))(); }, &commit});
+}
+
 int jit_arena::free(void *p) {
     if (!p)
         return EINVAL;
@@ -365,13 +379,6 @@ int jit_arena::free(void *p) {
     Chunk *c = chunk_of(p);
     if (!c)
         return EINVAL;
-    if (observed) {
-        // Observers drop their record before the memory can be handed out again.
-        Located loc;
-        if (!locate(p, true, loc))
-            return EINVAL;
-        observe_free(this, p);
-    }
     int rc;
     if (c->large) {
         rc = free_large(c, p);
@@ -396,19 +403,21 @@ int jit_arena::free_small(Chunk *c, void *p) {
         k->lock.unlock();
         return EINVAL;
     }
-    uint32_t requested = s->requested_of(static_cast<unsigned>(i));
+    auto index = static_cast<unsigned>(i);
+    uint32_t requested = s->requested_of(index);
     k->lock.unlock();
 
     // The object is in transit: no list holds it, so the slab stays put while we write.
-    int rc = write_traps(c, static_cast<uint8_t *>(p), s->size);
-
-    std::lock_guard<std::mutex> g(k->lock);
-    if (rc) {
-        k->abort_free(s, static_cast<unsigned>(i), requested);
+    if (int rc = write_traps(c, static_cast<uint8_t *>(p), s->size)) {
+        std::lock_guard<std::mutex> g(k->lock);
+        k->abort_free(s, index, requested);
         return rc;
     }
-    release_slab_if_empty(k->finish_free(s, static_cast<unsigned>(i), keep_empty_slabs(s->cls)));
-    return 0;
+    return commit_free(p, [&] {
+        std::lock_guard<std::mutex> g(k->lock);
+        release_slab_if_empty(k->finish_free(s, index, keep_empty_slabs(s->cls)));
+        return 0;
+    });
 }
 
 int jit_arena::free_pages(Chunk *c, void *p) {
@@ -422,27 +431,36 @@ int jit_arena::free_pages(Chunk *c, void *p) {
         d.state.store(PageState::freeing, std::memory_order_release);
         npages = d.npages;
     }
-    int rc = write_traps(c, static_cast<uint8_t *>(p), npages * kPageSize);
-    std::lock_guard<std::mutex> b(buddy_lock);
-    if (rc) {
+    if (int rc = write_traps(c, static_cast<uint8_t *>(p), npages * kPageSize)) {
+        std::lock_guard<std::mutex> b(buddy_lock);
         d.state.store(PageState::pages_head, std::memory_order_release);
         return rc;
     }
-    page_runs_live--;
-    page_runs_requested -= d.requested;
-    page_runs_pages -= npages;
-    free_pages_locked(c, pg, npages);
-    return 0;
+    return commit_free(p, [&] {
+        std::lock_guard<std::mutex> b(buddy_lock);
+        page_runs_live--;
+        page_runs_requested -= d.requested;
+        page_runs_pages -= npages;
+        free_pages_locked(c, pg, npages);
+        return 0;
+    });
 }
 
+// Unmapping is the trap fill and the commit at once: nothing of the old code stays
+// reachable, and the address range is free for anyone to map.
 int jit_arena::free_large(Chunk *c, void *p) {
-    std::lock_guard<std::mutex> b(buddy_lock);
-    if (!c->live || p != c->base)
-        return EINVAL;
+    return commit_free(p, [&] {
+        std::lock_guard<std::mutex> b(buddy_lock);
+        if (!c->live || p != c->base)
+            return EINVAL;
+        return release_large_locked(c);
+    });
+}
+
+int jit_arena::release_large_locked(Chunk *c) {
     unlink_chunk_locked(c);
     size_t size = c->size;
     uint64_t requested = c->requested;
-    // Unmapping is the trap fill: nothing of the old code stays reachable.
     int rc = chunk_destroy(*writer, c);
     if (rc) {
         link_chunk_locked(c);

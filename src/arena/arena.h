@@ -1,7 +1,8 @@
 // An arena: one pool of code memory with its own options, tying the layers together.
 //
 //   jit_alloc  -> size class -> SlabClass (its lock) -> Buddy (buddy lock) -> chunk_create
-//   jit_free   -> chunk_lookup -> page descriptor -> Slab / page run -> poke_traps -> back
+//   jit_free   -> chunk_lookup -> page descriptor -> Slab / page run -> poke_traps -> commit
+//                 (observers told at the commit, see commit_free)
 //
 // Locking rules:
 //  - SlabClass::lock guards one class's slabs; buddy_lock guards the buddy, the chunk
@@ -113,6 +114,8 @@ private:
     int free_small(Chunk *c, void *p);
     int free_pages(Chunk *c, void *p);
     int free_large(Chunk *c, void *p);
+    template <class Commit>
+    int commit_free(void *p, Commit &&commit);
     Chunk *chunk_of(const void *p);
     jitalloc::Slab *lock_slab(const jitalloc::PageDesc &d, jitalloc::SlabClass **held);
     bool locate(const void *p, bool exact, jitalloc::Located &out);
@@ -125,6 +128,7 @@ private:
     void free_pages_locked(Chunk *c, unsigned first, unsigned npages);
     int grow_locked();
     void release_locked(size_t keep_bytes, size_t *released);
+    int release_large_locked(Chunk *c);
     void link_chunk_locked(Chunk *c);
     void unlink_chunk_locked(Chunk *c);
     bool room_for_locked(size_t bytes) const;

@@ -1,9 +1,10 @@
 // Allocation observers: perf map files and the GDB JIT interface.
 //
 // One table (address -> record) holds every live allocation of an observed arena,
-// guarded by g_lock. observe_alloc/observe_free are called outside the arena's locks;
-// nothing here calls back into the allocator, so g_lock never nests with arena locks
-// (the inspector takes it only after dropping them).
+// guarded by g_lock. observe_alloc is called outside the arena's locks; observe_free
+// holds g_lock around the arena's commit of the free (which takes arena locks), and
+// nothing else here calls back into the allocator, so g_lock comes first whenever it
+// nests with arena locks (the inspector takes it only after dropping them).
 //
 // perf map (/tmp/perf-PID.map, "START SIZE name" per line, hex): perf reads the file
 // when `perf report` / `perf script` runs, with no notion of time, so the file should
@@ -308,11 +309,14 @@ void observe_alloc(jit_arena *a, const void *code, size_t len, const char *name)
     }
 }
 
-void observe_free(jit_arena *, const void *code) {
+int observe_free(jit_arena *, const void *code, const FreeCommit &commit) {
     std::lock_guard<std::mutex> g(g_lock);
+    if (int rc = commit())
+        return rc;
     auto it = g_records.find(reinterpret_cast<uintptr_t>(code));
     if (it != g_records.end() && drop_locked(it))
         perf_rewrite();
+    return 0;
 }
 
 void observe_arena_destroyed(jit_arena *a) {
