@@ -3,8 +3,10 @@
 // after freeing everything and jit_shrink the process RSS must be back within 1 MiB of
 // where it started.
 //
-//   soak_test [OPS]       default 200000 (ctest label reliability); the soak label runs
-//                         10000000.
+//   soak_test [OPS] [POINTS] [CSV]
+//                         OPS default 200000 (ctest label reliability); the soak label
+//                         runs 10000000. POINTS samples of the curve (default 20); CSV:
+//                         also write them to that file (tests/reliability/soak_10M.csv).
 #include "rel_common.h"
 
 #include <malloc.h>
@@ -23,6 +25,12 @@ int fail(const char *what, uint64_t a, uint64_t b) {
 
 int main(int argc, char **argv) {
     const long ops = argc > 1 ? std::atol(argv[1]) : 200000;
+    const long points = argc > 2 ? std::max(1L, std::atol(argv[2])) : 20;
+    FILE *csv = argc > 3 ? std::fopen(argv[3], "w") : nullptr;
+    if (argc > 3 && !csv)
+        return fail("csv file", static_cast<uint64_t>(errno), 0);
+    if (csv)
+        std::fprintf(csv, "ops,rss_bytes,mapped_bytes,resident_bytes,metadata_bytes,live\n");
     constexpr size_t kMaxLive = 4096;
     constexpr uint64_t kMiB = 1 << 20;
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
@@ -49,7 +57,8 @@ int main(int argc, char **argv) {
         return fail("arena", static_cast<uint64_t>(errno), 0);
 
     uint64_t peak_rss = 0, peak_mapped = 0, peak_meta = 0;
-    const long step = ops / 20 ? ops / 20 : 1;
+    const long step = ops / points ? ops / points : 1;
+    const long check_every = ops / 4 ? ops / 4 : 1;  // jit_arena_check walks every slab
     std::printf("%10s %10s %10s %10s %10s %8s\n", "ops", "rss_KiB", "mapped_KiB", "resid_KiB",
                 "meta_KiB", "live");
     for (long i = 1; i <= ops; i++) {
@@ -97,10 +106,18 @@ int main(int argc, char **argv) {
                         static_cast<unsigned long long>(s.bytes_resident / 1024),
                         static_cast<unsigned long long>(s.bytes_metadata / 1024), live.size());
             std::fflush(stdout);
+            if (csv) {
+                std::fprintf(csv, "%ld,%llu,%llu,%llu,%llu,%zu\n", i,
+                             static_cast<unsigned long long>(rss),
+                             static_cast<unsigned long long>(s.bytes_mapped),
+                             static_cast<unsigned long long>(s.bytes_resident),
+                             static_cast<unsigned long long>(s.bytes_metadata), live.size());
+                std::fflush(csv);
+            }
             if (s.allocations != live.size())
                 return fail("live count", s.allocations, live.size());
         }
-        if (i % (step * 5) == 0) {
+        if (i % check_every == 0) {
             std::string why = rel::check(a);
             if (!why.empty()) {
                 std::printf("check: %s\n", why.c_str());
@@ -137,6 +154,8 @@ int main(int argc, char **argv) {
                 static_cast<unsigned long long>(peak_meta / 1024));
     if (!sanitized && rss_end > rss_start + kMiB)
         return fail("rss did not come back within 1 MiB", rss_end, rss_start + kMiB);
+    if (csv)
+        std::fclose(csv);
     std::printf("soak ok: %ld operations\n", ops);
     return 0;
 }
