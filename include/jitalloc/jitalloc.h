@@ -176,6 +176,18 @@ int jit_stats_print(FILE *f, const struct jit_stats *stats);
 size_t jit_shrink(void);
 size_t jit_arena_shrink(jit_arena *arena);
 
+/* Maps len bytes (a multiple of 4096) of ordinary anonymous memory, never executable,
+ * with protection prot (PROT_NONE, PROT_READ or PROT_READ|PROT_WRITE), inside the arena's
+ * placement window: data that the arena's code addresses PC-relatively (constant pools,
+ * GOTs, globals of JIT-compiled modules). With a window of at most 1 GiB around its
+ * address, every byte mapped here is within +-2 GiB of every code byte of the arena.
+ * The mapping starts 2 MiB aligned, is not code memory (jit_size and jit_free know
+ * nothing of it) and is the caller's: change or release it with mprotect / munmap.
+ * NULL with errno: EINVAL (NULL arena; len 0, not page-sized or above JIT_MAX_ALLOC_SIZE;
+ * PROT_EXEC, PROT_WRITE without PROT_READ or an unknown bit in prot), ENOMEM (no room in
+ * the window), or the mapping call's errno. */
+void *jit_arena_map_near(jit_arena *arena, size_t len, int prot);
+
 /* Checks every invariant of the arena's chunks, buddy free lists and slabs (debugging
  * and tests). Returns 0, or -1 with errno EUCLEAN and a message in msg. */
 int jit_arena_check(jit_arena *arena, char *msg, size_t msg_len);

@@ -4,6 +4,8 @@
 
 #include "arena/arena.h"
 
+#include <sys/mman.h>
+
 #include <cerrno>
 #include <cinttypes>
 #include <cstdio>
@@ -146,6 +148,15 @@ size_t jit_shrink(void) {
     size_t released = 0;
     for_each_arena([&](jit_arena *a) { released += a->shrink(); });
     return released;
+}
+
+void *jit_arena_map_near(jit_arena *a, size_t len, int prot) {
+    constexpr int kDataProt = PROT_READ | PROT_WRITE;
+    if (!a || len == 0 || len % kPageSize != 0 || len > JIT_MAX_ALLOC_SIZE ||
+        (prot & ~kDataProt) != 0 || prot == PROT_WRITE)
+        return ret_ptr(EINVAL, nullptr);
+    uint8_t *p = map_in_window(a->placement, len, prot);
+    return ret_ptr(p ? 0 : errno, p);
 }
 
 int jit_arena_check(jit_arena *a, char *msg, size_t msg_len) {

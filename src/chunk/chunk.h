@@ -110,4 +110,8 @@ size_t chunk_metadata_bytes();
 // nullptr with errno (ENOMEM when the window has no room).
 uint8_t *reserve_range(const Placement &where, size_t size);
 
+// reserve_range, then made accessible with prot (never executable): non-code memory in
+// the placement window (jit_arena_map_near). nullptr with errno; nothing left mapped.
+uint8_t *map_in_window(const Placement &where, size_t size, int prot);
+
 }  // namespace jitalloc

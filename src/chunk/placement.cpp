@@ -159,4 +159,17 @@ uint8_t *reserve_range(const Placement &where, size_t size) {
     return nullptr;
 }
 
+uint8_t *map_in_window(const Placement &where, size_t size, int prot) {
+    uint8_t *p = reserve_range(where, size);
+    if (!p || prot == PROT_NONE)
+        return p;
+    if (os::mprotect(p, size, prot) != 0) {
+        int e = errno;
+        os::munmap(p, size);
+        errno = e;
+        return nullptr;
+    }
+    return p;
+}
+
 }  // namespace jitalloc

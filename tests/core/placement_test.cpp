@@ -43,15 +43,20 @@ const void *free_window_center() {
     return static_cast<uint8_t *>(r) + 32 * MiB;
 }
 
-TEST(Placement, SmallWindowFillsUpWithEnomem) {
-    const void *near = free_window_center();
-    ASSERT_NE(near, nullptr);
-    const size_t range = 8 * MiB;
+// An arena whose code goes within `range` of `near`.
+jit_arena_options window_options(const void *near, size_t range) {
     jit_arena_options o = options();
     o.placement = JIT_PLACE_NEAR_ADDRESS;
     o.near = near;
     o.near_range = range;
-    ArenaHolder a(o);
+    return o;
+}
+
+TEST(Placement, SmallWindowFillsUpWithEnomem) {
+    const void *near = free_window_center();
+    ASSERT_NE(near, nullptr);
+    const size_t range = 8 * MiB;
+    ArenaHolder a(window_options(near, range));
     ASSERT_NE(a.get(), nullptr);
     std::vector<void *> ptrs;
     int err = 0;
@@ -105,6 +110,88 @@ TEST(Placement, AnywhereWorks) {
     EXPECT_TRUE(ArenaOk(a));
     EXPECT_EQ(jit_free(p), 0);
     EXPECT_EQ(jit_free(q), 0);
+}
+
+// The permissions of the one mapping that covers [p, p+len), "" if none does.
+std::string perms_covering(const void *p, size_t len) {
+    auto lo = reinterpret_cast<uintptr_t>(p);
+    std::ifstream maps("/proc/self/maps");
+    for (std::string line; std::getline(maps, line);) {
+        unsigned long start = 0, end = 0;
+        char perms[5] = {};
+        if (std::sscanf(line.c_str(), "%lx-%lx %4s", &start, &end, perms) == 3 && start <= lo &&
+            lo + len <= end)
+            return perms;
+    }
+    return "";
+}
+
+// jit_arena_map_near: data pages in the code's window, with the protection asked for,
+// never code memory; the window fills up the same way for data as for code.
+TEST(Placement, DataMappedNearTheArenasCode) {
+    const void *near = free_window_center();
+    ASSERT_NE(near, nullptr);
+    const size_t range = 8 * MiB;
+    ArenaHolder a(window_options(near, range));
+    ASSERT_NE(a.get(), nullptr);
+    void *code = jit_arena_alloc(a, nullptr, 64);
+    ASSERT_NE(code, nullptr);
+    auto *rw = static_cast<uint8_t *>(jit_arena_map_near(a, 2 * MiB, PROT_READ | PROT_WRITE));
+    auto *ro = static_cast<uint8_t *>(jit_arena_map_near(a, 4 * KiB, PROT_READ));
+    ASSERT_NE(rw, nullptr);
+    ASSERT_NE(ro, nullptr);
+    EXPECT_TRUE(Within(rw, 2 * MiB, near, range));
+    EXPECT_TRUE(Within(ro, 4 * KiB, near, range));
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(rw) % kChunk, 0u);
+    rw[0] = 1;
+    rw[2 * MiB - 1] = 2;
+    EXPECT_EQ(ro[0], 0);
+    EXPECT_EQ(jit_size(rw), 0u);
+    EXPECT_EQ(jit_arena_of(rw), nullptr);
+    errno = 0;
+    EXPECT_EQ(jit_free(rw), -1);
+    EXPECT_EQ(errno, EINVAL);
+    EXPECT_EQ(perms_covering(rw, 2 * MiB), "rw-p");
+    EXPECT_EQ(perms_covering(ro, 4 * KiB), "r--p");
+    // Fill the rest of the 16 MiB window: ENOMEM, as for code.
+    std::vector<std::pair<void *, size_t>> maps_made = {{rw, 2 * MiB}, {ro, 4 * KiB}};
+    int err = 0;
+    for (int i = 0; i < 16; i++) {
+        errno = 0;
+        void *p = jit_arena_map_near(a, 2 * MiB, PROT_NONE);
+        if (!p) {
+            err = errno;
+            break;
+        }
+        EXPECT_TRUE(Within(p, 2 * MiB, near, range));
+        maps_made.push_back({p, 2 * MiB});
+    }
+    EXPECT_EQ(err, ENOMEM);
+    for (auto [p, len] : maps_made)
+        EXPECT_EQ(munmap(p, len), 0);
+    EXPECT_EQ(jit_free(code), 0);
+}
+
+TEST(Placement, DataMappingRejectsBadArguments) {
+    ArenaHolder a;
+    ASSERT_NE(a.get(), nullptr);
+    struct Case {
+        jit_arena *arena;
+        size_t len;
+        int prot;
+    } cases[] = {{nullptr, 4096, PROT_READ},
+                 {a, 0, PROT_READ},
+                 {a, 100, PROT_READ},
+                 {a, size_t{2} << 30, PROT_READ},
+                 {a, 4096, PROT_READ | PROT_EXEC},
+                 {a, 4096, PROT_EXEC},
+                 {a, 4096, PROT_WRITE},
+                 {a, 4096, 0x100}};
+    for (const Case &c : cases) {
+        errno = 0;
+        EXPECT_EQ(jit_arena_map_near(c.arena, c.len, c.prot), nullptr) << c.len << " " << c.prot;
+        EXPECT_EQ(errno, EINVAL) << c.len << " " << c.prot;
+    }
 }
 
 #if JT_CAN_RUN_CODE
