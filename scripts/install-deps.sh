@@ -11,6 +11,7 @@ PACKAGES=(
   libcapstone-dev                        # jitalloc-dump disassembly
   gdb                                    # GDB JIT-interface test
   clang libclang-rt-14-dev               # libFuzzer harness
+  llvm-16-dev clang-16 libzstd-dev       # jitalloc-orc, jitalloc-lli, the orc tests
 )
 [ $# -gt 0 ] && PACKAGES+=("$@")
 

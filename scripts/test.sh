@@ -46,10 +46,10 @@ run_suite "plain" "$root/build-test" "-LE soak" -DCMAKE_BUILD_TYPE=RelWithDebInf
 if [ "${JITALLOC_SKIP_SANITIZERS:-0}" != 1 ]; then
   run_suite "asan+ubsan" "$root/build-asan" "-L core|reliability -LE soak|fuzz" \
     -DCMAKE_BUILD_TYPE=Debug -DJITALLOC_SANITIZE="address;undefined" \
-    -DJITALLOC_BUILD_BENCH=OFF -DJITALLOC_BUILD_EXAMPLES=OFF
+    -DJITALLOC_BUILD_BENCH=OFF -DJITALLOC_BUILD_EXAMPLES=OFF -DJITALLOC_BUILD_ORC=OFF
   run_suite "tsan" "$root/build-tsan" "-L core|reliability -LE soak|fuzz" \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo -DJITALLOC_SANITIZE=thread \
-    -DJITALLOC_BUILD_BENCH=OFF -DJITALLOC_BUILD_EXAMPLES=OFF
+    -DJITALLOC_BUILD_BENCH=OFF -DJITALLOC_BUILD_EXAMPLES=OFF -DJITALLOC_BUILD_ORC=OFF
 fi
 
 if [ "${JITALLOC_SKIP_KERNEL:-0}" != 1 ] && [ -x "$root/kernel-port/test.sh" ]; then
