@@ -4,8 +4,10 @@
 #              jitalloc::jitalloc (the shared library), checked to load the installed copy;
 #   static     find_package(jitalloc): the tiny C program against jitalloc::static;
 #   pkgconfig  the installed jitalloc.pc: its paths lie in the prefix; tiny and the demo
-#              built with a plain compiler command line from pkg-config --cflags --libs.
-# Variables: STAGE BUILD_DIR WORK_DIR CONSUMER_DIR DEMO_SOURCE SANITIZE C_COMPILER
+#              built with a plain compiler command line from pkg-config --cflags --libs;
+#   orc        find_package(jitalloc COMPONENTS orc): a consumer of jitalloc::orc, and the
+#              installed jitalloc-lli running BITCODE (tests/orc).
+# Variables: STAGE BUILD_DIR WORK_DIR CONSUMER_DIR DEMO_SOURCE SANITIZE C_COMPILER BITCODE
 cmake_minimum_required(VERSION 3.25)
 
 function(run)
@@ -107,6 +109,24 @@ elseif(STAGE STREQUAL "pkgconfig")
   run(${C_COMPILER} -Wall -Wextra -Werror ${sanflags} ${DEMO_SOURCE}
       ${pkgflags} -pthread -Wl,-rpath,${libdir} -o ${WORK_DIR}/demo)
   run(${WORK_DIR}/demo)
+elseif(STAGE STREQUAL "orc")
+  # find_package(jitalloc COMPONENTS orc) and the installed jitalloc-lli (tests/orc).
+  find_installed(orc_lib "*/libjitalloc-orc.so")
+  find_installed(lli "bin/jitalloc-lli")
+  find_installed(orc_header "include/jitalloc/orc.hpp")
+  set(cbuild ${WORK_DIR}/consumer-build)
+  run(${CMAKE_COMMAND} -S ${CONSUMER_DIR}/consumer -B ${cbuild}
+      -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_BUILD_TYPE=RelWithDebInfo)
+  run(${CMAKE_COMMAND} --build ${cbuild} -j 2)
+  run(ldd ${cbuild}/orc_consumer)
+  string(FIND "${LAST_OUTPUT}" "${libdir}/libjitalloc-orc.so" at)
+  if(at EQUAL -1)
+    message(FATAL_ERROR "orc_consumer does not load ${libdir}/libjitalloc-orc.so:\n${LAST_OUTPUT}")
+  endif()
+  run(${cbuild}/orc_consumer)
+  message(STATUS "${LAST_OUTPUT}")
+  run(${lli} ${BITCODE})
+  message(STATUS "installed jitalloc-lli ran ${BITCODE}")
 else()
   message(FATAL_ERROR "unknown STAGE '${STAGE}'")
 endif()
