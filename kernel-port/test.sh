@@ -5,8 +5,16 @@
 #                                     (2) KUnit under qemu (x86_64, TCG, 2 CPUs)
 #   bash kernel-port/test.sh --figures  also direct-map figures from the
 #                                     KUnit kernel (stock vs jitalloc) -> RESULTS.md
-#   bash kernel-port/test.sh --full   also the figures, (3) qemu boot checks and
-#                                     (4) boot-time direct-map measurements -> RESULTS.md
+#   bash kernel-port/test.sh --full   also the figures, (3) qemu boot checks,
+#                                     (4) boot-time direct-map measurements on a
+#                                     fragmented guest -> RESULTS.md, and KUnit
+#                                     in a debug kernel (lockdep, DEBUG_VM,
+#                                     kmemleak, KFENCE)
+#   bash kernel-port/test.sh --bisect builds every prefix of the series with
+#                                     CONFIG_EXECMEM_JITALLOC on (slow; may be
+#                                     combined with --full)
+#
+# Every run also checks the series with the tree's scripts/checkpatch.pl.
 #
 # Self-sufficient on Debian 12 as root: installs what it needs with apt,
 # unpacks Debian's linux-source-6.12 outside the repository
@@ -20,11 +28,13 @@ KCACHE=${JITALLOC_KERNEL_DIR:-/var/cache/jitalloc-kernel}
 JOBS=${JOBS:-$(nproc)}
 FULL=0
 FIGURES=0
+BISECT=0
 for a in "$@"; do
 	case "$a" in
 	--full) FULL=1; FIGURES=1 ;;
 	--figures) FIGURES=1 ;;
-	-h|--help) sed -n 2,15p "$0"; exit 0 ;;
+	--bisect) BISECT=1 ;;
+	-h|--help) sed -n 2,22p "$0"; exit 0 ;;
 	*) echo "unknown argument: $a" >&2; exit 2 ;;
 	esac
 done
@@ -47,7 +57,7 @@ finish() {
 # ------------------------------------------------------------------ deps
 PKGS=(build-essential gcc make patch bc bison flex libelf-dev libssl-dev
       python3 qemu-system-x86 cpio xz-utils linux-source-6.12)
-[ $FULL = 1 ] && PKGS+=(busybox-static kmod)
+[ $FULL = 1 ] || [ $BISECT = 1 ] && PKGS+=(busybox-static kmod)
 missing=()
 for p in "${PKGS[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
@@ -70,7 +80,9 @@ harness() {
 	local tmp rc
 	tmp=$(mktemp -d)
 	# the allocator core exactly as the first patch adds it to the kernel
-	if ! patch -s -p1 -d "$tmp" < "$HERE"/patches/0001-*.patch; then
+	# (its mm/jitalloc_core.[ch] parts; the patch also touches MAINTAINERS)
+	if ! awk '/^diff --git /{ keep = ($3 ~ /^a\/mm\/jitalloc_core\./) } keep' \
+		"$HERE"/patches/0001-*.patch | patch -s -p1 -d "$tmp"; then
 		fail "harness: extracting mm/jitalloc_core.[ch] from patch 0001"
 		rm -rf "$tmp"; return
 	fi
@@ -103,60 +115,89 @@ patched_files() {	# paths touched by the given patches
 	sed -n 's,^+++ b/\([^[:space:]]*\).*,\1,p; s,^--- a/\([^[:space:]]*\).*,\1,p' "$@" | sort -u
 }
 
-# Unpack the tree once; (re)apply the series so that only files whose
-# content changes get a new mtime (keeps later builds incremental).
-# $KCACHE/src/orig keeps the pristine copy of every file a patch touched.
-prepare_tree() {
-	local stamp want f tmp
-	local applied=$KCACHE/src/applied orig=$KCACHE/src/orig
-	mkdir -p "$KCACHE/src"
+# unpack_tree DIR: Debian's tree in DIR/linux-source-6.12, unpacked once
+# (again when the tarball changes or an earlier sync was interrupted).
+unpack_tree() {
+	local dir=$1 want stamp=$1/.tarball
+	mkdir -p "$dir"
 	want="$(stat -c '%s %Y' "$TARBALL")"
-	stamp="$KCACHE/src/.tarball"
-	if [ ! -d "$SRC" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] ||
-	   [ -e "$KCACHE/src/.dirty" ]; then
-		log "unpacking $TARBALL into $KCACHE/src"
-		rm -rf "$SRC" "$applied" "$orig"
-		tar -C "$KCACHE/src" -xf "$TARBALL" || return 1
+	if [ ! -d "$dir/linux-source-6.12" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] ||
+	   [ -e "$dir/.dirty" ]; then
+		log "unpacking $TARBALL into $dir"
+		rm -rf "$dir/linux-source-6.12" "$dir/applied" "$dir/orig"
+		tar -C "$dir" -xf "$TARBALL" || return 1
 		echo "$want" > "$stamp"
-		rm -f "$KCACHE/src/.dirty"
+		rm -f "$dir/.dirty"
 	fi
-	if [ -d "$applied" ] && diff -qr "$HERE/patches" "$applied" > /dev/null 2>&1; then
-		log "patch series already applied in $SRC"
+}
+
+# sync_series DIR PATCH...: make DIR/linux-source-6.12 the pristine tree
+# with exactly PATCH... applied, changing only files whose content changes
+# (keeps later builds incremental).  DIR/orig keeps the pristine copy of
+# every file a patch touched, DIR/applied the patches now applied.
+sync_series() {
+	local dir=$1 f tmp p
+	shift
+	local src=$dir/linux-source-6.12 applied=$dir/applied orig=$dir/orig
+	if [ -d "$applied" ] &&
+	   [ "$(cd "$applied" && ls)" = "$(for p in "$@"; do basename "$p"; done)" ] &&
+	   ( for p in "$@"; do cmp -s "$p" "$applied/$(basename "$p")" || exit 1; done ); then
+		log "patch series already applied in $src"
 		return 0
 	fi
-	touch "$KCACHE/src/.dirty"
+	touch "$dir/.dirty"
 	mkdir -p "$orig"
 	tmp=$(mktemp -d)
-	for f in $(patched_files "$HERE"/patches/*.patch $(ls "$applied"/*.patch 2>/dev/null)); do
-		# first time this file is touched: it is still pristine in SRC
+	for f in $(patched_files "$@" $(ls "$applied"/*.patch 2>/dev/null)); do
+		# first time this file is touched: it is still pristine in src
 		if [ ! -e "$orig/$f" ] && [ ! -e "$orig/$f.absent" ]; then
 			mkdir -p "$(dirname "$orig/$f")"
-			if [ -e "$SRC/$f" ]; then cp -p "$SRC/$f" "$orig/$f"; else touch "$orig/$f.absent"; fi
+			if [ -e "$src/$f" ]; then cp -p "$src/$f" "$orig/$f"; else touch "$orig/$f.absent"; fi
 		fi
 		if [ -e "$orig/$f" ]; then
 			mkdir -p "$(dirname "$tmp/$f")"
 			cp -p "$orig/$f" "$tmp/$f"
 		fi
 	done
-	for p in "$HERE"/patches/*.patch; do
+	for p in "$@"; do
 		log "applying $(basename "$p")"
 		patch -s -p1 -N -d "$tmp" --no-backup-if-mismatch < "$p" ||
 			{ rm -rf "$tmp"; return 1; }
 	done
-	for f in $(patched_files "$HERE"/patches/*.patch $(ls "$applied"/*.patch 2>/dev/null)); do
+	for f in $(patched_files "$@" $(ls "$applied"/*.patch 2>/dev/null)); do
 		if [ -e "$tmp/$f" ]; then
-			if ! cmp -s "$tmp/$f" "$SRC/$f"; then
-				mkdir -p "$(dirname "$SRC/$f")"
-				cp "$tmp/$f" "$SRC/$f"
+			if ! cmp -s "$tmp/$f" "$src/$f"; then
+				mkdir -p "$(dirname "$src/$f")"
+				cp "$tmp/$f" "$src/$f"
 			fi
 		else
-			rm -f "$SRC/$f"
+			rm -f "$src/$f"
 		fi
 	done
 	rm -rf "$tmp" "$applied"
 	mkdir -p "$applied"
-	cp "$HERE"/patches/*.patch "$applied"/
-	rm -f "$KCACHE/src/.dirty"
+	[ $# -gt 0 ] && cp "$@" "$applied"/
+	rm -f "$dir/.dirty"
+}
+
+prepare_tree() {
+	unpack_tree "$KCACHE/src" && sync_series "$KCACHE/src" "$HERE"/patches/*.patch
+}
+
+# ------------------------------------------------------ checkpatch
+# The tree's own checkpatch.pl on every patch: no error or warning apart
+# from the missing Signed-off-by lines (the series carries none).
+checkpatch() {
+	local p out bad=0
+	for p in "$HERE"/patches/*.patch; do
+		out=$(perl "$SRC/scripts/checkpatch.pl" --no-tree -q --ignore MISSING_SIGN_OFF \
+			"$p" 2>&1 | grep -E '^(ERROR|WARNING):')
+		if [ -n "$out" ]; then
+			echo "$(basename "$p"):"; echo "$out"; bad=1
+		fi
+	done
+	if [ $bad = 0 ]; then pass "checkpatch ($(ls "$HERE"/patches/*.patch | wc -l) patches)"
+	else fail "checkpatch"; fi
 }
 
 # ------------------------------------------------------ (2) KUnit
@@ -184,17 +225,19 @@ kunit() {
 
 harness
 if prepare_tree; then
+	checkpatch
 	kunit
 	if [ $FIGURES = 1 ]; then
 		# shellcheck source=kunit/figures.sh
 		. "$HERE"/kunit/figures.sh
 		kunit_figures && KUNIT_FIGURES_OK=1
 	fi
-	if [ $FULL = 1 ]; then
+	if [ $FULL = 1 ] || [ $BISECT = 1 ]; then
 		# shellcheck source=boot/full.sh
 		. "$HERE"/boot/full.sh
-		full_tests
 	fi
+	[ $FULL = 1 ] && full_tests
+	[ $BISECT = 1 ] && bisect_tests
 	if [ "${KUNIT_FIGURES_OK:-0}" = 1 ]; then
 		{
 			echo "# kernel-port: direct-map fragmentation, stock execmem vs jitalloc"
@@ -208,11 +251,12 @@ if prepare_tree; then
 				cat "$KCACHE/boot/results-boot.md"
 			else
 				echo
-				echo "## 2. Boot-level measurement"
+				echo "## 2. Boot-level measurement on a fragmented guest"
 				echo
-				echo "Not in this run (\`test.sh --full\` boots a kernel, loads 2000 BPF"
-				echo "programs and 40 modules from userspace and measures /proc/meminfo and"
-				echo "/proc/vmstat)."
+				echo "Not in this run (\`test.sh --full\` boots the stock kernel and the"
+				echo "series on a fragmented guest with 1 GiB direct-map pages, loads 5000 BPF"
+				echo "programs, 100 modules, kprobes and ftrace trampolines from userspace and"
+				echo "measures /proc/meminfo, /proc/vmstat and the cache's statistics)."
 			fi
 		} > "$HERE/RESULTS.md"
 		log "wrote $HERE/RESULTS.md"

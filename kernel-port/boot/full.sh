@@ -14,13 +14,22 @@
 #     the option-on kernel also the boot-time KUnit run and a hibernation
 #     to a virtio swap disk and resume with BPF programs, a module and a
 #     kprobe live across it;
-# (4) in the same boots: DirectMap4k/2M/1G and direct_map_level{2,3}_splits
-#     after boot, after 2000 BPF programs, after 40 modules, after unloading;
-#     the option-on kernel boots twice, with execmem_jitalloc=0 and with the
-#     cache.  Writes the boot section of RESULTS.md.
+# (4) in the same boots, on a guest made to look long-running (free memory
+#     fragmented by boot/mods/frag.c, 1 GiB direct-map pages): DirectMap4k/
+#     2M/1G, direct_map_level{2,3}_splits, load failures and cached chunks
+#     after 5000 BPF programs, 100 modules, kprobes and ftrace trampolines;
+#     the option-on kernel boots three times: with execmem_jitalloc=0, with
+#     the cache, and with the cache while fail_page_alloc fails every
+#     allocation of order >= 9.  Writes the boot section of RESULTS.md.
+# (5) KUnit in a debug kernel (kunit/kunitconfig + kunit/debug.config:
+#     lockdep, DEBUG_VM, kmemleak, KFENCE): the suite passes and the kernel
+#     log has no lockdep report, warning, BUG or leak report.
+#
+# bisect_tests (--bisect): every prefix of the series built in
+# $KCACHE/src-bisect with boot/config (the option on wherever it exists).
 
 BOOT_OUT=$KCACHE/boot
-NR_MODS=40
+NR_MODS=100
 STOCK_SRC=$KCACHE/src-stock/linux-source-6.12
 
 # build-dir name -> source tree
@@ -78,14 +87,15 @@ build_initramfs() {	# $1 = build dir name; writes $BOOT_OUT/$1.cpio.gz
 	rm -rf "$d" "$mods"
 	mkdir -p "$d/bin" "$d/lib/modules" "$d/proc" "$d/sys" "$d/dev" "$mods"
 	# NR_MODS copies of one small module, under different names
-	: > "$mods/Kbuild"
+	cp "$HERE/boot/mods/frag.c" "$mods/frag.c"
+	echo "obj-m += frag.o" > "$mods/Kbuild"
 	for i in $(seq -w 1 $NR_MODS); do
 		sed "s/jm_/jm${i}_/g" "$HERE/boot/mods/jm.c" > "$mods/jm$i.c"
 		echo "obj-m += jm$i.o" >> "$mods/Kbuild"
 	done
 	make -s -C "$src" O="$b" ARCH=x86_64 M="$mods" -j"$JOBS" modules \
 		> "$mods/build.log" 2>&1 || { tail -20 "$mods/build.log"; return 1; }
-	cp "$mods"/jm*.ko "$d/lib/modules/"
+	cp "$mods"/jm*.ko "$mods/frag.ko" "$d/lib/modules/"
 	cp "$b/lib/test_bpf.ko" "$d/lib/modules/" || return 1
 	cp /bin/busybox "$d/bin/busybox" || return 1
 	gcc -static -O2 -Wall -o "$d/bin/jittool" "$HERE/boot/jittool.c" || return 1
@@ -94,12 +104,14 @@ build_initramfs() {	# $1 = build dir name; writes $BOOT_OUT/$1.cpio.gz
 }
 
 # $1 = build dir name, $2 = log name, $3 = extra kernel arguments,
-# further arguments go to qemu
+# further arguments go to qemu.  3 GiB and a CPU with 1 GiB pages: the
+# direct map has two 1 GiB pages ([1G, 3G)), as real servers have.
 run_qemu() {
 	local b=$1 log=$BOOT_OUT/boot-$2.log args=$3
 	shift 3
 	log "booting $b ($args) (log: $log)"
-	timeout 1500 qemu-system-x86_64 -m 2048 -smp 2 -nographic -no-reboot \
+	timeout 2400 qemu-system-x86_64 -m 3072 -smp 2 -cpu qemu64,+pdpe1gb \
+		-nographic -no-reboot \
 		-kernel "$KCACHE/$b/arch/x86/boot/bzImage" \
 		-initrd "$BOOT_OUT/$b.cpio.gz" \
 		-append "console=ttyS0 panic=-1 kunit.filter_glob=execmem_jitalloc $args" \
@@ -161,85 +173,104 @@ lval() {	# boot MEASURE|STATS phase key: a value init printed
 }
 mval() { lval "$1" MEASURE "$2" "$3"; }	# boot phase key
 
-BOOTS="stock off jit0 jit1"
+BOOTS="stock off jit0 jit1 jitfail"
+PHASES="boot before_load fragmented after_bpf after_modules after_probes after_unload"
 delta() {	# boot key from to
 	echo $(( $(mval "$1" "$4" "$2") - $(mval "$1" "$3" "$2") ))
 }
+# cached 2 MiB chunks of the jitalloc cache at a phase (order-9 line of the stats)
+chunks() {
+	awk -v p="$2" '$1 == "STATS" && $2 == p && $3 == "9" { print $5 }' \
+		"$BOOT_OUT/boot-$1.log.txt" | tail -1
+}
+stat_val() { lval "$1" STATS "$2" "$3"; }	# boot phase key
+row() {	# label, then a command printing the value for a boot
+	local label=$1 m
+	shift
+	echo -n "| $label "
+	for m in $BOOTS; do echo -n "| $("$@" "$m") "; done
+	echo "|"
+}
+sum_failures() {	# boot: load failures over all phases
+	local m=$1 ph t=0 v
+	for ph in after_bpf after_modules after_probes; do
+		v=$(mval "$m" "$ph" load_failures)
+		t=$((t + ${v:-1000000}))
+	done
+	echo $t
+}
 
 write_results() {	# boot section of RESULTS.md, see test.sh
-	local r=$BOOT_OUT/results-boot.md phase k m
+	local r=$BOOT_OUT/results-boot.md phase k
 	{
-		echo "## 2. Boot-level measurement (test.sh --full)"
+		echo "## 2. Boot-level measurement on a fragmented guest (test.sh --full)"
 		echo
 		echo "Kernel config kernel-port/boot/config (olddefconfig), qemu-system-x86_64"
-		echo "(TCG, default CPU model, no 1 GiB pages), 2 CPUs, 2 GiB RAM, busybox initramfs."
+		echo "(TCG, \`-cpu qemu64,+pdpe1gb\`: the direct map starts with two 1 GiB pages),"
+		echo "2 CPUs, 3 GiB RAM, busybox initramfs.  After the functional checks the guest"
+		echo "is made to look like a long-running host: boot/mods/frag.c takes order-0"
+		echo "pages until 384 MiB are left free and frees every other one in random"
+		echo "order (free memory: single pages scattered over the whole direct map,"
+		echo "their buddies held, plus 384 MiB untouched).  Then 5000 JITed BPF socket"
+		echo "filters (8..407 instructions, kept loaded), $NR_MODS small modules, 10 kprobes"
+		echo "and 10 ftrace trampolines (one function-tracer instance per function)."
 		echo "Columns:"
 		echo
-		echo "* **stock**: Debian's linux-source-6.12, unpatched, built with the same config"
-		echo "  (without the option);"
-		echo "* **off**: the patched tree built with CONFIG_EXECMEM_JITALLOC off;"
-		echo "* **on, =0**: the patched kernel with the option, booted with"
-		echo "  \`execmem_jitalloc=0\` (every caller takes its unpatched code path);"
-		echo "* **jitalloc**: the same kernel booted normally (the cache on; module text included)."
+		echo "* **stock**: Debian's linux-source-6.12, unpatched, same config."
+		echo "  Upstream (6.17) still serves BPF from vmalloc + set_memory_rox() as"
+		echo "  6.12 does (its ROX cache covers modules, ftrace and kprobes only), so the"
+		echo "  stock BPF rows stand for upstream too;"
+		echo "* **off**: the series applied, CONFIG_EXECMEM_JITALLOC off;"
+		echo "* **on, =0**: the option on, booted with \`execmem_jitalloc=0\`;"
+		echo "* **jitalloc**: the option on (the cache serves BPF, kprobes, ftrace and module text);"
+		echo "* **no 2M page**: the same, with fail_page_alloc failing every allocation of"
+		echo "  order >= 9 made by the loading processes: every chunk is built from"
+		echo "  lower-order blocks (composite) or the stock path serves."
 		echo
-		echo "**Summary** (computed from the tables below): 2 MiB direct-map pages split"
-		echo "into 4 KiB pages by the 2000 BPF programs: stock $(delta stock direct_map_level2_splits before_load after_2000_bpf),"
-		echo "jitalloc $(delta jit1 direct_map_level2_splits before_load after_2000_bpf); split over the whole boot test (functional checks,"
-		echo "2000 programs, $NR_MODS modules): stock $(mval stock after_unload direct_map_level2_splits), option off $(mval off after_unload direct_map_level2_splits),"
-		echo "option on with \`execmem_jitalloc=0\` $(mval jit0 after_unload direct_map_level2_splits), jitalloc $(mval jit1 after_unload direct_map_level2_splits) (DirectMap4k at the end:"
-		echo "$(mval stock after_unload DirectMap4k) / $(mval off after_unload DirectMap4k) / $(mval jit0 after_unload DirectMap4k) / $(mval jit1 after_unload DirectMap4k) kB; the jitalloc DirectMap4k includes the"
-		echo "regions the boot-time KUnit suite splits on purpose in its stock-path cases,"
-		echo "see the boot row: the split counters only run once the system is up)."
+		echo "**Summary**: 2 MiB direct-map pages split by the 5000 BPF programs: stock"
+		echo "$(delta stock direct_map_level2_splits fragmented after_bpf), jitalloc $(delta jit1 direct_map_level2_splits fragmented after_bpf); 1 GiB pages split: stock"
+		echo "$(delta stock direct_map_level3_splits fragmented after_bpf), jitalloc $(delta jit1 direct_map_level3_splits fragmented after_bpf).  Over the whole workload (BPF, modules,"
+		echo "probes): 2 MiB splits stock $(delta stock direct_map_level2_splits fragmented after_probes), jitalloc $(delta jit1 direct_map_level2_splits fragmented after_probes), no-2M-page $(delta jitfail direct_map_level2_splits fragmented after_probes); load"
+		echo "failures stock $(sum_failures stock), jitalloc $(sum_failures jit1), no-2M-page $(sum_failures jitfail)."
 		echo
-		echo "Phases: *boot* (init starts; with the cache on, the KUnit suite has run at"
-		echo "boot, including its stock-path fallback cases); *before_load* (after the"
-		echo "functional checks: a module, lib/test_bpf, a kprobe, kcore, ptdump); after"
-		echo "loading 2000 JITed BPF socket filters (8..407 instructions, kept loaded);"
-		echo "after loading $NR_MODS small modules on top; after closing the programs and"
-		echo "unloading the modules (and, for jitalloc, writing the debugfs shrink file)."
-		echo
-		echo "| phase | metric | stock | off | on, =0 | jitalloc |"
-		echo "|---|---|---:|---:|---:|---:|"
-		for phase in boot before_load after_2000_bpf after_modules after_unload; do
+		echo "| phase | metric | stock | off | on, =0 | jitalloc | no 2M page |"
+		echo "|---|---|---:|---:|---:|---:|---:|"
+		for phase in $PHASES; do
 			for k in DirectMap4k DirectMap2M DirectMap1G direct_map_level2_splits direct_map_level3_splits; do
-				echo -n "| $phase | $k "
-				for m in $BOOTS; do echo -n "| $(mval $m $phase $k) "; done
-				echo "|"
+				row "$phase | $k" mval_of "$phase" "$k"
 			done
+			case $phase in after_bpf|after_modules|after_probes)
+				row "$phase | load failures" mval_of "$phase" load_failures ;;
+			esac
+			row "$phase | cached chunks x 2 MiB" chunks_of "$phase"
 		done
 		echo
-		echo "DirectMap values are kB (from /proc/meminfo); splits are cumulative counts"
-		echo "from /proc/vmstat since boot."
+		echo "DirectMap values are kB (/proc/meminfo); splits are cumulative counts"
+		echo "from /proc/vmstat since boot; cached chunks from the debugfs stats (–: the"
+		echo "cache is off)."
 		echo
-		echo "Change caused by the 2000 BPF programs (before_load -> after_2000_bpf) and"
-		echo "by the $NR_MODS modules (after_2000_bpf -> after_modules):"
+		echo "Change per phase:"
 		echo
-		echo "| load | metric | stock | off | on, =0 | jitalloc |"
-		echo "|---|---|---:|---:|---:|---:|"
-		for k in DirectMap4k direct_map_level2_splits direct_map_level3_splits; do
-			echo -n "| 2000 BPF | $k "
-			for m in $BOOTS; do echo -n "| $(delta $m $k before_load after_2000_bpf) "; done
-			echo "|"
-		done
-		for k in DirectMap4k direct_map_level2_splits direct_map_level3_splits; do
-			echo -n "| $NR_MODS modules | $k "
-			for m in $BOOTS; do echo -n "| $(delta $m $k after_2000_bpf after_modules) "; done
-			echo "|"
+		echo "| load | metric | stock | off | on, =0 | jitalloc | no 2M page |"
+		echo "|---|---|---:|---:|---:|---:|---:|"
+		for k in direct_map_level2_splits direct_map_level3_splits DirectMap4k; do
+			row "fragmenting | $k" delta_of "$k" before_load fragmented
+			row "5000 BPF | $k" delta_of "$k" fragmented after_bpf
+			row "$NR_MODS modules | $k" delta_of "$k" after_bpf after_modules
+			row "kprobes, ftrace | $k" delta_of "$k" after_modules after_probes
 		done
 		echo
-		echo "With the cache, module text no longer splits the direct map; module rodata"
-		echo "and ro_after_init (set_memory_ro() on vmalloc memory) still do.  How many"
-		echo "new splits a phase shows depends on where those pages land: a page in a"
-		echo "2 MiB region that an earlier phase already split costs nothing, so a kernel"
-		echo "that has split fewer regions so far (the jitalloc column) can show more new"
-		echo "splits for the same modules; the cumulative totals are the figure to"
-		echo "compare.  Splits are never undone (after_unload)."
+		echo "Module rodata and ro_after_init still come from vmalloc and are made"
+		echo "read-only with set_memory_ro(), which splits the direct map in every column"
+		echo "(the modules rows); module text, BPF, kprobes and ftrace come from the cache."
 		echo
-		echo "jitalloc cache statistics (debugfs) after the 2000 programs and the modules:"
+		echo "jitalloc cache statistics after the workload (jitalloc; no 2M page):"
 		echo
 		echo '```'
-		awk '$1 == "STATS" && $2 == "after_modules" { $1 = ""; $2 = ""; sub(/^  /, ""); print }' \
-			"$BOOT_OUT/boot-jit1.log.txt"
+		for m in jit1 jitfail; do
+			awk '$1 == "STATS" && $2 == "after_probes" && $3 ~ /^(allocated_pages|composite_chunks|stock_fallbacks|trap_filled_bytes|direct_map_)/ { print $3, $4 }' \
+				"$BOOT_OUT/boot-$m.log.txt" | sed "s/^/$m: /"
+		done
 		echo '```'
 		if grep -q '^RESUMED' "$BOOT_OUT/boot-resume.log.txt" 2>/dev/null; then
 			echo
@@ -247,11 +278,9 @@ write_results() {	# boot section of RESULTS.md, see test.sh
 			echo
 			echo "300 BPF programs, a module and a kprobe live; hibernated to a virtio swap"
 			echo "disk, restored by a second boot.  The restored kernel ran every program"
-			echo "again (same result, same JIT image, same bytes through /proc/kcore)."
-			echo "For comparison, measured once with the syscore hook disabled (not part of"
-			echo "this script): hibernate_map_page() split both cached 2 MiB chunks, 471 code"
-			echo "pages came back mapped read-write in the direct map after resume, and the"
-			echo "post-resume checks did not finish."
+			echo "again (same result, same JIT image, same bytes through /proc/kcore).  The"
+			echo "chunks are mapped read-only in the direct map by a PM notifier under the"
+			echo "pool lock for the snapshot and taken out again after it."
 			echo
 			echo "| metric | before hibernation | after resume |"
 			echo "|---|---:|---:|"
@@ -265,9 +294,65 @@ write_results() {	# boot section of RESULTS.md, see test.sh
 	} > "$r"
 	BOOT_RESULTS_OK=1
 }
+mval_of() { local v; v=$(mval "$3" "$1" "$2"); echo "${v:-–}"; }	# phase key boot
+chunks_of() { local v; v=$(chunks "$2" "$1"); echo "${v:-–}"; }	# phase boot
+delta_of() {	# key from to boot
+	local a b
+	a=$(mval "$4" "$2" "$1"); b=$(mval "$4" "$3" "$1")
+	if [ -n "$a" ] && [ -n "$b" ]; then echo $((b - a)); else echo –; fi
+}
+
+# (5) KUnit in a debug kernel
+kunit_debug() {
+	local out=$KCACHE/kunit-debug.log np bad
+	log "KUnit in a debug kernel (lockdep, DEBUG_VM, kmemleak, KFENCE) (log: $out)"
+	( cd "$SRC" && python3 tools/testing/kunit/kunit.py run --arch=x86_64 \
+		--build_dir="$KCACHE/build-kunit-debug" \
+		--kunitconfig="$HERE/kunit/kunitconfig" --kunitconfig="$HERE/kunit/debug.config" \
+		--jobs="$JOBS" --qemu_args='-smp 2' --timeout=1800 ) > "$out" 2>&1
+	local rc=$? klog=$KCACHE/build-kunit-debug/test.log
+	np=$(grep -cE '\[PASSED\] jit_test_' "$out")
+	bad=$(grep -E 'WARNING:|BUG:|possible circular locking|possible recursive locking|inconsistent lock state|suspected memory leak|kmemleak: .*(unknown|Trying)|KFENCE:|not ok [0-9]+ ' "$klog" 2>/dev/null)
+	if [ $rc -eq 0 ] && [ "$np" -gt 0 ] && [ -s "$klog" ] && [ -z "$bad" ]; then
+		pass "KUnit debug kernel: $np cases, no lockdep, kmemleak, KFENCE or warning report"
+	else
+		echo "$bad" | head -20; tail -20 "$out"
+		fail "KUnit debug kernel (kunit.py exit $rc)"
+	fi
+}
+
+# --bisect: build every prefix of the series with the option on
+bisect_tests() {
+	local dir=$KCACHE/src-bisect b=$KCACHE/build-bisect k n patches
+	patches=("$HERE"/patches/*.patch)
+	n=${#patches[@]}
+	unpack_tree "$dir" || { fail "--bisect: unpacking"; return; }
+	mkdir -p "$b" "$BOOT_OUT"
+	for k in $(seq 1 "$n"); do
+		local name
+		name=$(basename "${patches[$((k - 1))]}" .patch)
+		sync_series "$dir" "${patches[@]:0:$k}" || { fail "bisect $name: applying"; continue; }
+		cp "$HERE/boot/config" "$b/.config"
+		make -s -C "$dir/linux-source-6.12" O="$b" ARCH=x86_64 olddefconfig || { fail "bisect $name: config"; continue; }
+		if grep -q '^config EXECMEM_JITALLOC$' "$dir/linux-source-6.12/mm/Kconfig" &&
+		   ! grep -q '^CONFIG_EXECMEM_JITALLOC=y' "$b/.config"; then
+			fail "bisect $name: CONFIG_EXECMEM_JITALLOC cannot be enabled"; continue
+		fi
+		log "bisect: building the series up to $name (log: $BOOT_OUT/bisect-$k.log)"
+		if make -C "$dir/linux-source-6.12" O="$b" ARCH=x86_64 -j"$JOBS" \
+			> "$BOOT_OUT/bisect-$k.log" 2>&1 &&
+		   ! grep -E '(warning|error):' "$BOOT_OUT/bisect-$k.log" | grep -E 'jitalloc|execmem|set_memory|bpf/core|kprobes/core|ftrace\.c|alternative|strict_rwx|module/main|vmalloc|iov_iter'; then
+			pass "bisect $name builds$(grep -q '^CONFIG_EXECMEM_JITALLOC=y' "$b/.config" && echo ' (option on)')"
+		else
+			tail -20 "$BOOT_OUT/bisect-$k.log"
+			fail "bisect $name builds"
+		fi
+	done
+}
 
 full_tests() {
 	local k ok=1
+	kunit_debug
 	if ! prepare_stock_tree; then fail "--full: unpacking the stock tree"; return; fi
 	for k in "build-stock off" "build-off off" "build-boot on"; do
 		set -- $k
@@ -279,10 +364,11 @@ full_tests() {
 		build_initramfs "$1" || { fail "--full: initramfs for $1"; ok=0; }
 	done
 	[ $ok = 1 ] || return
-	run_qemu build-stock stock "jtest_cache=0"
-	run_qemu build-off off "jtest_cache=0"
-	run_qemu build-boot jit0 "jtest_cache=0 execmem_jitalloc=0"
-	run_qemu build-boot jit1 "jtest_cache=1"
+	run_qemu build-stock stock "jtest_cache=0 jtest_frag=1"
+	run_qemu build-off off "jtest_cache=0 jtest_frag=1"
+	run_qemu build-boot jit0 "jtest_cache=0 jtest_frag=1 execmem_jitalloc=0"
+	run_qemu build-boot jit1 "jtest_cache=1 jtest_frag=1"
+	run_qemu build-boot jitfail "jtest_cache=1 jtest_frag=1 jtest_failhuge=1"
 	for k in $BOOTS; do check_boot_log $k || ok=0; done
 	hibernation_test
 	[ $ok = 1 ] && write_results

@@ -34,7 +34,8 @@ static unsigned long region;		/* 2 MiB aligned, NR_WIN windows */
 static unsigned char win_used[NR_WIN];
 static unsigned int be_max_order = JA_MAX_ORDER;	/* simulated fragmentation */
 static int be_fail;			/* make chunk_get fail */
-static long be_gets, be_puts, be_fills;
+static long be_gets, be_puts, be_fills, be_flushes;
+static unsigned char win_unmapped[NR_WIN];	/* chunk_unmap seen, flush pending */
 
 static int be_chunk_get(struct ja_pool *pool, unsigned int min_order,
 			unsigned long *addr, unsigned int *order, void **priv)
@@ -61,12 +62,32 @@ static int be_chunk_get(struct ja_pool *pool, unsigned int min_order,
 	return 0;
 }
 
+static void be_chunk_unmap(struct ja_pool *pool, unsigned long addr,
+			   unsigned int order, void *priv)
+{
+	unsigned int w = (addr - region) / JA_WINDOW_SIZE;
+
+	CHECK(w < NR_WIN && win_used[w] && !win_unmapped[w]);
+	win_unmapped[w] = 1;
+}
+
+static void be_unmap_flush(struct ja_pool *pool)
+{
+	for (int w = 0; w < NR_WIN; w++)
+		if (win_unmapped[w] == 1)
+			win_unmapped[w] = 2;	/* flushed */
+	be_flushes++;
+}
+
 static void be_chunk_put(struct ja_pool *pool, unsigned long addr,
 			 unsigned int order, void *priv)
 {
 	unsigned int w = (addr - region) / JA_WINDOW_SIZE;
 
 	CHECK(w < NR_WIN && win_used[w]);
+	/* unmapped and flushed before the memory is given back */
+	CHECK(win_unmapped[w] == 2);
+	win_unmapped[w] = 0;
 	CHECK((unsigned long)priv == w + 1000);
 	/* a released chunk must be all traps */
 	for (unsigned long i = 0; i < (PAGE_SIZE << order); i++)
@@ -103,6 +124,8 @@ static void poke(void *addr, int byte, size_t len)
 
 static const struct ja_ops be_ops = {
 	.chunk_get = be_chunk_get,
+	.chunk_unmap = be_chunk_unmap,
+	.unmap_flush = be_unmap_flush,
 	.chunk_put = be_chunk_put,
 	.fill = be_fill,
 };
@@ -156,6 +179,7 @@ static struct ja_pool pool;
 static void setup(void)
 {
 	memset(win_used, 0, sizeof(win_used));
+	memset(win_unmapped, 0, sizeof(win_unmapped));
 	be_max_order = JA_MAX_ORDER;
 	be_fail = 0;
 	CHECK(ja_pool_init(&pool, region - 12345, region + NR_WIN * JA_WINDOW_SIZE + 77,
@@ -466,6 +490,67 @@ static void test_random(void)
 	free(owner);
 }
 
+/* a block or object already trap-filled by its owner is reusable at once */
+static void test_free_filled(void)
+{
+	unsigned long filled0;
+	void *p, *q, *o, *o2;
+	long fills0;
+
+	setup();
+	p = ja_alloc(&pool, JA_WINDOW_SIZE);	/* a whole chunk, like a BPF pack */
+	CHECK(p != NULL);
+	fills0 = be_fills;
+	filled0 = pool.nr_filled_bytes;
+	CHECK(ja_free_filled(&pool, p) == 0);
+	CHECK(pool.nr_alloc_pages == 0 && pool.nr_pending_pages == 0);
+	CHECK(ja_reclaimable_pages(&pool) == JA_CHUNK_PAGES);
+	drain(&pool);
+	CHECK(be_fills == fills0 && pool.nr_filled_bytes == filled0);
+	q = ja_alloc(&pool, JA_WINDOW_SIZE);	/* same memory, no drain needed */
+	CHECK(q == p);
+	CHECK(ja_free_filled(&pool, q) == 0);
+	CHECK(ja_free_filled(&pool, q) == -EINVAL);	/* double free */
+	/* slab objects too */
+	o = ja_alloc(&pool, 100);
+	o2 = ja_alloc(&pool, 100);
+	CHECK(ja_free_filled(&pool, o) == 0);
+	CHECK(ja_alloc(&pool, 100) == o);
+	CHECK(ja_free_filled(&pool, o) == 0);
+	CHECK(ja_free(&pool, o2) == 0);
+	drain(&pool);
+	CHECK(pool.nr_filled_bytes == filled0 + 128);	/* only o2 was refilled */
+	CHECK(pool.nr_alloc_pages == 0);
+	check_invariants(&pool);
+	teardown();
+}
+
+/* one ->unmap_flush() for a batch of released chunks, before any put */
+static void test_release_batch(void)
+{
+	void *p[3];
+	LIST_HEAD(list);
+	long flushes0, puts0;
+
+	setup();
+	for (int i = 0; i < 3; i++) {
+		p[i] = ja_alloc(&pool, JA_WINDOW_SIZE);
+		CHECK(p[i] != NULL);
+	}
+	for (int i = 0; i < 3; i++)
+		CHECK(ja_free(&pool, p[i]) == 0);
+	drain(&pool);
+	flushes0 = be_flushes;
+	puts0 = be_puts;
+	CHECK(ja_shrink(&pool, ULONG_MAX, &list) == 3 * JA_CHUNK_PAGES);
+	ja_release_chunks(&pool, &list);
+	CHECK(be_puts == puts0 + 3);
+	CHECK(be_flushes == flushes0 + 1);
+	CHECK(pool.nr_unmap_flushes == 1);
+	check_invariants(&pool);
+	teardown();
+}
+
 int main(void)
 {
 	void *r = mmap(NULL, (NR_WIN + 1) * JA_WINDOW_SIZE, PROT_NONE,
@@ -480,6 +565,8 @@ int main(void)
 		{ "fallback_orders", test_fallback_orders },
 		{ "oom", test_oom },
 		{ "random", test_random },
+		{ "free_filled", test_free_filled },
+		{ "release_batch", test_release_batch },
 	};
 	int passed = 0, failed = 0;
 
