@@ -36,9 +36,11 @@ void *ret_ptr(int rc, void *p) {
     return p;
 }
 
+// The arena p's chunk was bound to a moment ago: a hint, which that arena confirms
+// under its own locks before it trusts p.
 jit_arena *arena_of_ptr(const void *p) {
     Chunk *c = p ? chunk_lookup(p) : nullptr;
-    return c ? c->arena : nullptr;
+    return c ? c->arena.load(std::memory_order_acquire) : nullptr;
 }
 
 }  // namespace

@@ -266,18 +266,38 @@ int jit_arena::alloc_large(const void *code, size_t len, void **out) {
 }
 
 // ---------------------------------------------------------------- lookup
+//
+// chunk_lookup() may hand back a chunk that another thread is releasing, or that has
+// been bound since to another arena (a stale pointer). Nothing read from it is trusted
+// until its binding is confirmed under bind_lock (see Chunk) with the lock held that
+// orders its release in this arena: the buddy lock, or for a slab page the class lock.
 
-// Locks the class of the slab page d and checks that d still belongs to a slab of it.
-// Returns the slab (class lock held, in *held) or nullptr (no lock held).
-Slab *jit_arena::lock_slab(const PageDesc &d, SlabClass **held) {
+bool jit_arena::owns_locked(const Chunk *c, const void *p) const {
+    std::lock_guard<std::mutex> g(c->bind_lock);
+    return c->bound_to(this, p);
+}
+
+// Locks the class of the slab page p is on (per the chunk the map holds for p) and checks
+// that the page still belongs to a slab of that class in a chunk of this arena. Returns
+// the slab (class lock held, in *held) or nullptr (no lock held).
+Slab *jit_arena::lock_slab(Chunk *c, const void *p, SlabClass **held) {
+    PageDesc &d = c->page_in_slot(p);
     uint8_t cls = d.slab_class.load(std::memory_order_acquire);
     if (cls >= kNumClasses)
         return nullptr;
     SlabClass &k = classes[cls];
     k.lock.lock();
-    auto *s = static_cast<Slab *>(d.owner.load(std::memory_order_acquire));
-    if (d.state.load(std::memory_order_acquire) != PageState::slab || !s ||
-        d.slab_class.load(std::memory_order_acquire) != cls) {
+    Slab *s = nullptr;
+    {
+        // Read under bind_lock: the page is this arena's, so a slab of class cls on it
+        // was made under k, which we hold.
+        std::lock_guard<std::mutex> g(c->bind_lock);
+        if (c->bound_to(this, p) && !c->large &&
+            d.state.load(std::memory_order_acquire) == PageState::slab &&
+            d.slab_class.load(std::memory_order_acquire) == cls)
+            s = static_cast<Slab *>(d.owner.load(std::memory_order_acquire));
+    }
+    if (!s) {
         k.lock.unlock();
         return nullptr;
     }
@@ -285,28 +305,14 @@ Slab *jit_arena::lock_slab(const PageDesc &d, SlabClass **held) {
     return s;
 }
 
-Chunk *jit_arena::chunk_of(const void *p) {
-    Chunk *c = chunk_lookup(p);
-    return c && c->arena == this ? c : nullptr;
-}
-
 bool jit_arena::locate(const void *p, bool exact, Located &out) {
-    Chunk *c = chunk_of(p);
+    Chunk *c = chunk_lookup(p);
     if (!c)
         return false;
-    if (c->large) {
-        std::lock_guard<std::mutex> b(buddy_lock);
-        if (!c->live || (exact && p != c->base) || !c->contains(p))
-            return false;
-        out = {c, nullptr, 0, c->base, c->size};
-        return true;
-    }
-    unsigned pg = c->page_of(p);
-    PageDesc &d = c->pages[pg];
-    PageState st = d.state.load(std::memory_order_acquire);
-    if (st == PageState::slab) {
+    PageDesc &d = c->page_in_slot(p);
+    if (d.state.load(std::memory_order_acquire) == PageState::slab) {
         SlabClass *k = nullptr;
-        Slab *s = lock_slab(d, &k);
+        Slab *s = lock_slab(c, p, &k);
         if (!s)
             return false;
         int i = exact ? s->index_of(p) : s->index_containing(p);
@@ -316,10 +322,17 @@ bool jit_arena::locate(const void *p, bool exact, Located &out) {
         k->lock.unlock();
         return ok;
     }
-    if (st != PageState::pages_head && st != PageState::pages_tail)
-        return false;
     std::lock_guard<std::mutex> b(buddy_lock);
-    st = d.state.load(std::memory_order_relaxed);
+    if (!owns_locked(c, p))
+        return false;
+    if (c->large) {
+        if (!c->live || (exact && p != c->base))
+            return false;
+        out = {c, nullptr, 0, c->base, c->size};
+        return true;
+    }
+    PageState st = d.state.load(std::memory_order_relaxed);
+    unsigned pg = c->page_of(p);
     unsigned head = st == PageState::pages_head ? pg : st == PageState::pages_tail ? d.head : ~0u;
     if (head == ~0u || c->pages[head].state.load(std::memory_order_relaxed) != PageState::pages_head)
         return false;
@@ -376,18 +389,14 @@ int jit_arena::free(void *p) {
     if (!p)
         return EINVAL;
     GateGuard op(gate);
-    Chunk *c = chunk_of(p);
+    Chunk *c = chunk_lookup(p);
     if (!c)
         return EINVAL;
-    int rc;
-    if (c->large) {
-        rc = free_large(c, p);
-    } else {
-        PageState st = c->pages[c->page_of(p)].state.load(std::memory_order_acquire);
-        rc = st == PageState::slab         ? free_small(c, p)
+    // Each path confirms under its lock that c is this arena's and p a live start.
+    PageState st = c->page_in_slot(p).state.load(std::memory_order_acquire);
+    int rc = st == PageState::slab         ? free_small(c, p)
              : st == PageState::pages_head ? free_pages(c, p)
-                                           : EINVAL;
-    }
+                                           : free_large(c, p);
     if (!rc)
         total_frees.fetch_add(1, std::memory_order_relaxed);
     return rc;
@@ -395,7 +404,7 @@ int jit_arena::free(void *p) {
 
 int jit_arena::free_small(Chunk *c, void *p) {
     SlabClass *k = nullptr;
-    Slab *s = lock_slab(c->pages[c->page_of(p)], &k);
+    Slab *s = lock_slab(c, p, &k);
     if (!s)
         return EINVAL;
     int i = s->index_of(p);
@@ -421,12 +430,13 @@ int jit_arena::free_small(Chunk *c, void *p) {
 }
 
 int jit_arena::free_pages(Chunk *c, void *p) {
-    unsigned pg = c->page_of(p);
+    unsigned pg = Chunk::page_in_slot_index(p);
     PageDesc &d = c->pages[pg];
     unsigned npages;
     {
         std::lock_guard<std::mutex> b(buddy_lock);
-        if (d.state.load(std::memory_order_relaxed) != PageState::pages_head || c->page_addr(pg) != p)
+        if (!owns_locked(c, p) || c->large ||
+            d.state.load(std::memory_order_relaxed) != PageState::pages_head || c->page_addr(pg) != p)
             return EINVAL;
         d.state.store(PageState::freeing, std::memory_order_release);
         npages = d.npages;
@@ -451,7 +461,7 @@ int jit_arena::free_pages(Chunk *c, void *p) {
 int jit_arena::free_large(Chunk *c, void *p) {
     return commit_free(p, [&] {
         std::lock_guard<std::mutex> b(buddy_lock);
-        if (!c->live || p != c->base)
+        if (!owns_locked(c, p) || !c->large || !c->live || p != c->base)
             return EINVAL;
         return release_large_locked(c);
     });

@@ -7,6 +7,8 @@
 // Locking rules:
 //  - SlabClass::lock guards one class's slabs; buddy_lock guards the buddy, the chunk
 //    list and page-run descriptors. Order: class lock, then buddy lock; never reverse.
+//    A chunk's bind_lock (chunk.h) is innermost: a lookup takes it under one of those to
+//    confirm that a chunk from the lock-free map is still this arena's.
 //  - No code memory is written under either lock: writes (poke) happen with the object
 //    out of every free list (in transit).
 //  - Every public operation runs inside the fork gate (shared, entered once, before any
@@ -116,8 +118,9 @@ private:
     int free_large(Chunk *c, void *p);
     template <class Commit>
     int commit_free(void *p, Commit &&commit);
-    Chunk *chunk_of(const void *p);
-    jitalloc::Slab *lock_slab(const jitalloc::PageDesc &d, jitalloc::SlabClass **held);
+    // buddy_lock held: c is bound to this arena and covers p (then it stays so).
+    bool owns_locked(const Chunk *c, const void *p) const;
+    jitalloc::Slab *lock_slab(Chunk *c, const void *p, jitalloc::SlabClass **held);
     bool locate(const void *p, bool exact, jitalloc::Located &out);
     int write(Chunk *c, uint8_t *dst, const void *src, size_t len);
     int write_traps(Chunk *c, uint8_t *dst, size_t len);

@@ -73,7 +73,7 @@ bool jit_arena::check(std::string &msg) {
     uint64_t mapped = 0;
     for (Chunk *c = chunks; c; c = c->next) {
         mapped += c->size / kChunkSize;
-        if (c->arena != this || chunk_lookup(c->base) != c ||
+        if (c->arena.load(std::memory_order_relaxed) != this || chunk_lookup(c->base) != c ||
             chunk_lookup(c->base + c->size - 1) != c) {
             msg = "chunk: not registered in the chunk map";
             return false;

@@ -38,14 +38,21 @@ Chunk *meta_new() {
     return c;
 }
 
+void bind(Chunk *c, uint8_t *base, size_t size, jit_arena *arena) {
+    std::lock_guard<std::mutex> g(c->bind_lock);
+    c->base = base;
+    c->size = size;
+    c->large = size > kChunkSize;
+    c->arena.store(arena, std::memory_order_relaxed);
+}
+
+// Everything but the binding is the owner's alone: a lookup reads it only after finding
+// the chunk bound to its arena.
 void meta_reset(Chunk *c) {
-    c->base = nullptr;
-    c->size = 0;
-    c->large = false;
+    bind(c, nullptr, 0, nullptr);
     c->live = false;
     c->requested = 0;
     c->mapping = ChunkMapping{};
-    c->arena = nullptr;
     c->next = c->prev = nullptr;
     c->free_pages = 0;
     for (unsigned i = 0; i < kPagesPerChunk; i++) {
@@ -94,10 +101,7 @@ Chunk *chunk_create(const Writer &w, const Placement &where, size_t size, bool h
         errno = rc;
         return nullptr;
     }
-    c->base = at;
-    c->size = size;
-    c->large = size > kChunkSize;
-    c->arena = arena;
+    bind(c, at, size, arena);
     if (!chunk_map_insert(c)) {
         if (w.unmap(c->mapping) != 0)
             os::munmap(at, size);
@@ -108,22 +112,26 @@ Chunk *chunk_create(const Writer &w, const Placement &where, size_t size, bool h
     return c;
 }
 
+// Out of the map before the range is unmapped: once it is, another arena may map the
+// same addresses and register them, which a later erase would undo.
 int chunk_destroy(const Writer &w, Chunk *c) {
-    int rc = w.unmap(c->mapping);
-    if (rc)
-        return rc;
     chunk_map_erase(c);
+    int rc = w.unmap(c->mapping);
+    if (rc) {
+        (void)chunk_map_insert(c);  // the slots' leaves exist: cannot fail
+        return rc;
+    }
     meta_recycle(c);
     return 0;
 }
 
 void chunk_abandon(Chunk *c) {
+    chunk_map_erase(c);
     if (c->mapping.rw_alias)
         os::munmap(c->mapping.rw_alias, c->size);
     os::munmap(c->base, c->size);
     if (c->mapping.fd >= 0)
         os::close(c->mapping.fd);
-    chunk_map_erase(c);
     meta_recycle(c);
 }
 

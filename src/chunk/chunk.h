@@ -6,7 +6,10 @@
 //  - Chunk metadata (this struct and its page descriptors) is ordinary heap memory,
 //    never code memory, and is type-stable: a Chunk object is recycled only as a Chunk,
 //    so a racing lookup of a stale pointer reads a Chunk, never freed memory.
-//  - The chunk map holds every mapped chunk; a pointer maps to its chunk in O(1).
+//  - The chunk map holds every mapped chunk; a pointer maps to its chunk in O(1). What
+//    the map returns may be released or bound to another arena at any moment: a lookup
+//    trusts a chunk only after confirming its binding (below) under bind_lock, with the
+//    owning arena's lock held that orders the chunk's release there.
 #pragma once
 
 #include "poke/writer.h"
@@ -14,6 +17,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <mutex>
 
 struct jit_arena;
 
@@ -56,13 +60,27 @@ struct PageDesc {
 };
 
 struct Chunk {
+    // --- the binding: which arena owns the chunk and what it covers ---
+    // Written only under bind_lock: set by chunk_create, cleared when the metadata is
+    // recycled (chunk_destroy, chunk_abandon), both with the owning arena's buddy lock
+    // held. So an arena holding its buddy lock that finds a chunk bound to itself keeps
+    // it until it lets go; one holding a class lock that finds, under bind_lock, a page
+    // of a slab of that class in a chunk bound to itself keeps that slab (its pages
+    // leave it only under the class lock, and a chunk with a slab is never released).
+    // bind_lock is taken only inside arena operations (inside the fork gate), never
+    // around another lock.
+    mutable std::mutex bind_lock;
     uint8_t *base = nullptr;
     size_t size = 0;           // kChunkSize, or a multiple for a large chunk
     bool large = false;
+    // Also read without bind_lock as a hint (the C API's jit_free / jit_size), which the
+    // arena named then confirms.
+    std::atomic<jit_arena *> arena{nullptr};
+    // --- end of the binding ---
+
     bool live = false;         // large: the allocation is live
     uint64_t requested = 0;    // large: bytes asked for
     ChunkMapping mapping;
-    jit_arena *arena = nullptr;
     Chunk *next = nullptr;     // arena's chunk list (buddy lock)
     Chunk *prev = nullptr;
     unsigned free_pages = 0;   // small chunk: pages in free buddy blocks
@@ -76,6 +94,17 @@ struct Chunk {
         auto *b = static_cast<const uint8_t *>(p);
         return b >= base && b < base + size;
     }
+    // bind_lock held: the chunk is bound to arena a and covers p.
+    bool bound_to(const jit_arena *a, const void *p) const {
+        return arena.load(std::memory_order_relaxed) == a && contains(p);
+    }
+    // p's page descriptor in the chunk the map holds for p's 2 MiB slot, readable before
+    // the binding is confirmed: a small chunk starts at its slot, so this is p's page; a
+    // large chunk's descriptors all stay free.
+    static unsigned page_in_slot_index(const void *p) {
+        return (reinterpret_cast<uintptr_t>(p) >> kPageShift) % kPagesPerChunk;
+    }
+    PageDesc &page_in_slot(const void *p) { return pages[page_in_slot_index(p)]; }
 };
 
 inline constexpr uintptr_t kUserTop = uintptr_t{1} << 47;  // end of user address space
@@ -99,8 +128,8 @@ int chunk_destroy(const Writer &w, Chunk *c);
 // recycles the metadata regardless.
 void chunk_abandon(Chunk *c);
 
-// The chunk containing p, or nullptr. Lock-free; the result may be stale for a pointer
-// into a chunk being destroyed concurrently (callers re-check under their lock).
+// The chunk the map holds for p's 2 MiB slot, or nullptr. Lock-free; the result may be
+// released or re-bound concurrently (callers confirm the binding, see Chunk).
 Chunk *chunk_lookup(const void *p);
 
 // Bytes of chunk metadata currently held (live and recycled).

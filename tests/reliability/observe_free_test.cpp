@@ -108,11 +108,7 @@ TEST(ObserveFree, FailedFreeStaysObservedAndLive) {
 TEST(ObserveFree, ReusedAddressesLeaveExactlyTheLiveSet) {
     jit_arena *a = rel::make_arena(JIT_WRITER_PROC_MEM, JIT_PLACE_NEAR_LIBRARY, kObserved);
     ASSERT_NE(a, nullptr);
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-    constexpr int kRounds = 300;
-#else
-    constexpr int kRounds = 2000;
-#endif
+    constexpr int kRounds = rel::kSanitized ? 300 : 2000;
     constexpr int kThreads = 3, kKeep = 4;
     std::vector<std::vector<std::pair<void *, std::string>>> kept(kThreads);
     std::vector<std::thread> threads;

@@ -22,6 +22,13 @@
 
 namespace rel {
 
+// Sanitizer builds run fewer rounds: their runtimes make each operation many times dearer.
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+inline constexpr bool kSanitized = true;
+#else
+inline constexpr bool kSanitized = false;
+#endif
+
 struct Vma {
     uintptr_t start = 0, end = 0;
     char perms[5] = {};
