@@ -1,7 +1,10 @@
 // poke(): the checked, all-or-nothing write every code change goes through, and the
 // pieces the writer strategies share (trap source, pwritev loop, chunk mapping).
+// Sources have memmove semantics: one that lies in code memory (overlapping the
+// destination or not) is copied before the write, whatever the writer.
 #include "poke/writer.h"
 
+#include "chunk/chunk.h"
 #include "os/os.h"
 
 #include <fcntl.h>
@@ -238,6 +241,45 @@ bool matches(const uint8_t *dst, Writer::Source src, size_t len) {
     return true;
 }
 
+// A copy of some bytes: on the stack for most objects (no heap allocation on the write
+// path), else on the heap.
+class Copy {
+public:
+    // The copy of [from, from+len), or nullptr if the heap has no room.
+    const uint8_t *of(const uint8_t *from, size_t len) {
+        uint8_t *to = small_;
+        if (len > sizeof small_) {
+            big_.reset(new (std::nothrow) uint8_t[len]);
+            if (!big_)
+                return nullptr;
+            to = big_.get();
+        }
+        std::memcpy(to, from, len);
+        return to;
+    }
+
+private:
+    uint8_t small_[4096];
+    std::unique_ptr<uint8_t[]> big_;
+};
+
+bool overlaps(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen) {
+    return b && a < b + blen && b < a + alen;
+}
+
+// Code memory can change under a source that lies in it: the write itself changes it
+// when the ranges overlap (directly, or through this chunk's writable alias), and a
+// writer reading it through another view of the same memory does not copy like memmove.
+bool source_in_code(const ChunkMapping &m, const uint8_t *src, size_t len) {
+    if (overlaps(src, len, m.base, m.size) || overlaps(src, len, m.rw_alias, m.size))
+        return true;
+    auto first = reinterpret_cast<uintptr_t>(src) & ~(kChunkSize - 1);
+    for (uintptr_t slot = first; slot < reinterpret_cast<uintptr_t>(src) + len; slot += kChunkSize)
+        if (chunk_lookup(reinterpret_cast<const void *>(slot)))
+            return true;
+    return false;
+}
+
 // undo: what dst holds now when the caller knows it (a fresh allocation holds traps);
 // then no copy of the old bytes is made. Nor is one when the writer cannot stop
 // part-way (persistent alias: a plain memcpy).
@@ -247,25 +289,22 @@ int poke_source(const Writer &w, const ChunkMapping &m, uint8_t *dst, Writer::So
         return EIO;
     if (dst < m.base || len > m.size || dst + len > m.base + m.size)
         return EINVAL;
+    // memmove semantics: a source in code memory is read whole before anything is
+    // written, and the write is checked (and undone) against that copy.
+    Copy staged;
+    if (!src.period && source_in_code(m, src.data, len) && !(src.data = staged.of(src.data, len)))
+        return ENOMEM;
     // A write that changes nothing costs a system call on most writers: skip it (e.g. the
     // trap fill of a reservation never written). A memcpy is cheaper than the check.
     if (!w.infallible() && matches(dst, src, len))
         return 0;
     // Keep the old bytes so a failed write can be undone.
-    uint8_t small[4096];  // most objects: no heap allocation on the write path
-    std::unique_ptr<uint8_t[]> big;
-    Writer::Source old{small, 0};
-    if (undo) {
+    Copy kept;
+    Writer::Source old{nullptr, 0};
+    if (undo)
         old = *undo;
-    } else if (!w.infallible()) {
-        if (len > sizeof small) {
-            big.reset(new (std::nothrow) uint8_t[len]);
-            if (!big)
-                return ENOMEM;
-            old.data = big.get();
-        }
-        std::memcpy(big ? big.get() : small, dst, len);
-    }
+    else if (!w.infallible() && !(old.data = kept.of(dst, len)))
+        return ENOMEM;
     int rc = w.write(m, dst, src, len);
     // Read back what went through the kernel or a flip; a memcpy into a shared alias of
     // the same memfd lands by construction.

@@ -75,7 +75,8 @@ int probe_writer(const Writer &w);
 
 // Writes len bytes of src at dst (inside mapping m) whole or not at all, verifies them,
 // and flushes the instruction cache. On failure the old bytes are restored as far as
-// the writer allows. 0 or an errno.
+// the writer allows. src may lie anywhere, code memory and [dst, dst+len) included:
+// the bytes written are those src held before the call (memmove). 0 or an errno.
 int poke(const Writer &w, const ChunkMapping &m, uint8_t *dst, const void *src, size_t len);
 // poke() into memory that holds only trap instructions (a fresh allocation): keeps no
 // copy of the old bytes; a failed write is undone by filling traps back in.
