@@ -82,17 +82,26 @@ enum jit_placement {
 /* Default bytes of wholly free 2 MiB chunks kept mapped (trap-filled, ROX) for reuse. */
 #define JIT_DEFAULT_RETAIN_BYTES ((size_t)4 << 20)
 
+/* Options are checked by jit_arena_create: a bad value fails with EINVAL and nothing is
+ * created (every bound below). */
 struct jit_arena_options {
-    size_t struct_size;           /* sizeof(struct jit_arena_options); set by _init */
+    size_t struct_size;           /* sizeof(struct jit_arena_options) as the caller was
+                                     built; set by _init. At least
+                                     JIT_ARENA_OPTIONS_MIN_SIZE (every field of version
+                                     0.1, up to name), at most the library's own size */
     enum jit_writer writer;       /* JIT_WRITER_AUTO: probe; others: that one or fail */
     enum jit_placement placement;
-    const void *near;             /* with JIT_PLACE_NEAR_ADDRESS */
-    size_t near_range;            /* 0: JIT_DEFAULT_NEAR_RANGE; at most 2 GiB */
+    const void *near;             /* with JIT_PLACE_NEAR_ADDRESS: a user-space address
+                                     whose window (+-near_range) holds a 2 MiB chunk */
+    size_t near_range;            /* 0: JIT_DEFAULT_NEAR_RANGE; 2 MiB .. 2 GiB */
     size_t retain_bytes;          /* free chunks kept mapped; SIZE_MAX: keep all */
-    size_t max_bytes;             /* cap on mapped code memory; 0: no cap */
-    unsigned flags;               /* JIT_ARENA_* */
+    size_t max_bytes;             /* cap on mapped code memory; 0: no cap; else >= 2 MiB */
+    unsigned flags;               /* JIT_ARENA_*; unknown bits are rejected */
     const char *name;             /* arena name for stats and dumps; copied; may be NULL */
 };
+/* The smallest struct_size accepted: the options of version 0.1. */
+#define JIT_ARENA_OPTIONS_MIN_SIZE \
+    (offsetof(struct jit_arena_options, name) + sizeof(const char *))
 
 /* Fills *opts with the defaults. */
 void jit_arena_options_init(struct jit_arena_options *opts);
@@ -116,7 +125,10 @@ void *jit_arena_alloc_named(jit_arena *arena, const void *code, size_t len, cons
 
 /* text_poke-style write into live code: [dst, dst+len) must lie inside the usable size
  * of one live allocation. The write lands whole or not at all, is read back, and the
- * instruction stream is synchronised for all threads. */
+ * instruction stream is synchronised for all threads. src may lie anywhere, in code
+ * memory too, even overlapping [dst, dst+len) (e.g. jit_update(p + 16, p, 64)): memmove
+ * semantics, the bytes written are those src held before the call. The same holds for
+ * the code argument of jit_alloc. */
 int jit_update(void *dst, const void *src, size_t len);
 /* Same, but dst must belong to arena (EINVAL otherwise). */
 int jit_arena_update(jit_arena *arena, void *dst, const void *src, size_t len);

@@ -10,6 +10,7 @@
 #include <linux/membarrier.h>
 #include <pthread.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -89,17 +90,34 @@ long long raw_enum(const E &e) {
     return static_cast<long long>(v);
 }
 
+// True if the placement window holds at least one 2 MiB-aligned chunk of user space
+// above the lowest slot (never mappable: mmap_min_addr).
+bool window_has_room(const Placement &p) {
+    if (p.anywhere)
+        return true;
+    uintptr_t lo = std::max<uintptr_t>(p.lo, kChunkSize);
+    uintptr_t first = (lo + kChunkSize - 1) & ~(kChunkSize - 1);
+    return first < p.hi && p.hi - first >= kChunkSize;
+}
+
+// Every field a caller can set, against what the arena can work with. Nothing has been
+// created yet, so a rejection changes nothing.
 int validate(const jit_arena_options &o) {
     long long writer = raw_enum(o.writer), placement = raw_enum(o.placement);
     if (writer < JIT_WRITER_AUTO || writer >= JIT_WRITER_COUNT)
         return EINVAL;
     if (placement < JIT_PLACE_NEAR_LIBRARY || placement > JIT_PLACE_ANYWHERE)
         return EINVAL;
-    if (o.placement == JIT_PLACE_NEAR_ADDRESS && !o.near)
+    if (o.placement == JIT_PLACE_NEAR_ADDRESS &&
+        (!o.near || reinterpret_cast<uintptr_t>(o.near) >= kUserTop))
         return EINVAL;
     if (o.near_range > kMaxNearRange)
         return EINVAL;
     if (o.placement != JIT_PLACE_ANYWHERE && o.near_range && o.near_range < kChunkSize)
+        return EINVAL;
+    if (!window_has_room(make_placement(o)))
+        return EINVAL;
+    if (o.max_bytes && o.max_bytes < kChunkSize)  // could never map a chunk
         return EINVAL;
     if (o.flags & ~JIT_ARENA_FLAGS_ALL)
         return EINVAL;
@@ -150,7 +168,8 @@ int arena_create(const jit_arena_options *user, jit_arena **out) {
     jit_arena_options o;
     jit_arena_options_init(&o);
     if (user) {
-        if (user->struct_size == 0 || user->struct_size > sizeof o)
+        // Shorter than version 0.1 would leave fields the caller set unread.
+        if (user->struct_size < JIT_ARENA_OPTIONS_MIN_SIZE || user->struct_size > sizeof o)
             return EINVAL;
         std::memcpy(&o, user, user->struct_size);
         o.struct_size = sizeof o;

@@ -10,9 +10,10 @@
 // when `perf report` / `perf script` runs, with no notion of time, so the file should
 // describe the code that was sampled. Two modes:
 //  - default: the file lists the live allocations. A new allocation is appended (one
-//    write(2) with O_APPEND); a free rewrites the file from the table into
-//    perf-PID.map.tmp and renames it over the map (O(live) per free), so perf never
-//    sees a half-written file and a reused address never carries a stale name.
+//    write(2) with O_APPEND); a free rewrites the file from the table into a new
+//    perf-PID.map.XXXXXX (created exclusively, mode 0644) and renames it over the map
+//    (O(live) per free), so perf never sees a half-written file, a reused address never
+//    carries a stale name, and nothing planted in /tmp is followed.
 //  - JITALLOC_PERF_MAP=keep: append-only; freed entries stay, which keeps names for
 //    code that was freed before `perf report` ran. When an address is reused, the map
 //    then has two entries at one start address and perf keeps only one of them.
@@ -32,6 +33,7 @@
 
 #include <elf.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -106,10 +108,14 @@ bool write_all(int fd, const std::string &s) {
 void perf_rewrite() {
     pid_t pid = getpid();
     std::string path = perf_path(pid);
-    std::string tmp = path + ".tmp";
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+    // /tmp is shared: the temporary file gets a fresh name and is created exclusively
+    // (O_EXCL: a name planted there, symlink or not, is never opened), and rename()
+    // replaces whatever sits at the map's own path without following it.
+    std::string tmp = path + ".XXXXXX";
+    int fd = ::mkostemp(tmp.data(), O_APPEND | O_CLOEXEC);
     if (fd < 0)
         return;
+    (void)::fchmod(fd, 0644);  // mkostemp makes it 0600; perf may run as another user
     std::string text;
     for (const auto &[addr, r] : g_records)
         if (r.perf)
