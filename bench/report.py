@@ -482,6 +482,11 @@ w(f"Load average during the run: {machine.get('loadavg_start')} at the start, {L
   "gets much less than a whole CPU, and no allocator can show 2x here. Read this table "
   "against the peers: they run under the same conditions.\n")
 
+# ------------------------------------------------------------ 7. LLVM ORC (bench/orc/)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "orc"))
+import report_orc  # noqa: E402
+md += report_orc.section(RES)
+
 # ------------------------------------------------------------ goals / headline
 head = ["## Goals (issue 4)\n",
         "| goal | figure | status |", "|---|---|---|"]
@@ -612,7 +617,10 @@ w("`bench/run.sh` (full) or `bench/run.sh --quick` from the repository root, as 
   "Debian 12 to have missing packages installed. It builds the library and "
   "`jitalloc_bench` in `build-bench/`, runs every workload and rewrites this file, "
   "`bench/results/*.json` (Google Benchmark, every repetition plus aggregates) and the "
-  "plots. Single workloads: `build-bench/bench/jitalloc_bench --benchmark_filter=calls/`.\n")
+  "plots. Single workloads: `build-bench/bench/jitalloc_bench --benchmark_filter=calls/`. "
+  "Where LLVM 16 is installed it also builds and runs `jitalloc_orc_bench` (section 7; "
+  "`build-bench/bench/orc/jitalloc_orc_bench [--quick] --out orc.json`, raw figures in "
+  "`bench/results/orc.json`).\n")
 
 with open(MD, "w") as f:
     f.write("\n".join(md))

@@ -45,6 +45,12 @@ cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release \
   -DJITALLOC_BUILD_TESTS=OFF -DJITALLOC_BUILD_EXAMPLES=OFF >/dev/null
 make -C "$BUILD" jitalloc_bench -j"$(nproc)" --no-print-directory >/dev/null
 BIN=$BUILD/bench/jitalloc_bench
+# The ORC benchmark (section 7) exists only where CMake found LLVM 16.
+ORC_BIN=
+if make -C "$BUILD" help --no-print-directory | grep -q '\.\.\. jitalloc_orc_bench$'; then
+  make -C "$BUILD" jitalloc_orc_bench -j"$(nproc)" --no-print-directory >/dev/null
+  ORC_BIN=$BUILD/bench/orc/jitalloc_orc_bench
+fi
 
 # ---- run ----
 OUT=$HERE/results
@@ -85,6 +91,14 @@ run_group threads '^threads/'
 # Memory is measured once per contender (a counter, not a time): one repetition.
 REPS_SAVED=$REPS; REPS=1; run_group memory '^memory/'; REPS=$REPS_SAVED
 rm -f "$OUT"/*.txt
+if [[ -n $ORC_BIN ]]; then
+  echo "run.sh: orc (LLJIT, 1 000 and 10 000 modules per memory manager)"
+  if ((QUICK)); then ORC_MODE=(--quick); else ORC_MODE=(); fi
+  "$ORC_BIN" "${ORC_MODE[@]}" --out "$OUT/orc.json" \
+    --commit "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)" >/dev/null
+else
+  echo "run.sh: orc skipped (LLVM 16 not found: apt install llvm-16-dev)"
+fi
 
 python3 "$HERE/report.py" "$OUT" "$HERE/RESULTS.md" "$(( $(date +%s) - START ))" "$(cut -d' ' -f1-3 /proc/loadavg)"
 echo "run.sh: wrote $HERE/RESULTS.md and $OUT/ in $(( $(date +%s) - START )) s"
