@@ -47,7 +47,7 @@ make -C "$BUILD" jitalloc_bench -j"$(nproc)" --no-print-directory >/dev/null
 BIN=$BUILD/bench/jitalloc_bench
 # The ORC benchmark (section 7) exists only where CMake found LLVM 16.
 ORC_BIN=
-if make -C "$BUILD" help --no-print-directory | grep -q '\.\.\. jitalloc_orc_bench$'; then
+if make -C "$BUILD" help --no-print-directory | grep '\.\.\. jitalloc_orc_bench$' >/dev/null; then
   make -C "$BUILD" jitalloc_orc_bench -j"$(nproc)" --no-print-directory >/dev/null
   ORC_BIN=$BUILD/bench/orc/jitalloc_orc_bench
 fi
