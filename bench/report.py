@@ -487,6 +487,11 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "orc
 import report_orc  # noqa: E402
 md += report_orc.section(RES)
 
+# ------------------------------------------------------------ 8. cold start (bench/cold/)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "cold"))
+import report_cold  # noqa: E402
+md += report_cold.section(RES)
+
 # ------------------------------------------------------------ goals / headline
 head = ["## Goals (issue 4)\n",
         "| goal | figure | status |", "|---|---|---|"]
@@ -620,7 +625,8 @@ w("`bench/run.sh` (full) or `bench/run.sh --quick` from the repository root, as 
   "plots. Single workloads: `build-bench/bench/jitalloc_bench --benchmark_filter=calls/`. "
   "Where LLVM 16 is installed it also builds and runs `jitalloc_orc_bench` (section 7; "
   "`build-bench/bench/orc/jitalloc_orc_bench [--quick] --out orc.json`, raw figures in "
-  "`bench/results/orc.json`).\n")
+  "`bench/results/orc.json`). Cold start (section 8): "
+  "`build-bench/bench/jitalloc_cold_bench --runs 30 --out bench/results/cold_start.json`.\n")
 
 with open(MD, "w") as f:
     f.write("\n".join(md))

@@ -43,7 +43,7 @@ fi
 BUILD=${JITALLOC_BENCH_BUILD:-$ROOT/build-bench}
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release \
   -DJITALLOC_BUILD_TESTS=OFF -DJITALLOC_BUILD_EXAMPLES=OFF >/dev/null
-make -C "$BUILD" jitalloc_bench -j"$(nproc)" --no-print-directory >/dev/null
+make -C "$BUILD" jitalloc_bench jitalloc_cold_bench -j"$(nproc)" --no-print-directory >/dev/null
 BIN=$BUILD/bench/jitalloc_bench
 # The ORC benchmark (section 7) exists only where CMake found LLVM 16.
 ORC_BIN=
@@ -99,6 +99,12 @@ if [[ -n $ORC_BIN ]]; then
 else
   echo "run.sh: orc skipped (LLVM 16 not found: apt install llvm-16-dev)"
 fi
+
+# Cold start: fresh processes, 30 per contender in either mode (the median of 30 is the
+# figure asked for; a run takes about 1 s of CPU per 10 processes).
+echo "run.sh: cold start (30 fresh processes per contender)"
+"$BUILD/bench/jitalloc_cold_bench" --runs 30 --out "$OUT/cold_start.json" \
+  --commit "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)" >/dev/null
 
 python3 "$HERE/report.py" "$OUT" "$HERE/RESULTS.md" "$(( $(date +%s) - START ))" "$(cut -d' ' -f1-3 /proc/loadavg)"
 echo "run.sh: wrote $HERE/RESULTS.md and $OUT/ in $(( $(date +%s) - START )) s"
