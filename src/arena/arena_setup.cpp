@@ -4,6 +4,7 @@
 // (before any arena lock) by fork handlers, jit_shrink and destruction.
 #include "arena/arena.h"
 
+#include "diag/diag.h"
 #include "observe/observe.h"
 #include "os/os.h"
 
@@ -28,26 +29,30 @@ std::once_flag g_atfork_once;
 
 constexpr size_t kMaxNearRange = size_t{2} << 30;
 
-// JITALLOC_WRITER names; -1 if unknown.
+// JITALLOC_WRITER: the writer names of jit_writer_name ("auto", "proc_mem", ...). The spellings of
+// earlier versions (procmem, alias, persistent) still work, with a line on stderr
+// naming the current one; they are not documented and will go. -1 if unknown.
 int parse_writer(const char *s) {
-    struct Name {
+    for (int w = JIT_WRITER_AUTO; w < JIT_WRITER_COUNT; w++)
+        if (std::strcmp(s, jit_writer_name(static_cast<jit_writer>(w))) == 0)
+            return w;
+    struct Old {
         const char *name;
         jit_writer w;
     };
-    static const Name names[] = {
-        {"auto", JIT_WRITER_AUTO},
-        {"proc_mem", JIT_WRITER_PROC_MEM},
+    static const Old old_names[] = {
         {"procmem", JIT_WRITER_PROC_MEM},
-        {"memfd", JIT_WRITER_MEMFD},
-        {"temp_alias", JIT_WRITER_TEMP_ALIAS},
         {"alias", JIT_WRITER_TEMP_ALIAS},
-        {"persistent_alias", JIT_WRITER_PERSISTENT_ALIAS},
         {"persistent", JIT_WRITER_PERSISTENT_ALIAS},
-        {"mprotect", JIT_WRITER_MPROTECT},
     };
-    for (const Name &n : names)
-        if (std::strcmp(s, n.name) == 0)
-            return n.w;
+    static std::atomic<bool> told_old{false};
+    for (const Old &o : old_names) {
+        if (std::strcmp(s, o.name) == 0) {
+            diag_once(told_old, "JITALLOC_WRITER=%s is an old spelling: use JITALLOC_WRITER=%s", s,
+                      jit_writer_name(o.w));
+            return o.w;
+        }
+    }
     return -1;
 }
 
@@ -56,8 +61,15 @@ int choose_writer(const jit_arena_options &o, const Writer **out) {
     if (want == JIT_WRITER_AUTO && !(o.flags & JIT_ARENA_IGNORE_ENV)) {
         if (const char *env = std::getenv("JITALLOC_WRITER"); env && *env) {
             int w = parse_writer(env);
-            if (w < 0)
+            if (w < 0) {
+                // Every arena that honours the variable fails; say why, once.
+                static std::atomic<bool> told_bad{false};
+                diag_once(told_bad,
+                          "JITALLOC_WRITER=%.64s is not a writer (auto, proc_mem, memfd, temp_alias, "
+                          "persistent_alias, mprotect): creating arenas fails with EINVAL",
+                          env);
                 return EINVAL;
+            }
             want = static_cast<jit_writer>(w);
         }
     }

@@ -258,4 +258,109 @@ TEST_F(EnvWriter, DefaultArenaRejectsBogusValue) {
         ::testing::ExitedWithCode(0), "rejected");
 }
 
+// Runs body with stderr captured into a file and returns what it wrote there. Call it in
+// a fresh process (EXPECT_EXIT, threadsafe style): the messages are once per process.
+template <class Body>
+std::string stderr_of(Body body) {
+    std::fflush(stderr);
+    FILE *capture = std::tmpfile();
+    int saved = dup(2);
+    if (!capture || saved < 0)
+        return "[no capture]";
+    dup2(fileno(capture), 2);
+    bool ok = body();
+    std::fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    std::string text;
+    std::rewind(capture);
+    for (int ch; (ch = std::fgetc(capture)) != EOF;)
+        text += static_cast<char>(ch);
+    std::fclose(capture);
+    return ok ? text : text + "[calls did not behave]";
+}
+
+// In a fresh process: captures what body prints on stderr, checks it with verdict, and
+// exits 0 if both are happy (else prints what it saw).
+#define EXPECT_STDERR_IN_FRESH_PROCESS(body, verdict)                                     \
+    do {                                                                                  \
+        GTEST_FLAG_SET(death_test_style, "threadsafe");                                   \
+        EXPECT_EXIT(                                                                      \
+            {                                                                             \
+                std::string err_ = stderr_of(body);                                       \
+                bool ok_ = verdict(err_);                                                 \
+                std::fprintf(stderr, "%s<<%s>>\n", ok_ ? "stderr ok " : "stderr WRONG ", \
+                             err_.c_str());                                               \
+                std::_Exit(ok_ ? 0 : 1);                                                  \
+            },                                                                            \
+            ::testing::ExitedWithCode(0), "stderr ok");                                   \
+    } while (0)
+
+size_t count_of(const std::string &text, const std::string &what) {
+    size_t n = 0;
+    for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1))
+        n++;
+    return n;
+}
+
+// A bad JITALLOC_WRITER says so on stderr, once per process, naming the variable and the
+// value (before: every arena failed with EINVAL and nothing said why).
+TEST_F(EnvWriter, BogusValueIsNamedOnStderrOnce) {
+    auto body = [] {
+        setenv("JITALLOC_WRITER", "bogus", 1);
+        bool ok = jit_arena_create(nullptr) == nullptr && errno == EINVAL;
+        ok = ok && jit_arena_create(nullptr) == nullptr && errno == EINVAL;
+        return ok && jit_alloc(src_buf, 1) == nullptr && errno == EINVAL;
+    };
+    auto verdict = [](const std::string &err) {
+        return count_of(err, "JITALLOC_WRITER=bogus is not a writer") == 1 && count_of(err, "\n") == 1 &&
+               err.rfind("jitalloc: ", 0) == 0 && err.find("EINVAL") != std::string::npos;
+    };
+    EXPECT_STDERR_IN_FRESH_PROCESS(body, verdict);
+}
+
+// The old spellings still select their writer, and say the current name once; the
+// current names print nothing.
+TEST_F(EnvWriter, OldSpellingsStillWorkAndNameTheCurrentOne) {
+    struct Case {
+        const char *old_name;
+        jit_writer w;
+    };
+    static const Case cases[] = {{"procmem", JIT_WRITER_PROC_MEM},
+                                 {"alias", JIT_WRITER_TEMP_ALIAS},
+                                 {"persistent", JIT_WRITER_PERSISTENT_ALIAS}};
+    static const Case *c;
+    for (const Case &one : cases) {
+        c = &one;
+        auto body = [] {
+            setenv("JITALLOC_WRITER", c->old_name, 1);
+            for (int i = 0; i < 2; i++) {
+                jit_arena *a = jit_arena_create(nullptr);
+                struct jit_stats s;
+                if (!a || jit_arena_stats(a, &s) != 0 || s.writer != c->w)
+                    return false;
+                jit_arena_destroy(a);
+            }
+            return true;
+        };
+        auto verdict = [](const std::string &err) {
+            std::string want = std::string("JITALLOC_WRITER=") + c->old_name +
+                               " is an old spelling: use JITALLOC_WRITER=" + jit_writer_name(c->w);
+            return count_of(err, want) == 1 && count_of(err, "\n") == 1;
+        };
+        EXPECT_STDERR_IN_FRESH_PROCESS(body, verdict);
+    }
+    static jit_writer w;
+    for (jit_writer each : kAllWriters) {
+        w = each;
+        auto body = [] {
+            setenv("JITALLOC_WRITER", jit_writer_name(w), 1);
+            jit_arena *a = jit_arena_create(nullptr);
+            return a && jit_arena_destroy(a) == 0;
+        };
+        auto verdict = [](const std::string &err) { return err.empty(); };
+        EXPECT_STDERR_IN_FRESH_PROCESS(body, verdict);
+    }
+}
+
 }  // namespace
