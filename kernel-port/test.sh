@@ -10,9 +10,11 @@
 #                                     fragmented guest -> RESULTS.md, and KUnit
 #                                     in a debug kernel (lockdep, DEBUG_VM,
 #                                     kmemleak, KFENCE)
-#   bash kernel-port/test.sh --bisect builds every prefix of the series with
-#                                     CONFIG_EXECMEM_JITALLOC on (slow; may be
-#                                     combined with --full)
+#   bash kernel-port/test.sh --bisect compiles every prefix of the series
+#                                     with CONFIG_EXECMEM_JITALLOC on and
+#                                     checks the series' symbols resolve at
+#                                     each (boot/full.sh; may be combined
+#                                     with --full)
 #
 # Every run also checks the series with the tree's scripts/checkpatch.pl.
 #
@@ -34,7 +36,7 @@ for a in "$@"; do
 	--full) FULL=1; FIGURES=1 ;;
 	--figures) FIGURES=1 ;;
 	--bisect) BISECT=1 ;;
-	-h|--help) sed -n 2,22p "$0"; exit 0 ;;
+	-h|--help) sed -n 2,25p "$0"; exit 0 ;;
 	*) echo "unknown argument: $a" >&2; exit 2 ;;
 	esac
 done
@@ -75,14 +77,23 @@ if [ ${#missing[@]} -gt 0 ]; then
 		{ fail "apt-get install"; finish; }
 fi
 
+# from_patch REGEX DIR PATCH...: the files of the patches whose path (a/...)
+# matches REGEX, as the patches make them, under DIR (for code the series
+# adds that is also built outside a patched tree)
+from_patch() {
+	local re=$1 dir=$2
+	shift 2
+	cat "$@" | awk -v re="$re" '/^diff --git /{ keep = ($3 ~ re) } keep' |
+		patch -s -p1 -d "$dir"
+}
+
 # ------------------------------------------------------ (1) harness
 harness() {
 	local tmp rc
 	tmp=$(mktemp -d)
 	# the allocator core exactly as the first patch adds it to the kernel
 	# (its mm/jitalloc_core.[ch] parts; the patch also touches MAINTAINERS)
-	if ! awk '/^diff --git /{ keep = ($3 ~ /^a\/mm\/jitalloc_core\./) } keep' \
-		"$HERE"/patches/0001-*.patch | patch -s -p1 -d "$tmp"; then
+	if ! from_patch '^a/mm/jitalloc_core[.]' "$tmp" "$HERE"/patches/0001-*.patch; then
 		fail "harness: extracting mm/jitalloc_core.[ch] from patch 0001"
 		rm -rf "$tmp"; return
 	fi

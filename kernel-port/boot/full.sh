@@ -25,8 +25,9 @@
 #     lockdep, DEBUG_VM, kmemleak, KFENCE): the suite passes and the kernel
 #     log has no lockdep report, warning, BUG or leak report.
 #
-# bisect_tests (--bisect): every prefix of the series built in
-# $KCACHE/src-bisect with boot/config (the option on wherever it exists).
+# bisect_tests (--bisect): every prefix of the series compiled in
+# $KCACHE/src-bisect with boot/config (the option on wherever it exists),
+# see below.
 
 BOOT_OUT=$KCACHE/boot
 NR_MODS=100
@@ -86,8 +87,11 @@ build_initramfs() {	# $1 = build dir name; writes $BOOT_OUT/$1.cpio.gz
 	src=$(kernel_src "$1")
 	rm -rf "$d" "$mods"
 	mkdir -p "$d/bin" "$d/lib/modules" "$d/proc" "$d/sys" "$d/dev" "$mods"
-	# NR_MODS copies of one small module, under different names
+	# NR_MODS copies of one small module, under different names; frag.ko
+	# with the series' fragmenting code (in every kernel, stock too)
 	cp "$HERE/boot/mods/frag.c" "$mods/frag.c"
+	from_patch '^a/mm/execmem_jitalloc_frag[.]h$' "$mods" "$HERE"/patches/*.patch ||
+		return 1
 	echo "obj-m += frag.o" > "$mods/Kbuild"
 	for i in $(seq -w 1 $NR_MODS); do
 		sed "s/jm_/jm${i}_/g" "$HERE/boot/mods/jm.c" > "$mods/jm$i.c"
@@ -178,10 +182,12 @@ PHASES="boot before_load fragmented after_bpf after_modules after_probes after_u
 delta() {	# boot key from to
 	echo $(( $(mval "$1" "$4" "$2") - $(mval "$1" "$3" "$2") ))
 }
-# cached 2 MiB chunks of the jitalloc cache at a phase (order-9 line of the stats)
+# boot phase pool: cached 2 MiB chunks of the cache's code or data pool at a
+# phase (the order-9 line of that pool's table in the stats)
 chunks() {
-	awk -v p="$2" '$1 == "STATS" && $2 == p && $3 == "9" { print $5 }' \
-		"$BOOT_OUT/boot-$1.log.txt" | tail -1
+	awk -v p="$2" -v pool="$3" '$1 == "STATS" && $2 == p {
+		if ($3 == "pool") cur = $4; else if (cur == pool && $3 == "9") v = $5
+	} END { print v }' "$BOOT_OUT/boot-$1.log.txt"
 }
 stat_val() { lval "$1" STATS "$2" "$3"; }	# boot phase key
 row() {	# label, then a command printing the value for a boot
@@ -242,7 +248,8 @@ write_results() {	# boot section of RESULTS.md, see test.sh
 			case $phase in after_bpf|after_modules|after_probes)
 				row "$phase | load failures" mval_of "$phase" load_failures ;;
 			esac
-			row "$phase | cached chunks x 2 MiB" chunks_of "$phase"
+			row "$phase | cached code chunks x 2 MiB" chunks_of "$phase" code
+			row "$phase | cached data chunks x 2 MiB" chunks_of "$phase" data
 		done
 		echo
 		echo "DirectMap values are kB (/proc/meminfo); splits are cumulative counts"
@@ -268,7 +275,8 @@ write_results() {	# boot section of RESULTS.md, see test.sh
 		echo
 		echo '```'
 		for m in jit1 jitfail; do
-			awk '$1 == "STATS" && $2 == "after_probes" && $3 ~ /^(allocated_pages|composite_chunks|stock_fallbacks|trap_filled_bytes|direct_map_)/ { print $3, $4 }' \
+			awk '$1 == "STATS" && $2 == "after_probes" && $3 == "pool" { pool = $4 }
+			     $1 == "STATS" && $2 == "after_probes" && $3 ~ /^(allocated_pages|composite_chunks|stock_fallbacks|trap_filled_bytes|collapsed_mappings|direct_map_)/ { print pool, $3, $4 }' \
 				"$BOOT_OUT/boot-$m.log.txt" | sed "s/^/$m: /"
 		done
 		echo '```'
@@ -295,7 +303,7 @@ write_results() {	# boot section of RESULTS.md, see test.sh
 	BOOT_RESULTS_OK=1
 }
 mval_of() { local v; v=$(mval "$3" "$1" "$2"); echo "${v:-–}"; }	# phase key boot
-chunks_of() { local v; v=$(chunks "$2" "$1"); echo "${v:-–}"; }	# phase boot
+chunks_of() { local v; v=$(chunks "$3" "$1" "$2"); echo "${v:-–}"; }	# phase pool boot
 delta_of() {	# key from to boot
 	local a b
 	a=$(mval "$4" "$2" "$1"); b=$(mval "$4" "$3" "$1")
@@ -321,31 +329,79 @@ kunit_debug() {
 	fi
 }
 
-# --bisect: build every prefix of the series with the option on
+# --bisect: every prefix 0..n of the series (0: the pristine tree) in
+# $KCACHE/src-bisect (only changed files touched), configured with
+# boot/config (the option must be on wherever it exists), compiles every C
+# file the series touches and every x86/generic file that includes
+# <linux/execmem.h>, with no warning or error in them; and each symbol the
+# series defines (global in one of those objects at some prefix, not at
+# prefix 0) that an object of a prefix references is defined at that prefix
+# -- the link step, for the series' own symbols.  Not a full vmlinux per
+# prefix: that is twelve kernel builds, the objects are a few dozen.
+bisect_objects() {	# the objects to compile in tree $1 (files that exist there)
+	local src=$1 f
+	{
+		patched_files "$HERE"/patches/*.patch | grep '\.c$'
+		( cd "$src" && grep -rl --include='*.c' '#include <linux/execmem.h>' mm arch/x86 kernel )
+	} | sort -u | while read -r f; do
+		[ -e "$src/$f" ] && echo "${f%.c}.o"
+	done
+}
+bisect_symbols() {	# $1 = build dir, objects...: "D sym" / "U sym" lines
+	local b=$1 o
+	shift
+	for o in "$@"; do
+		[ -e "$b/$o" ] && nm "$b/$o"
+	done | awk '$1 == "U" { print "U", $2 } NF == 3 && $2 ~ /^[TDBRGSVW]$/ { print "D", $3 }' | sort -u
+}
 bisect_tests() {
-	local dir=$KCACHE/src-bisect b=$KCACHE/build-bisect k n patches
+	local dir=$KCACHE/src-bisect b=$KCACHE/build-bisect k n patches objs name log
 	patches=("$HERE"/patches/*.patch)
 	n=${#patches[@]}
 	unpack_tree "$dir" || { fail "--bisect: unpacking"; return; }
 	mkdir -p "$b" "$BOOT_OUT"
-	for k in $(seq 1 "$n"); do
-		local name
-		name=$(basename "${patches[$((k - 1))]}" .patch)
+	rm -f "$BOOT_OUT"/bisect-*.syms
+	for k in $(seq 0 "$n"); do
+		if [ "$k" = 0 ]; then name=pristine
+		else name=$(basename "${patches[$((k - 1))]}" .patch | cut -c1-4); fi
+		log=$BOOT_OUT/bisect-$k.log
 		sync_series "$dir" "${patches[@]:0:$k}" || { fail "bisect $name: applying"; continue; }
 		cp "$HERE/boot/config" "$b/.config"
-		make -s -C "$dir/linux-source-6.12" O="$b" ARCH=x86_64 olddefconfig || { fail "bisect $name: config"; continue; }
+		make -s -C "$dir/linux-source-6.12" O="$b" ARCH=x86_64 olddefconfig ||
+			{ fail "bisect $name: config"; continue; }
 		if grep -q '^config EXECMEM_JITALLOC$' "$dir/linux-source-6.12/mm/Kconfig" &&
 		   ! grep -q '^CONFIG_EXECMEM_JITALLOC=y' "$b/.config"; then
 			fail "bisect $name: CONFIG_EXECMEM_JITALLOC cannot be enabled"; continue
 		fi
-		log "bisect: building the series up to $name (log: $BOOT_OUT/bisect-$k.log)"
-		if make -C "$dir/linux-source-6.12" O="$b" ARCH=x86_64 -j"$JOBS" \
-			> "$BOOT_OUT/bisect-$k.log" 2>&1 &&
-		   ! grep -E '(warning|error):' "$BOOT_OUT/bisect-$k.log" | grep -E 'jitalloc|execmem|set_memory|bpf/core|kprobes/core|ftrace\.c|alternative|strict_rwx|module/main|vmalloc|iov_iter'; then
-			pass "bisect $name builds$(grep -q '^CONFIG_EXECMEM_JITALLOC=y' "$b/.config" && echo ' (option on)')"
+		mapfile -t objs < <(bisect_objects "$dir/linux-source-6.12")
+		log "bisect $name: compiling ${#objs[@]} objects (log: $log)"
+		# make recompiles what this prefix changed (warnings of the rest
+		# were seen at the prefix that last changed them); objects of the
+		# series' own files start afresh, so none is left from a longer
+		# prefix of an earlier run
+		[ "$k" = 0 ] && ( cd "$b" && patched_files "${patches[@]}" | sed -n 's/\.c$/.o/p' | xargs rm -f )
+		if ! make -C "$dir/linux-source-6.12" O="$b" ARCH=x86_64 -j"$JOBS" "${objs[@]}" > "$log" 2>&1 ||
+		   grep -E '(warning|error):' "$log"; then
+			tail -20 "$log"
+			fail "bisect $name compiles"; continue
+		fi
+		bisect_symbols "$b" "${objs[@]}" > "$BOOT_OUT/bisect-$k.syms"
+		pass "bisect $name: ${#objs[@]} objects compile$(grep -q '^CONFIG_EXECMEM_JITALLOC=y' "$b/.config" && echo ' (option on)')"
+	done
+	# the series' symbols: defined at some prefix, not in the pristine tree
+	cat "$BOOT_OUT"/bisect-[1-9]*.syms | awk '$1 == "D" { print $2 }' | sort -u |
+		comm -23 - <(awk '$1 == "D" { print $2 }' "$BOOT_OUT/bisect-0.syms" | sort -u) \
+		> "$BOOT_OUT/bisect-series.syms"
+	for k in $(seq 1 "$n"); do
+		local s=$BOOT_OUT/bisect-$k.syms missing
+		[ -s "$s" ] || continue
+		missing=$(awk '$1 == "U" { print $2 }' "$s" | sort -u |
+			comm -12 - "$BOOT_OUT/bisect-series.syms" |
+			comm -23 - <(awk '$1 == "D" { print $2 }' "$s" | sort -u))
+		if [ -n "$missing" ]; then
+			fail "bisect $k: undefined: $(echo $missing)"
 		else
-			tail -20 "$BOOT_OUT/bisect-$k.log"
-			fail "bisect $name builds"
+			pass "bisect $k: every symbol of the series it uses is defined"
 		fi
 	done
 }
