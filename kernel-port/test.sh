@@ -122,7 +122,8 @@ harness() {
 TARBALL=/usr/src/linux-source-6.12.tar.xz
 SRC=$KCACHE/src/linux-source-6.12
 
-patched_files() {	# paths touched by the given patches
+patched_files() {	# paths touched by the given patches (none: nothing)
+	[ $# -gt 0 ] || return 0
 	sed -n 's,^+++ b/\([^[:space:]]*\).*,\1,p; s,^--- a/\([^[:space:]]*\).*,\1,p' "$@" | sort -u
 }
 
