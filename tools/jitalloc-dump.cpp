@@ -18,10 +18,19 @@
 
 namespace {
 
-int usage() {
-    std::fprintf(stderr,
-                 "usage: jitalloc-dump [--disasm all|ADDRESS|NAME] DUMPFILE|-\n"
-                 "       jitalloc-dump --self-demo [--disasm all|ADDRESS|NAME]\n");
+const char kUsage[] =
+    "usage: jitalloc-dump [--disasm all|ADDRESS|NAME] DUMPFILE|-\n"
+    "       jitalloc-dump --self-demo [--disasm all|ADDRESS|NAME]\n"
+    "       jitalloc-dump --help\n"
+    "Prints a jitalloc dump (written by jit_dump_file(path, JIT_DUMP_CODE) in the JIT\n"
+    "process; - reads standard input): arenas, stats, buddy orders, size classes, chunks,\n"
+    "slabs, allocations. --disasm disassembles all allocations, the one starting at a hex\n"
+    "ADDRESS, or those named NAME. --self-demo inspects a demo arena of its own process.\n"
+    "Exit status: 0 ok, 1 the dump is malformed or --disasm matched nothing, 2 bad usage.\n";
+
+// Bad usage: what was wrong, then the usage, on stderr.
+int usage_error(const char *why, const char *arg) {
+    std::fprintf(stderr, "jitalloc-dump: %s%s%s\n%s", why, arg ? " " : "", arg ? arg : "", kUsage);
     return 2;
 }
 
@@ -60,7 +69,10 @@ int self_demo(const char *spec) {
     size_t len = 0;
     FILE *mem = open_memstream(&text, &len);
     if (!mem || jit_inspect_self(mem, spec) != 0) {
-        std::perror("jit_inspect_self");
+        if (errno == ENOENT)
+            std::fprintf(stderr, "jitalloc-dump: no allocation named or starting at \"%s\" in this process\n", spec);
+        else
+            std::perror("jit_inspect_self");
         return 1;
     }
     std::fclose(mem);
@@ -85,28 +97,43 @@ int main(int argc, char **argv) {
     const char *spec = nullptr, *path = nullptr;
     bool demo = false;
     for (int i = 1; i < argc; i++) {
-        if (std::strcmp(argv[i], "--disasm") == 0 && i + 1 < argc)
+        if (std::strcmp(argv[i], "--disasm") == 0) {
+            if (i + 1 == argc)
+                return usage_error("--disasm needs all, an ADDRESS or a NAME", nullptr);
             spec = argv[++i];
-        else if (std::strcmp(argv[i], "--self-demo") == 0)
+        } else if (std::strcmp(argv[i], "--self-demo") == 0) {
             demo = true;
-        else if (std::strcmp(argv[i], "-h") == 0 || std::strcmp(argv[i], "--help") == 0)
-            return usage();
-        else if (!path)
+        } else if (std::strcmp(argv[i], "-h") == 0 || std::strcmp(argv[i], "--help") == 0) {
+            std::fputs(kUsage, stdout);
+            return 0;
+        } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
+            return usage_error("unknown option", argv[i]);
+        } else if (!path) {
             path = argv[i];
-        else
-            return usage();
+        } else {
+            return usage_error("more than one dump file:", argv[i]);
+        }
     }
     if (demo)
         return self_demo(spec ? spec : "all");
     if (!path)
-        return usage();
-    FILE *f = std::strcmp(path, "-") == 0 ? stdin : std::fopen(path, "r");
+        return usage_error("no dump file given", nullptr);
+    bool from_stdin = std::strcmp(path, "-") == 0;
+    FILE *f = from_stdin ? stdin : std::fopen(path, "r");
     if (!f) {
-        std::perror(path);
+        std::fprintf(stderr, "jitalloc-dump: cannot open dump file %s: %s\n", path, std::strerror(errno));
         return 1;
     }
-    int rc = jit_inspect_print(stdout, f, spec);
-    if (rc != 0)
-        std::perror(spec && errno == ENOENT ? spec : "jitalloc-dump");
+    char why[512] = "";
+    int rc = jit_inspect_print_msg(stdout, f, spec, why, sizeof why);
+    if (rc != 0) {
+        const char *what = from_stdin ? "standard input" : path;
+        if (errno == EINVAL)
+            std::fprintf(stderr, "jitalloc-dump: %s is not a valid jitalloc dump: %s\n", what, why);
+        else
+            std::fprintf(stderr, "jitalloc-dump: %s: %s\n", what, why);
+    }
+    if (!from_stdin)
+        std::fclose(f);
     return rc == 0 ? 0 : 1;
 }

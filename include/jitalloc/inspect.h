@@ -35,6 +35,11 @@ int jit_inspect_disasm_alloc(FILE *out, const void *p);
  * none, "all", a hex address (0x optional) or an allocation name. Returns 0, or -1 if
  * the dump is malformed (errno EINVAL) or disasm matched nothing (errno ENOENT). */
 int jit_inspect_print(FILE *out, FILE *dump, const char *disasm);
+/* Same; on failure msg (if not NULL) receives what went wrong, for a person: for a
+ * malformed dump the line and what is wrong with it (not a dump, unknown version,
+ * truncated, a record out of place), for disasm the name or address that matched
+ * nothing and how many allocations the dump holds. */
+int jit_inspect_print_msg(FILE *out, FILE *dump, const char *disasm, char *msg, size_t msg_len);
 
 /* jit_dump(JIT_DUMP_CODE) of this process, printed with jit_inspect_print. */
 int jit_inspect_self(FILE *out, const char *disasm);

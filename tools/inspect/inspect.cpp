@@ -59,28 +59,60 @@ std::string rest_after_name(const std::string &line) {
 uint64_t hex(const std::string &s) { return std::strtoull(s.c_str(), nullptr, 16); }
 uint64_t dec(const std::string &s) { return std::strtoull(s.c_str(), nullptr, 10); }
 
-bool parse(FILE *f, Dump &d) {
+// What is wrong with a dump, for the reader: where, and what was expected.
+struct ParseError {
+    std::string what;
+    bool failed() const { return !what.empty(); }
+};
+
+// Records that carry a second field the printer reads (t[1]).
+bool needs_operand(const std::string &k) {
+    return k == "order" || k == "class" || k == "chunk" || k == "slab" || k == "alloc";
+}
+
+bool is_hex(const std::string &s) {
+    return !s.empty() && s.find_first_not_of("0123456789abcdefABCDEF") == std::string::npos;
+}
+
+// Parses one dump. On failure, err says what is wrong, with the line number.
+bool parse(FILE *f, Dump &d, ParseError &err) {
     std::string line;
     bool header = false, ended = false;
     Arena *a = nullptr;
+    unsigned lineno = 0;
+    auto fail = [&](const std::string &why) {
+        err.what = "line " + std::to_string(lineno) + ": " + why;
+        return false;
+    };
     for (int ch; (ch = std::fgetc(f)) != EOF || !line.empty();) {
         if (ch != '\n' && ch != EOF) {
             line += static_cast<char>(ch);
             continue;
         }
+        lineno++;
         std::vector<std::string> t = split(line);
         if (t.empty()) {
             line.clear();
+            if (ch == EOF)
+                break;
             continue;
         }
         const std::string &k = t[0];
+        if (!header && k != "jitalloc-dump")
+            return fail("not a jitalloc dump: it must start with \"jitalloc-dump 1 pid P\" (written by "
+                        "jit_dump / jit_dump_file), found \"" + line.substr(0, 40) + "\"");
+        if (ended)
+            return fail("\"" + k + "\" after the final \"end\" line");
+        if (needs_operand(k) && t.size() < 2)
+            return fail("\"" + k + "\" record without its value");
         if (k == "jitalloc-dump") {
+            if (header)
+                return fail("a second \"jitalloc-dump\" header (two dumps in one file?)");
             if (t.size() < 2 || t[1] != "1")
-                return false;  // unknown version
+                return fail("dump format version " + (t.size() < 2 ? std::string("missing") : t[1]) +
+                            ", this reader knows version 1");
             header = true;
             d.pid = static_cast<long>(dec(field(t, "pid")));
-        } else if (!header) {
-            return false;
         } else if (k == "arena") {
             d.arenas.emplace_back();
             a = &d.arenas.back();
@@ -93,7 +125,7 @@ bool parse(FILE *f, Dump &d) {
         } else if (k == "end") {
             ended = true;
         } else if (!a) {
-            return false;
+            return fail("\"" + k + "\" before the first \"arena\" line");
         } else if (k == "stats") {
             for (size_t i = 1; i + 1 < t.size(); i += 2)
                 a->stats.emplace_back(t[i], t[i + 1]);
@@ -106,29 +138,44 @@ bool parse(FILE *f, Dump &d) {
         } else if (k == "slab") {
             a->slabs.push_back(line);
         } else if (k == "alloc") {
+            if (!is_hex(t[1]))
+                return fail("allocation address \"" + t[1] + "\" is not hex");
             Alloc al;
-            al.addr = hex(t.size() > 1 ? t[1] : "0");
+            al.addr = hex(t[1]);
             al.usable = dec(field(t, "usable"));
             al.requested = dec(field(t, "requested"));
             al.kind = field(t, "kind");
             al.name = rest_after_name(line);
             a->allocs.push_back(std::move(al));
         } else if (k == "code") {
-            if (t.size() < 3 || a->allocs.empty() || hex(t[1]) != a->allocs.back().addr)
-                return false;
+            if (t.size() < 3)
+                return fail("\"code\" record without an address and hex bytes");
+            if (a->allocs.empty() || hex(t[1]) != a->allocs.back().addr)
+                return fail("code bytes for " + t[1] + " do not follow the \"alloc " + t[1] + "\" line");
             const std::string &h = t[2];
+            if (!is_hex(h) || h.size() % 2 != 0)
+                return fail("code bytes for " + t[1] + " are not an even number of hex digits");
             std::vector<uint8_t> &code = a->allocs.back().code;
             code.reserve(h.size() / 2);
             for (size_t i = 0; i + 1 < h.size(); i += 2)
                 code.push_back(static_cast<uint8_t>(std::strtoul(h.substr(i, 2).c_str(), nullptr, 16)));
         } else if (k != "end-arena") {
-            return false;
+            return fail("unknown record \"" + k + "\"");
         }
         line.clear();
         if (ch == EOF)
             break;
     }
-    return header && ended;
+    if (!header) {
+        err.what = "empty file: not a jitalloc dump";
+        return false;
+    }
+    if (!ended) {
+        err.what = "truncated after line " + std::to_string(lineno) +
+                   ": no final \"end\" line (the writing process stopped mid-dump?)";
+        return false;
+    }
+    return true;
 }
 
 void print_arena(FILE *out, const Arena &a) {
@@ -228,17 +275,33 @@ extern "C" int jit_inspect_disasm_alloc(FILE *out, const void *p) {
     return jit_inspect_disasm(out, p, n ? n : 1, reinterpret_cast<uintptr_t>(p));
 }
 
-extern "C" int jit_inspect_print(FILE *out, FILE *dump, const char *disasm) {
+namespace {
+
+// Copies why into msg (when given) and fails with err.
+int fail_with(int err, const std::string &why, char *msg, size_t msg_len) {
+    if (msg && msg_len)
+        std::snprintf(msg, msg_len, "%s", why.c_str());
+    errno = err;
+    return -1;
+}
+
+}  // namespace
+
+extern "C" int jit_inspect_print_msg(FILE *out, FILE *dump, const char *disasm, char *msg, size_t msg_len) {
     Dump d;
-    if (!dump || !parse(dump, d)) {
-        errno = EINVAL;
-        return -1;
-    }
+    ParseError err;
+    if (!out || !dump)
+        return fail_with(EINVAL, "no output or no dump stream", msg, msg_len);
+    if (!parse(dump, d, err))
+        return fail_with(EINVAL, err.what, msg, msg_len);
     std::fprintf(out, "jitalloc dump of process %ld: %zu arena(s)\n\n", d.pid, d.arenas.size());
     bool matched = false;
+    size_t allocs = 0, named = 0;
     for (const Arena &a : d.arenas) {
         print_arena(out, a);
         for (const Alloc &al : a.allocs) {
+            allocs++;
+            named += al.name != "-";
             if (!selected(al, disasm))
                 continue;
             matched = true;
@@ -247,15 +310,22 @@ extern "C" int jit_inspect_print(FILE *out, FILE *dump, const char *disasm) {
             if (al.code.empty())
                 std::fprintf(out, "  (no code bytes in the dump: write it with JIT_DUMP_CODE)\n");
             else if (jit_inspect_disasm(out, al.code.data(), al.code.size(), al.addr) < 0)
-                return -1;
+                return fail_with(errno, "Capstone could not be opened", msg, msg_len);
         }
         std::fputc('\n', out);
     }
-    if (disasm && !matched) {
-        errno = ENOENT;
-        return -1;
-    }
+    if (disasm && !matched)
+        return fail_with(ENOENT,
+                         std::string("no allocation named or starting at \"") + disasm + "\" (the dump has " +
+                             std::to_string(allocs) + " allocation(s), " + std::to_string(named) +
+                             " of them named; names come from jit_arena_alloc_named with "
+                             "JIT_ARENA_PERF_MAP or JIT_ARENA_GDB_JIT)",
+                         msg, msg_len);
     return 0;
+}
+
+extern "C" int jit_inspect_print(FILE *out, FILE *dump, const char *disasm) {
+    return jit_inspect_print_msg(out, dump, disasm, nullptr, 0);
 }
 
 extern "C" int jit_inspect_self(FILE *out, const char *disasm) {
