@@ -114,6 +114,14 @@ jit_arena *jit_arena_create(const struct jit_arena_options *opts);
 int jit_arena_destroy(jit_arena *arena);
 /* The arena behind jit_alloc; created on first use (honours JITALLOC_WRITER). */
 jit_arena *jit_default_arena(void);
+/* An arena's id: unique for the life of the process and never given to another arena,
+ * even after this one is destroyed (a new arena may reuse the old one's address, never
+ * its id). 0 for NULL. */
+uint64_t jit_arena_id(const jit_arena *arena);
+/* The live arena with that id, NULL (errno EINVAL) once it has been destroyed or if no
+ * arena ever had it. Handles that outlive their arena (jitalloc::Code) keep the id and
+ * look the arena up here instead of keeping a pointer that could dangle. */
+jit_arena *jit_arena_by_id(uint64_t id);
 
 /* Copies len bytes of code into new ROX memory. code == NULL: reserve len bytes of
  * trap instructions, to be written later with jit_update. The rest of the usable size

@@ -3,6 +3,18 @@
 // Errors are values, never exceptions: functions that can fail return an int errno
 // (0 on success) or a jitalloc::Result<T>, which holds either a value or an errno.
 // The errno values mean what they mean in the C API (EINVAL, ENOMEM, ...).
+//
+// Lifetimes: a Code belongs to the arena that made it and frees and updates through that
+// arena only. It may outlive its Arena: once the arena is destroyed its Codes are dead —
+// update() and reset() return EINVAL and touch nothing (not even code another arena has
+// placed at the same address since), size() is 0, and their destructors do nothing; the
+// memory went with the arena. The arena is recognised by its id (jit_arena_id), which no
+// other arena ever gets, so a new arena at the old arena's address is never mistaken for
+// it. Destroying an arena while another thread still uses one of its Codes is a race, as
+// with any use of an arena being destroyed: order the two.
+//
+// Code memory is read-only: write through Code::update (or jit_update), never through
+// data() — a store there faults.
 #ifndef JITALLOC_JITALLOC_HPP
 #define JITALLOC_JITALLOC_HPP
 
@@ -10,7 +22,15 @@
 
 #include <cerrno>
 #include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <initializer_list>
+#include <optional>
+#include <ranges>
 #include <span>
+#include <type_traits>
 #include <utility>
 
 namespace jitalloc {
@@ -24,26 +44,57 @@ enum class Writer {
     Mprotect = JIT_WRITER_MPROTECT,
 };
 
-// A value or an errno. Check ok() (or operator bool) before value().
+// A value or an errno. Check has_value() (or operator bool) first: value(), operator* and
+// operator-> on an error print the errno to stderr and abort the process, in every build.
 template <class T>
 class Result {
 public:
     Result(T value) : value_(std::move(value)), error_(0) {}
-    static Result failure(int error) { return Result(error, Tag{}); }
+    // An error; error must not be 0 (EINVAL is used if it is).
+    static Result failure(int error) { return Result(error ? error : EINVAL, Tag{}); }
 
-    bool ok() const { return error_ == 0; }
-    explicit operator bool() const { return ok(); }
-    int error() const { return error_; }
-    T &value() & { return value_; }
-    T &&value() && { return std::move(value_); }
-    T *operator->() { return &value_; }
+    bool has_value() const { return error_ == 0; }
+    bool ok() const { return has_value(); }
+    explicit operator bool() const { return has_value(); }
+    int error() const { return error_; }  // 0 when there is a value
+
+    T &value() & { return checked(); }
+    const T &value() const & { return checked(); }
+    T &&value() && { return std::move(checked()); }
+    T &operator*() & { return checked(); }
+    const T &operator*() const & { return checked(); }
+    T &&operator*() && { return std::move(checked()); }
+    T *operator->() { return &checked(); }
+    const T *operator->() const { return &checked(); }
 
 private:
     struct Tag {};
-    Result(int error, Tag) : value_(), error_(error) {}
-    T value_;
+    Result(int error, Tag) : error_(error) {}
+    T &checked() const {
+        if (!value_) {
+            std::fprintf(stderr, "jitalloc: Result::value() called on an error (errno %d: %s); "
+                                 "check has_value() or error() first\n",
+                         error_, std::strerror(error_));
+            std::abort();
+        }
+        return const_cast<T &>(*value_);
+    }
+    std::optional<T> value_;
     int error_;
 };
+
+// Contiguous ranges of bytes that load() and update() take as they are: std::array,
+// std::vector, C arrays, std::string_view, spans of unsigned char / uint8_t / std::byte /
+// char.
+template <class R>
+concept ByteRange = std::ranges::contiguous_range<R> && std::ranges::sized_range<R> &&
+                    sizeof(std::ranges::range_value_t<R>) == 1 &&
+                    std::is_trivially_copyable_v<std::ranges::range_value_t<R>>;
+
+template <ByteRange R>
+std::span<const std::byte> as_code_bytes(const R &r) {
+    return {reinterpret_cast<const std::byte *>(std::ranges::data(r)), std::ranges::size(r)};
+}
 
 struct ArenaOptions {
     jit_arena_options c;
@@ -58,20 +109,38 @@ struct ArenaOptions {
     ArenaOptions &near_range(size_t bytes) { c.near_range = bytes; return *this; }
     ArenaOptions &retain_bytes(size_t bytes) { c.retain_bytes = bytes; return *this; }
     ArenaOptions &max_bytes(size_t bytes) { c.max_bytes = bytes; return *this; }
-    ArenaOptions &flags(unsigned f) { c.flags = f; return *this; }
     ArenaOptions &name(const char *n) { c.name = n; return *this; }
+
+    // Flags (JIT_ARENA_*): the named setters and add_flags add to what is set; set_flags
+    // replaces every flag.
+    ArenaOptions &add_flags(unsigned f) { c.flags |= f; return *this; }
+    ArenaOptions &set_flags(unsigned f) { c.flags = f; return *this; }
+    ArenaOptions &no_sync_core() { return add_flags(JIT_ARENA_NO_SYNC_CORE); }
+    ArenaOptions &no_huge_pages() { return add_flags(JIT_ARENA_NO_HUGE_PAGES); }
+    ArenaOptions &ignore_env() { return add_flags(JIT_ARENA_IGNORE_ENV); }
+    ArenaOptions &perf_map() { return add_flags(JIT_ARENA_PERF_MAP); }
+    ArenaOptions &gdb_jit() { return add_flags(JIT_ARENA_GDB_JIT); }
+    [[deprecated("flags() replaces every flag set before it: use add_flags() or set_flags()")]]
+    ArenaOptions &flags(unsigned f) { return set_flags(f); }
 };
 
-// One live allocation, freed when the handle dies. Move-only.
+// One live allocation, freed through its arena when the handle dies. Move-only. See
+// "Lifetimes" at the top: a Code outliving its Arena is dead, never a danger.
 class Code {
 public:
     Code() = default;
-    explicit Code(void *p) : p_(p) {}
-    Code(Code &&o) noexcept : p_(std::exchange(o.p_, nullptr)) {}
+    // Adopts p, a start address from jit_alloc / jit_arena_alloc, and remembers the arena
+    // that owns it now (none if p is not live: reset() then fails with EINVAL).
+    explicit Code(void *p) : p_(p), arena_id_(jit_arena_id(jit_arena_of(p))) {}
+    // Adopts p, an allocation of arena.
+    Code(jit_arena *arena, void *p) : p_(p), arena_id_(jit_arena_id(arena)) {}
+    Code(Code &&o) noexcept
+        : p_(std::exchange(o.p_, nullptr)), arena_id_(std::exchange(o.arena_id_, 0)) {}
     Code &operator=(Code &&o) noexcept {
         if (this != &o) {
             reset();
             p_ = std::exchange(o.p_, nullptr);
+            arena_id_ = std::exchange(o.arena_id_, 0);
         }
         return *this;
     }
@@ -80,39 +149,64 @@ public:
     ~Code() { reset(); }
 
     void *data() const { return p_; }
-    size_t size() const { return p_ ? jit_size(p_) : 0; }
+    // Usable size; 0 for an empty handle or once the arena is gone.
+    size_t size() const {
+        jit_arena *a = arena();
+        return a && jit_arena_of(p_) == a ? jit_size(p_) : 0;
+    }
     explicit operator bool() const { return p_ != nullptr; }
+    // The id of the arena the code belongs to (jit_arena_id), 0 for an empty handle.
+    uint64_t arena_id() const { return arena_id_; }
 
     // The code's address as a function pointer, e.g. code.as<int (*)(int)>().
     template <class Fn>
     Fn as() const { return reinterpret_cast<Fn>(p_); }
 
-    // Writes bytes at offset; 0 or an errno. Nothing changes on error.
+    // Writes bytes at offset; 0 or an errno (EINVAL also when the arena is gone).
+    // Nothing changes on error.
     int update(size_t offset, std::span<const std::byte> bytes) const {
-        if (!p_)
+        jit_arena *a = arena();
+        if (!p_ || !a)
             return EINVAL;
-        if (offset > size())
+        if (offset > jit_size(p_))
             return EINVAL;
-        return jit_update(static_cast<char *>(p_) + offset, bytes.data(), bytes.size()) == 0
+        return jit_arena_update(a, static_cast<char *>(p_) + offset, bytes.data(), bytes.size()) == 0
                    ? 0
                    : errno;
     }
+    template <ByteRange R>
+    int update(size_t offset, const R &bytes) const { return update(offset, as_code_bytes(bytes)); }
+    int update(size_t offset, std::initializer_list<uint8_t> bytes) const {
+        return update(offset, std::span<const uint8_t>(bytes.begin(), bytes.size()));
+    }
 
     // Gives up ownership without freeing.
-    void *release() { return std::exchange(p_, nullptr); }
+    void *release() {
+        arena_id_ = 0;
+        return std::exchange(p_, nullptr);
+    }
 
-    // Frees now; 0 or an errno (the handle is kept on error).
+    // Frees now, through the code's arena; 0 or an errno (EINVAL when the arena is gone;
+    // the handle is kept on error).
     int reset() {
         if (!p_)
             return 0;
-        if (jit_free(p_) != 0)
+        jit_arena *a = arena();
+        if (!a)
+            return EINVAL;
+        if (jit_arena_free(a, p_) != 0)
             return errno;
         p_ = nullptr;
+        arena_id_ = 0;
         return 0;
     }
 
 private:
+    // The live arena the code belongs to, nullptr once it is destroyed.
+    jit_arena *arena() const { return arena_id_ ? jit_arena_by_id(arena_id_) : nullptr; }
+
     void *p_ = nullptr;
+    uint64_t arena_id_ = 0;
 };
 
 // An independent pool with its own options. Move-only; destroying it unmaps its code.
@@ -148,10 +242,21 @@ public:
     ~Arena() { destroy(); }
 
     jit_arena *get() const { return a_; }
+    // The arena's id (jit_arena_id), 0 for an empty Arena.
+    uint64_t id() const { return jit_arena_id(a_); }
 
     // Copies code into new ROX memory.
     Result<Code> load(std::span<const std::byte> code, const char *name = nullptr) const {
         return wrap(jit_arena_alloc_named(a_, code.data(), code.size(), name));
+    }
+    // The same from any contiguous range of bytes: std::array<uint8_t, N>,
+    // std::vector<unsigned char>, a C array, ...
+    template <ByteRange R>
+    Result<Code> load(const R &code, const char *name = nullptr) const {
+        return load(as_code_bytes(code), name);
+    }
+    Result<Code> load(std::initializer_list<uint8_t> code, const char *name = nullptr) const {
+        return load(std::span<const uint8_t>(code.begin(), code.size()), name);
     }
     // Reserves len bytes of trap instructions, to be written with Code::update.
     Result<Code> reserve(size_t len, const char *name = nullptr) const {
@@ -163,10 +268,10 @@ public:
 
 private:
     Arena(jit_arena *a, bool owned) : a_(a), owned_(owned) {}
-    static Result<Code> wrap(void *p) {
+    Result<Code> wrap(void *p) const {
         if (!p)
             return Result<Code>::failure(errno);
-        return Code(p);
+        return Code(a_, p);
     }
     void destroy() {
         if (a_ && owned_)

@@ -90,6 +90,13 @@ jit_arena *jit_default_arena(void) {
     return a;
 }
 
+uint64_t jit_arena_id(const jit_arena *a) { return a ? a->id : 0; }
+
+jit_arena *jit_arena_by_id(uint64_t id) {
+    jit_arena *a = id ? arena_with_id(id) : nullptr;
+    return static_cast<jit_arena *>(ret_ptr(a ? 0 : EINVAL, a));
+}
+
 void *jit_arena_alloc_named(jit_arena *a, const void *code, size_t len, const char *name) {
     if (!a)
         return ret_ptr(EINVAL, nullptr);

@@ -71,6 +71,7 @@ struct jit_arena {
     using Chunk = jitalloc::Chunk;
 
     jit_arena_options opts{};
+    uint64_t id = 0;         // never reused (arena_setup.cpp); set before registration
     std::string name;
     const jitalloc::Writer *writer = nullptr;
     jitalloc::Placement placement;
@@ -148,6 +149,8 @@ std::mutex &arena_registry_lock();
 jit_arena *arena_registry_head();
 // Where the chunks of an arena with options o may go (options already validated).
 Placement make_placement(const jit_arena_options &o);
+// The registered arena with that id, or nullptr.
+jit_arena *arena_with_id(uint64_t id);
 }  // namespace jitalloc
 
 template <class Fn>

@@ -1,7 +1,10 @@
 // Arena creation and destruction, the arena registry, writer selection and fork().
 //
 // The registry lists every live arena; registry_lock guards it and is taken first
-// (before any arena lock) by fork handlers, jit_shrink and destruction.
+// (before any arena lock) by fork handlers, jit_shrink and destruction. Each arena gets an
+// id at registration, one more than the last: an id names one arena for the life of the
+// process, so a handle holding an id can tell a destroyed arena from a new one at the
+// same address (jit_arena_by_id).
 #include "arena/arena.h"
 
 #include "diag/diag.h"
@@ -25,6 +28,7 @@ namespace {
 
 std::mutex g_registry_lock;
 jit_arena *g_registry = nullptr;  // guarded by g_registry_lock
+uint64_t g_last_id = 0;           // guarded by g_registry_lock; ids are never reused
 std::once_flag g_atfork_once;
 
 constexpr size_t kMaxNearRange = size_t{2} << 30;
@@ -176,6 +180,14 @@ Placement make_placement(const jit_arena_options &o) {
     return p;
 }
 
+jit_arena *arena_with_id(uint64_t id) {
+    std::lock_guard<std::mutex> g(g_registry_lock);
+    for (jit_arena *a = g_registry; a; a = a->next_arena)
+        if (a->id == id)
+            return a;
+    return nullptr;
+}
+
 int arena_create(const jit_arena_options *user, jit_arena **out) {
     jit_arena_options o;
     jit_arena_options_init(&o);
@@ -209,6 +221,7 @@ int arena_create(const jit_arena_options *user, jit_arena **out) {
     std::call_once(g_atfork_once, [] { pthread_atfork(atfork_prepare, atfork_parent, atfork_child); });
     {
         std::lock_guard<std::mutex> g(g_registry_lock);
+        a->id = ++g_last_id;
         a->next_arena = g_registry;
         g_registry = a;
     }
