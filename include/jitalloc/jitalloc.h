@@ -40,6 +40,8 @@ extern "C" {
 #define JIT_MAX_ALLOC_SIZE ((size_t)1 << 30)
 /* Alignment of every allocation's start address. */
 #define JIT_ALLOC_ALIGN 16
+/* Largest alignment jit_alloc_aligned takes: the page size. */
+#define JIT_MAX_ALIGN 4096
 /* Number of buddy orders: 4 KiB (order 0) .. 2 MiB (order 9). */
 #define JIT_BUDDY_ORDERS 10
 /* Upper bound on the number of slab size classes reported in struct jit_stats. */
@@ -130,6 +132,26 @@ void *jit_alloc(const void *code, size_t len);
 void *jit_arena_alloc(jit_arena *arena, const void *code, size_t len);
 /* Same, with a symbol name for profilers and debuggers (may be NULL). */
 void *jit_arena_alloc_named(jit_arena *arena, const void *code, size_t len, const char *name);
+
+/* Same as jit_alloc / jit_arena_alloc_named, with the start address a multiple of align:
+ * a power of two up to JIT_MAX_ALIGN (values up to JIT_ALLOC_ALIGN change nothing); any
+ * other align fails with EINVAL. A small aligned request takes the smallest size class
+ * whose objects are all aligned (e.g. 32 bytes at align 64 uses a 64-byte object), a
+ * larger one whole pages. name may be NULL. */
+void *jit_alloc_aligned(const void *code, size_t len, size_t align);
+void *jit_arena_alloc_aligned(jit_arena *arena, const void *code, size_t len, size_t align,
+                              const char *name);
+
+/* Gives back the unused tail of the live allocation starting at p: bytes [p+len, end)
+ * become trap instructions (whatever was written there), and where the layout allows the
+ * memory becomes reusable: an allocation of whole pages returns the pages past
+ * len rounded up to 4 KiB to the arena, and jit_size becomes that length; a slab object
+ * (up to 64 KiB) and a large allocation keep their size (jit_size unchanged), only their
+ * tail holds traps. Stats count len as the requested length. 0, or -1 with errno:
+ * EINVAL (p not a live allocation start, len 0 or above jit_size(p)), the writer's errno
+ * (nothing changed). For a JIT that reserved a worst case and emitted less. */
+int jit_shrink_alloc(void *p, size_t len);
+int jit_arena_shrink_alloc(jit_arena *arena, void *p, size_t len);
 
 /* text_poke-style write into live code: [dst, dst+len) must lie inside the usable size
  * of one live allocation. The write lands whole or not at all, is read back, and the

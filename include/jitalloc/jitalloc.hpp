@@ -180,6 +180,15 @@ public:
         return update(offset, std::span<const uint8_t>(bytes.begin(), bytes.size()));
     }
 
+    // Gives back the tail past len (jit_shrink_alloc): it holds traps from now on; whole
+    // pages of a page-sized allocation become free. 0 or an errno.
+    int shrink(size_t len) const {
+        jit_arena *a = arena();
+        if (!p_ || !a)
+            return EINVAL;
+        return jit_arena_shrink_alloc(a, p_, len) == 0 ? 0 : errno;
+    }
+
     // Gives up ownership without freeing.
     void *release() {
         arena_id_ = 0;
@@ -261,6 +270,14 @@ public:
     // Reserves len bytes of trap instructions, to be written with Code::update.
     Result<Code> reserve(size_t len, const char *name = nullptr) const {
         return wrap(jit_arena_alloc_named(a_, nullptr, len, name));
+    }
+    // The same, starting at a multiple of align (a power of two up to JIT_MAX_ALIGN).
+    Result<Code> reserve_aligned(size_t len, size_t align, const char *name = nullptr) const {
+        return wrap(jit_arena_alloc_aligned(a_, nullptr, len, align, name));
+    }
+    Result<Code> load_aligned(std::span<const std::byte> code, size_t align,
+                              const char *name = nullptr) const {
+        return wrap(jit_arena_alloc_aligned(a_, code.data(), code.size(), align, name));
     }
 
     int stats(struct jit_stats &out) const { return jit_arena_stats(a_, &out) == 0 ? 0 : errno; }

@@ -14,6 +14,8 @@
 
 using namespace jitalloc;
 
+static_assert(JIT_MAX_ALIGN == kPageSize, "aligned allocations rely on page-aligned slabs and runs");
+
 namespace {
 
 std::mutex g_default_lock;  // guards creation of g_default
@@ -112,6 +114,29 @@ void *jit_arena_alloc(jit_arena *a, const void *code, size_t len) {
 void *jit_alloc(const void *code, size_t len) {
     jit_arena *a = jit_default_arena();
     return a ? jit_arena_alloc_named(a, code, len, nullptr) : nullptr;
+}
+
+void *jit_arena_alloc_aligned(jit_arena *a, const void *code, size_t len, size_t align,
+                              const char *name) {
+    if (!a || align == 0 || (align & (align - 1)) != 0 || align > JIT_MAX_ALIGN)
+        return ret_ptr(EINVAL, nullptr);
+    void *p = nullptr;
+    int rc = a->alloc(code, len, name, &p, align < JIT_ALLOC_ALIGN ? JIT_ALLOC_ALIGN : align);
+    return ret_ptr(rc, p);
+}
+
+void *jit_alloc_aligned(const void *code, size_t len, size_t align) {
+    jit_arena *a = jit_default_arena();
+    return a ? jit_arena_alloc_aligned(a, code, len, align, nullptr) : nullptr;
+}
+
+int jit_shrink_alloc(void *p, size_t len) {
+    jit_arena *a = arena_of_ptr(p);
+    return ret(a ? a->shrink_alloc(p, len) : EINVAL);
+}
+
+int jit_arena_shrink_alloc(jit_arena *a, void *p, size_t len) {
+    return ret(a ? a->shrink_alloc(p, len) : EINVAL);
 }
 
 int jit_update(void *dst, const void *src, size_t len) {

@@ -133,11 +133,11 @@ void jit_arena::release_locked(size_t keep_bytes, size_t *released) {
 
 // ---------------------------------------------------------------- alloc
 
-int jit_arena::alloc(const void *code, size_t len, const char *name, void **out) {
+int jit_arena::alloc(const void *code, size_t len, const char *name, void **out, size_t align) {
     if (len == 0 || len > JIT_MAX_ALLOC_SIZE)
         return EINVAL;
     GateGuard op(gate);
-    int cls = class_index(len);
+    int cls = class_index(len, align);  // page runs and large chunks are page-aligned
     int rc = cls >= 0               ? alloc_small(static_cast<unsigned>(cls), code, len, out)
              : len <= kChunkSize    ? alloc_pages(code, len, out)
                                     : alloc_large(code, len, out);

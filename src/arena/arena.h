@@ -96,7 +96,12 @@ struct jit_arena {
     jit_arena *next_arena = nullptr;  // global arena list (registry lock)
 
     // Operations behind the C API; errors as errno values.
-    int alloc(const void *code, size_t len, const char *name, void **out);
+    // align: a power of two up to kPageSize (the C API checks it).
+    int alloc(const void *code, size_t len, const char *name, void **out,
+              size_t align = JIT_ALLOC_ALIGN);
+    // Trap-fills [p+len, end of the allocation) and gives back what the layout allows
+    // (arena_resize.cpp).
+    int shrink_alloc(void *p, size_t len);
     int free(void *p);
     int update(void *dst, const void *src, size_t len);
     size_t usable_size(const void *p);

@@ -60,9 +60,9 @@ static_assert(kTable[0].objects > 0 && kTable[kNumClasses - 1].objects > 0);
 
 const SizeClass &size_class(unsigned index) { return kTable[index]; }
 
-int class_index(size_t len) {
-    if (len == 0 || len > kMaxSlabSize)
-        return -1;
+namespace {
+
+int smallest_class(size_t len) {
     if (len <= 256)
         return static_cast<int>((len - 1) / 16);
     // len in (256 << g, 512 << g]: group g, step 32 << g.
@@ -70,6 +70,17 @@ int class_index(size_t len) {
     size_t step = size_t{32} << g;
     size_t base = size_t{256} << g;
     return static_cast<int>(16 + 8 * g + (len - base - 1) / step);
+}
+
+}  // namespace
+
+int class_index(size_t len, size_t align) {
+    if (len == 0 || len > kMaxSlabSize)
+        return -1;
+    for (unsigned i = static_cast<unsigned>(smallest_class(len)); i < kNumClasses; i++)
+        if (kTable[i].size % align == 0)
+            return static_cast<int>(i);
+    return -1;
 }
 
 }  // namespace jitalloc

@@ -26,7 +26,10 @@ struct SizeClass {
 };
 
 const SizeClass &size_class(unsigned index);
-// Class for a request of len bytes (1..kMaxSlabSize); -1 above that.
-int class_index(size_t len);
+// Class for a request of len bytes (1..kMaxSlabSize) whose objects all start at a
+// multiple of align (a power of two up to kPageSize: slabs start on a page, so an object
+// size that is a multiple of align keeps every object aligned); -1 if none, or above
+// kMaxSlabSize.
+int class_index(size_t len, size_t align = 16);
 
 }  // namespace jitalloc

@@ -173,6 +173,17 @@ Slab *SlabClass::finish_free(Slab *s, unsigned i, unsigned keep_empty) {
     return nullptr;
 }
 
+int SlabClass::set_requested(Slab *s, unsigned i, uint32_t requested) {
+    if (i >= s->nobj || !s->is_live(i) || requested == 0 || requested > s->size)
+        return EINVAL;
+    s->requested -= s->requested_of(i);
+    requested_ -= s->requested_of(i);
+    s->req[i] = static_cast<uint16_t>(requested - 1);
+    s->requested += requested;
+    requested_ += requested;
+    return 0;
+}
+
 Slab *SlabClass::pop_empty() {
     Slab *s = lists_[kEmpty].head;
     if (s) {

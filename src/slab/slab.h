@@ -75,6 +75,9 @@ public:
     // empty and more than `keep_empty` empty slabs are cached, the slab is unlinked and
     // returned: the caller gives its pages back to the buddy.
     Slab *finish_free(Slab *s, unsigned i, unsigned keep_empty);
+    // The live object i now counts `requested` bytes (1..size; jit_shrink_alloc). EINVAL
+    // if it is not live.
+    int set_requested(Slab *s, unsigned i, uint32_t requested);
     // Unlinks and returns a cached empty slab (for shrinking), or nullptr.
     Slab *pop_empty();
     // Unlinks and returns any slab (arena destruction), or nullptr.
