@@ -63,11 +63,23 @@ enum jit_writer {
 /* Short stable name ("proc_mem", "memfd", ...), "?" for an unknown value. */
 const char *jit_writer_name(enum jit_writer w);
 
+/* Where code goes. "Near" means every code byte within near_range of the address, so a
+ * direct call (x86-64 rel32, +-2 GiB) from any code byte reaches it. */
 enum jit_placement {
-    JIT_PLACE_NEAR_LIBRARY = 0,   /* within near_range of libjitalloc's own code (default) */
-    JIT_PLACE_NEAR_ADDRESS,       /* within near_range of options.near */
-    JIT_PLACE_ANYWHERE            /* wherever the kernel puts it */
+    JIT_PLACE_NEAR_LIBRARY = 0,   /* near libjitalloc's own code (the default). Linked as a
+                                     shared library, that is among the shared libraries
+                                     (libc, libstdc++, ...), usually far from the
+                                     executable's own functions; linked statically, it is
+                                     the executable's code, usually far from libc. */
+    JIT_PLACE_NEAR_ADDRESS,       /* near options.near (e.g. the host function called most) */
+    JIT_PLACE_ANYWHERE,           /* wherever the kernel puts it */
+    JIT_PLACE_NEAR_ADDRESSES      /* near every one of options.near_addresses at once: the
+                                     window is where all their windows overlap; EINVAL at
+                                     creation if they lie too far apart (more than twice
+                                     near_range) for one 2 MiB chunk to fit */
 };
+/* Most targets JIT_PLACE_NEAR_ADDRESSES takes. */
+#define JIT_MAX_NEAR_ADDRESSES 64
 
 /* Arena flags. */
 #define JIT_ARENA_NO_SYNC_CORE  (1u << 0) /* skip membarrier(SYNC_CORE) after jit_update */
@@ -100,6 +112,11 @@ struct jit_arena_options {
     size_t max_bytes;             /* cap on mapped code memory; 0: no cap; else >= 2 MiB */
     unsigned flags;               /* JIT_ARENA_*; unknown bits are rejected */
     const char *name;             /* arena name for stats and dumps; copied; may be NULL */
+    /* version 0.2: */
+    const void *const *near_addresses; /* with JIT_PLACE_NEAR_ADDRESSES: near_count user-space
+                                          addresses (1..JIT_MAX_NEAR_ADDRESSES), read at
+                                          creation only */
+    size_t near_count;
 };
 /* The smallest struct_size accepted: the options of version 0.1. */
 #define JIT_ARENA_OPTIONS_MIN_SIZE \
@@ -217,6 +234,21 @@ int jit_stats_print(FILE *f, const struct jit_stats *stats);
  * returns the bytes released. */
 size_t jit_shrink(void);
 size_t jit_arena_shrink(jit_arena *arena);
+
+/* An arena's placement window: every code byte it will ever hand out lies in [lo, hi).
+ * For JIT_PLACE_ANYWHERE the window is all of user space and center is 0. */
+struct jit_window {
+    enum jit_placement placement;
+    uintptr_t lo, hi;             /* the window: code bytes in [lo, hi) */
+    uintptr_t center;             /* where the search for address space starts */
+    size_t call_reach;            /* reach of a direct call (x86-64 rel32: 2 GiB) */
+};
+/* Fills *out. 0, or -1 with errno EINVAL (NULL argument). */
+int jit_arena_window(jit_arena *arena, struct jit_window *out);
+/* 1 if a direct call (rel32) from any code byte the arena can hand out, now or later,
+ * reaches target; 0 if some would not (emit an indirect call); -1 with errno EINVAL for
+ * a NULL arena. Decided from the window alone, before any code is emitted. */
+int jit_arena_reaches(jit_arena *arena, const void *target);
 
 /* Maps len bytes (a multiple of 4096) of ordinary anonymous memory, never executable,
  * with protection prot (PROT_NONE, PROT_READ or PROT_READ|PROT_WRITE), inside the arena's

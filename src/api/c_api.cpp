@@ -184,6 +184,19 @@ size_t jit_shrink(void) {
     return released;
 }
 
+int jit_arena_window(jit_arena *a, struct jit_window *out) {
+    if (!a || !out)
+        return ret(EINVAL);
+    window_of(a->placement, a->opts.placement, out);
+    return 0;
+}
+
+int jit_arena_reaches(jit_arena *a, const void *target) {
+    if (!a)
+        return ret(EINVAL);
+    return window_reaches(a->placement, reinterpret_cast<uintptr_t>(target)) ? 1 : 0;
+}
+
 void *jit_arena_map_near(jit_arena *a, size_t len, int prot) {
     constexpr int kDataProt = PROT_READ | PROT_WRITE;
     if (!a || len == 0 || len % kPageSize != 0 || len > JIT_MAX_ALLOC_SIZE ||

@@ -19,6 +19,7 @@
 
 #include "buddy/buddy.h"
 #include "chunk/chunk.h"
+#include "chunk/window.h"
 #include "poke/writer.h"
 #include "slab/slab.h"
 
@@ -152,8 +153,6 @@ template <class Fn>
 void for_each_arena(Fn &&fn);
 std::mutex &arena_registry_lock();
 jit_arena *arena_registry_head();
-// Where the chunks of an arena with options o may go (options already validated).
-Placement make_placement(const jit_arena_options &o);
 // The registered arena with that id, or nullptr.
 jit_arena *arena_with_id(uint64_t id);
 }  // namespace jitalloc

@@ -106,32 +106,31 @@ long long raw_enum(const E &e) {
     return static_cast<long long>(v);
 }
 
-// True if the placement window holds at least one 2 MiB-aligned chunk of user space
-// above the lowest slot (never mappable: mmap_min_addr).
-bool window_has_room(const Placement &p) {
-    if (p.anywhere)
-        return true;
-    uintptr_t lo = std::max<uintptr_t>(p.lo, kChunkSize);
-    uintptr_t first = (lo + kChunkSize - 1) & ~(kChunkSize - 1);
-    return first < p.hi && p.hi - first >= kChunkSize;
-}
-
 // Every field a caller can set, against what the arena can work with. Nothing has been
 // created yet, so a rejection changes nothing.
 int validate(const jit_arena_options &o) {
     long long writer = raw_enum(o.writer), placement = raw_enum(o.placement);
     if (writer < JIT_WRITER_AUTO || writer >= JIT_WRITER_COUNT)
         return EINVAL;
-    if (placement < JIT_PLACE_NEAR_LIBRARY || placement > JIT_PLACE_ANYWHERE)
+    if (placement < JIT_PLACE_NEAR_LIBRARY || placement > JIT_PLACE_NEAR_ADDRESSES)
         return EINVAL;
-    if (o.placement == JIT_PLACE_NEAR_ADDRESS &&
-        (!o.near || reinterpret_cast<uintptr_t>(o.near) >= kUserTop))
+    auto user_address = [](const void *p) {
+        return p && reinterpret_cast<uintptr_t>(p) < kUserTop;
+    };
+    if (o.placement == JIT_PLACE_NEAR_ADDRESS && !user_address(o.near))
         return EINVAL;
+    if (o.placement == JIT_PLACE_NEAR_ADDRESSES) {
+        if (!o.near_addresses || o.near_count == 0 || o.near_count > JIT_MAX_NEAR_ADDRESSES)
+            return EINVAL;
+        for (size_t i = 0; i < o.near_count; i++)
+            if (!user_address(o.near_addresses[i]))
+                return EINVAL;
+    }
     if (o.near_range > kMaxNearRange)
         return EINVAL;
     if (o.placement != JIT_PLACE_ANYWHERE && o.near_range && o.near_range < kChunkSize)
         return EINVAL;
-    if (!window_has_room(make_placement(o)))
+    if (!window_has_room(make_placement(o)))  // also: targets too far apart for one window
         return EINVAL;
     if (o.max_bytes && o.max_bytes < kChunkSize)  // could never map a chunk
         return EINVAL;
@@ -166,20 +165,6 @@ namespace jitalloc {
 std::mutex &arena_registry_lock() { return g_registry_lock; }
 jit_arena *arena_registry_head() { return g_registry; }
 
-Placement make_placement(const jit_arena_options &o) {
-    Placement p;
-    if (o.placement == JIT_PLACE_ANYWHERE)
-        return p;
-    p.anywhere = false;
-    p.near = o.placement == JIT_PLACE_NEAR_ADDRESS
-                 ? reinterpret_cast<uintptr_t>(o.near)
-                 : reinterpret_cast<uintptr_t>(reinterpret_cast<const void *>(&jit_alloc));
-    size_t range = o.near_range ? o.near_range : JIT_DEFAULT_NEAR_RANGE;
-    p.lo = p.near > range ? p.near - range : 0;
-    p.hi = p.near < kUserTop - range ? p.near + range : kUserTop;
-    return p;
-}
-
 jit_arena *arena_with_id(uint64_t id) {
     std::lock_guard<std::mutex> g(g_registry_lock);
     for (jit_arena *a = g_registry; a; a = a->next_arena)
@@ -213,6 +198,8 @@ int arena_create(const jit_arena_options *user, jit_arena **out) {
     a->writer = w;
     a->opts.writer = w->kind();
     a->placement = make_placement(o);
+    a->opts.near_addresses = nullptr;  // the window is all that is kept of them
+    a->opts.near_count = 0;
     if (!(o.flags & JIT_ARENA_IGNORE_ENV))
         a->opts.flags |= observe_env_flags();
     a->observed = a->opts.flags & (JIT_ARENA_PERF_MAP | JIT_ARENA_GDB_JIT);
