@@ -1,8 +1,10 @@
 /*
  * jitalloc demo: loads 20 000 small x86-64 functions, calls them, patches them with
  * jit_update, runs them from two threads and in a forked child, shows that bad input
- * is rejected with EINVAL without changing anything, frees everything and gives the
- * memory back. Uses only <jitalloc/jitalloc.h>. Exits non-zero on any wrong result.
+ * is rejected with EINVAL without changing anything, prints the allocator's statistics
+ * while the functions are live, frees everything and gives the memory back. Each step
+ * says what it did; each bad input is printed with the errno it got. Uses only
+ * <jitalloc/jitalloc.h>. Exits non-zero on any wrong result.
  */
 #include <jitalloc/jitalloc.h>
 
@@ -48,6 +50,25 @@ static size_t make_func(uint8_t *buf, int pad, int32_t imm) {
 
 static int call(int i, int x) { return ((fn_t)funcs[i])(x); }
 
+static const char *errno_name(int e) {
+    switch (e) {
+    case 0: return "0";
+    case EINVAL: return "EINVAL";
+    case ENOMEM: return "ENOMEM";
+    case EIO: return "EIO";
+    case EPERM: return "EPERM";
+    default: return "other";
+    }
+}
+
+/* A call that must fail with errno want: prints what it got. */
+static void expect_error(const char *what, int failed, int want) {
+    int e = errno;
+    printf("  %-42s %s errno %s (%s)\n", what, failed ? "fails," : "SUCCEEDED,", errno_name(e),
+           strerror(e));
+    CHECK(failed && e == want, "%s: want failure with errno %s", what, errno_name(want));
+}
+
 static void *caller_thread(void *arg) {
     long bad = 0;
     int scale = (int)(intptr_t)arg;
@@ -87,6 +108,7 @@ int main(void) {
 
     /* 2. call */
     CHECK(all_return(1), "fresh functions return x + i");
+    printf("called each once: function i returns x + i\n");
 
     /* 3. patch: make every function return x + 2i */
     for (int i = 0; i < NFUNCS; i++) {
@@ -94,8 +116,10 @@ int main(void) {
         CHECK(jit_update((uint8_t *)funcs[i] + imm_off[i], &imm, 4) == 0, "jit_update %d", i);
     }
     CHECK(all_return(2), "patched functions return x + 2i");
+    printf("patched the imm32 of every function with jit_update: function i returns x + 2i\n");
 
     /* 4. two threads at once */
+    printf("two threads calling every function 5 times at once:\n");
     pthread_t t[2];
     for (int k = 0; k < 2; k++)
         pthread_create(&t[k], NULL, caller_thread, (void *)(intptr_t)2);
@@ -103,6 +127,7 @@ int main(void) {
         void *bad;
         pthread_join(t[k], &bad);
         CHECK(bad == NULL, "thread %d saw %ld wrong results", k, (long)(intptr_t)bad);
+        printf("thread %d: %d calls, %ld wrong\n", k, 5 * NFUNCS, (long)(intptr_t)bad);
     }
 
     /* 5. fork: the child runs and patches its own copy; the parent's is untouched */
@@ -121,6 +146,9 @@ int main(void) {
     CHECK(pid > 0 && waitpid(pid, &status, 0) == pid, "fork/wait");
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child ran and patched its copy");
     CHECK(all_return(2), "parent code unchanged by the child");
+    printf("fork: child %ld called its copy and patched it to x + 3i (exit status %d); "
+           "the parent's functions still return x + 2i\n",
+           (long)pid, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 
     /* 6. bad input: EINVAL, nothing changed */
     uint8_t *f0 = funcs[0];
@@ -128,39 +156,48 @@ int main(void) {
     memcpy(before, f0, sizeof before);
     size_t sz = jit_size(f0);
     int32_t junk = 0x12345678;
+    printf("bad input, each rejected:\n");
     errno = 0;
-    CHECK(jit_free(NULL) == -1 && errno == EINVAL, "free(NULL)");
+    expect_error("jit_free(NULL)", jit_free(NULL) == -1, EINVAL);
     errno = 0;
-    CHECK(jit_free(f0 + 1) == -1 && errno == EINVAL, "free(interior)");
+    expect_error("jit_free(interior pointer)", jit_free(f0 + 1) == -1, EINVAL);
     errno = 0;
-    CHECK(jit_free(buf) == -1 && errno == EINVAL, "free(foreign)");
+    expect_error("jit_free(a stack buffer)", jit_free(buf) == -1, EINVAL);
     errno = 0;
-    CHECK(jit_update(f0, &junk, 0) == -1 && errno == EINVAL, "update len 0");
+    expect_error("jit_update(f, src, 0)", jit_update(f0, &junk, 0) == -1, EINVAL);
     errno = 0;
-    CHECK(jit_update(f0 + sz - 2, &junk, 4) == -1 && errno == EINVAL, "update past the end");
+    expect_error("jit_update past the end of f", jit_update(f0 + sz - 2, &junk, 4) == -1, EINVAL);
     errno = 0;
-    CHECK(jit_update(f0, &junk, SIZE_MAX) == -1 && errno == EINVAL, "update SIZE_MAX");
+    expect_error("jit_update(f, src, SIZE_MAX)", jit_update(f0, &junk, SIZE_MAX) == -1, EINVAL);
     errno = 0;
-    CHECK(jit_update(f0, NULL, 4) == -1 && errno == EINVAL, "update from NULL");
+    expect_error("jit_update(f, NULL, 4)", jit_update(f0, NULL, 4) == -1, EINVAL);
     errno = 0;
-    CHECK(jit_alloc(buf, 0) == NULL && errno == EINVAL, "alloc len 0");
+    expect_error("jit_alloc(code, 0)", jit_alloc(buf, 0) == NULL, EINVAL);
     errno = 0;
-    CHECK(jit_alloc(buf, SIZE_MAX) == NULL && errno == EINVAL, "alloc SIZE_MAX");
+    expect_error("jit_alloc(code, SIZE_MAX)", jit_alloc(buf, SIZE_MAX) == NULL, EINVAL);
     CHECK(memcmp(before, f0, sizeof before) == 0, "bad input changed nothing");
     void *extra = jit_alloc(buf, make_func(buf, 0, 7));
     CHECK(extra && jit_free(extra) == 0, "alloc/free");
     errno = 0;
-    CHECK(jit_free(extra) == -1 && errno == EINVAL, "double free");
+    expect_error("jit_free twice (double free)", jit_free(extra) == -1, EINVAL);
     CHECK(all_return(2), "all functions still intact");
+    printf("after the bad input: function 0's bytes unchanged, all functions still return x + 2i\n");
 
-    /* 7. free everything and give memory back */
+    /* 7. statistics while everything is live: chunks, buddy orders, the size classes */
+    CHECK(jit_stats(&st) == 0 && st.allocations == NFUNCS, "%d live", NFUNCS);
+    printf("\nstatistics with %llu live functions:\n", (unsigned long long)st.allocations);
+    jit_stats_print(stdout, &st);
+    printf("\n");
+
+    /* 8. free everything and give memory back */
     for (int i = 0; i < NFUNCS; i++)
         CHECK(jit_free(funcs[i]) == 0, "jit_free %d", i);
     size_t released = jit_shrink();
     CHECK(jit_stats(&st) == 0 && st.allocations == 0, "nothing live");
-    printf("freed everything; jit_shrink released %zu KiB; %llu chunk(s) still mapped\n",
-           released / 1024, (unsigned long long)st.chunks_mapped);
-    jit_stats_print(stdout, &st);
+    printf("freed all %d functions; jit_shrink released %zu KiB; now %llu live, %llu chunk(s) "
+           "mapped, %llu chunk(s) given back to the OS in all\n",
+           NFUNCS, released / 1024, (unsigned long long)st.allocations,
+           (unsigned long long)st.chunks_mapped, (unsigned long long)st.chunks_released);
 
     if (failures) {
         fprintf(stderr, "demo: %d check(s) failed\n", failures);

@@ -4,6 +4,8 @@
 #include "helpers.h"
 
 #include <atomic>
+#include <csignal>
+#include <cstdlib>
 #include <mutex>
 #include <thread>
 
@@ -135,6 +137,33 @@ TEST(WXPersistentAlias, AliasIsWritableButNeverExecutable) {
     EXPECT_TRUE(saw_alias) << "persistent alias writer without a RW view?";
     EXPECT_TRUE(wx_mappings().empty());
     EXPECT_EQ(jit_free(p), 0);
+}
+
+// What the README says where the API is introduced: the pointer jit_alloc returns is
+// read-only, a store through it faults (write with jit_update instead), for every writer.
+TEST(WXStoreDeathTest, StoreThroughTheReturnedPointerFaults) {
+    GTEST_FLAG_SET(death_test_style, "threadsafe");
+    static jit_writer w;
+    for (jit_writer each : kAllWriters) {
+        w = each;
+        SCOPED_TRACE(writer_name(w));
+        // Exit 42 from a SIGSEGV handler: the sanitizers would turn a plain fault into
+        // a report and exit 1.
+        EXPECT_EXIT(
+            {
+                struct sigaction sa {};
+                sa.sa_handler = [](int) { std::_Exit(42); };
+                sigaction(SIGSEGV, &sa, nullptr);
+                ArenaHolder a(w);
+                auto code = ret_imm(1);
+                auto *p = static_cast<volatile uint8_t *>(jit_arena_alloc(a, code.data(), code.size()));
+                if (!p)
+                    std::_Exit(3);
+                p[0] = 0xc3;  // must fault
+                std::_Exit(0);
+            },
+            ::testing::ExitedWithCode(42), "");
+    }
 }
 
 // Code views of the strict writers are read-only and executable between writes.
