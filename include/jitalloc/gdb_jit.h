@@ -6,8 +6,20 @@
  * ELF symbol files. This header is for tools and tests that want to read the list;
  * a program does not need it to be debuggable.
  *
- * If another component of the process (LLVM's ORC/MCJIT, LuaJIT, ...) defines the
- * same two symbols, link only one of them: they are process-wide by GDB's design.
+ * GDB looks both names up in every object file and keeps one descriptor per object file,
+ * so other JIT runtimes in the process (libLLVM's ORC and MCJIT, LuaJIT, ...) keep their
+ * own. libjitalloc.so exports both names (symbol version JITALLOC_0) for GDB, but its
+ * own code never reaches them through the dynamic linker: it always writes its own
+ * descriptor, whichever library defines the names first in the search order.
+ *
+ * So this header declares the types only. To read jitalloc's list, look the descriptor
+ * up in libjitalloc's own symbol table, as GDB does, e.g.
+ *     Dl_info i; dladdr((void *)&jit_alloc, &i);
+ *     void *h = dlopen(i.dli_fname, RTLD_NOW | RTLD_NOLOAD);
+ *     const struct jit_descriptor *d = dlsym(h, "__jit_debug_descriptor");
+ * (check with dladdr that the result lies in libjitalloc: dlsym also searches its
+ * dependencies). A program that declares the variable itself may get a copy of it
+ * (a copy relocation) or another runtime's definition, not the list jitalloc keeps.
  */
 #ifndef JITALLOC_GDB_JIT_H
 #define JITALLOC_GDB_JIT_H
@@ -33,11 +45,6 @@ struct jit_descriptor {
     struct jit_code_entry *relevant_entry;
     struct jit_code_entry *first_entry;
 };
-
-#pragma GCC visibility push(default)
-extern struct jit_descriptor __jit_debug_descriptor;
-void __jit_debug_register_code(void);
-#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

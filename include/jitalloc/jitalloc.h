@@ -30,7 +30,12 @@
 extern "C" {
 #endif
 
-/* The library is built with hidden visibility; only this API is exported. */
+/* The arena is opaque. Declared outside the default-visibility region below: in C++ the
+ * pragma would also give the struct's internal member functions default visibility. */
+typedef struct jit_arena jit_arena;
+
+/* The library is built with hidden visibility; only this API is exported (symbol version
+ * JITALLOC_0 of libjitalloc.so.0). */
 #pragma GCC visibility push(default)
 
 #define JITALLOC_VERSION_MAJOR 0
@@ -124,8 +129,6 @@ struct jit_arena_options {
 
 /* Fills *opts with the defaults. */
 void jit_arena_options_init(struct jit_arena_options *opts);
-
-typedef struct jit_arena jit_arena;
 
 /* NULL opts: defaults. Fails (NULL, errno) if the requested writer does not work here. */
 jit_arena *jit_arena_create(const struct jit_arena_options *opts);

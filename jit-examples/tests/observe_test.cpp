@@ -1,6 +1,8 @@
 // Profiler and debugger support: perf map contents, the GDB JIT descriptor list, and a
 // real gdb breaking on a JIT function by name.
-#include <jitalloc/gdb_jit.h>
+#include "gdb_batch.h"
+#include "gdb_jit_list.h"
+
 #include <jitalloc/jitalloc.h>
 
 #include <gtest/gtest.h>
@@ -65,8 +67,15 @@ Sym read_symfile(const jit_code_entry *e) {
     return s;
 }
 
+// jitalloc's descriptor, from libjitalloc's own symbol table (as GDB finds it).
+const jit_descriptor &descriptor() {
+    static const jit_descriptor *d =
+        gdbjit_test::descriptor_of_object(reinterpret_cast<void *>(&jit_alloc));
+    return *d;
+}
+
 const jit_code_entry *find_entry(const void *p) {
-    for (const jit_code_entry *e = __jit_debug_descriptor.first_entry; e; e = e->next_entry)
+    for (const jit_code_entry *e = descriptor().first_entry; e; e = e->next_entry)
         if (read_symfile(e).addr == reinterpret_cast<uintptr_t>(p))
             return e;
     return nullptr;
@@ -117,17 +126,18 @@ TEST(PerfMap, UnobservedArenaWritesNothing) {
 }
 
 TEST(GdbJit, DescriptorListTracksAllocations) {
-    EXPECT_EQ(1u, __jit_debug_descriptor.version);
+    ASSERT_NE(nullptr, gdbjit_test::descriptor_of_object(reinterpret_cast<void *>(&jit_alloc)));
+    EXPECT_EQ(1u, descriptor().version);
     jit_arena *a = make_arena(JIT_ARENA_GDB_JIT);
     ASSERT_NE(nullptr, a);
     void *f = jit_arena_alloc_named(a, kRet42, sizeof kRet42, "gdb_fn_one");
     ASSERT_NE(nullptr, f);
     // The newest entry is the relevant one and heads the list.
-    EXPECT_EQ(uint32_t{JIT_REGISTER_FN}, __jit_debug_descriptor.action_flag);
+    EXPECT_EQ(uint32_t{JIT_REGISTER_FN}, descriptor().action_flag);
     const jit_code_entry *e = find_entry(f);
     ASSERT_NE(nullptr, e);
-    EXPECT_EQ(e, __jit_debug_descriptor.relevant_entry);
-    EXPECT_EQ(e, __jit_debug_descriptor.first_entry);
+    EXPECT_EQ(e, descriptor().relevant_entry);
+    EXPECT_EQ(e, descriptor().first_entry);
     EXPECT_EQ(nullptr, e->prev_entry);
     Sym s = read_symfile(e);
     EXPECT_EQ("gdb_fn_one", s.name);
@@ -138,7 +148,7 @@ TEST(GdbJit, DescriptorListTracksAllocations) {
     ASSERT_NE(nullptr, g);
     const jit_code_entry *e2 = find_entry(g);
     ASSERT_NE(nullptr, e2);
-    EXPECT_EQ(e2, __jit_debug_descriptor.first_entry);
+    EXPECT_EQ(e2, descriptor().first_entry);
     EXPECT_EQ(e, e2->next_entry);
     EXPECT_EQ(e2, e->prev_entry);
 
@@ -151,20 +161,12 @@ TEST(GdbJit, DescriptorListTracksAllocations) {
 }
 
 TEST(GdbJit, BatchGdbBreaksOnJitFunctionByName) {
-    if (std::system("gdb --version >/dev/null 2>&1") != 0)
+    if (!gdbjit_test::have_gdb())
         GTEST_SKIP() << "gdb is not installed";
-    std::string cmd = std::string("gdb -nx -batch -ex 'set breakpoint pending on' "
-                                  "-ex 'break jit_answer_fn' -ex run -ex 'info symbol $pc' "
-                                  "-ex 'x/2i $pc' -ex continue --args ") +
-                      GDB_JIT_TARGET + " 2>&1";
-    FILE *p = popen(cmd.c_str(), "r");
-    ASSERT_NE(nullptr, p);
-    std::string out;
-    char buf[4096];
-    for (size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;)
-        out.append(buf, n);
-    pclose(p);
-    if (out.find("ptrace: Operation not permitted") != std::string::npos)
+    std::string out = gdbjit_test::run_gdb(
+        "-ex 'break jit_answer_fn' -ex run -ex 'info symbol $pc' -ex 'x/2i $pc' -ex continue",
+        GDB_JIT_TARGET);
+    if (gdbjit_test::ptrace_refused(out))
         GTEST_SKIP() << "ptrace is not permitted here:\n" << out;
     EXPECT_NE(std::string::npos, out.find("Breakpoint 1, ")) << out;
     EXPECT_NE(std::string::npos, out.find("in jit_answer_fn")) << out;

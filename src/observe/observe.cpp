@@ -22,16 +22,16 @@
 //
 // GDB: each allocation gets a small in-memory ELF64 relocatable object whose .text
 // section is SHT_NOBITS at the code's address, with one global STT_FUNC symbol named
-// after the allocation; it is linked into __jit_debug_descriptor's list and announced
-// through __jit_debug_register_code(), where GDB keeps a breakpoint.
+// after the allocation; it is linked into jitalloc's descriptor list and announced
+// through its register function, where GDB keeps a breakpoint (see "GDB's symbols").
 #include "observe/observe.h"
 
 #include "arena/arena.h"
+#include "observe/gdb_symfile.h"
 
 #include <jitalloc/gdb_jit.h>
 #include <jitalloc/jitalloc.h>
 
-#include <elf.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -45,15 +45,31 @@
 #include <vector>
 
 // ---------------------------------------------------------------- GDB's symbols
+//
+// GDB looks __jit_debug_register_code and __jit_debug_descriptor up in each object file
+// and keeps one descriptor per object file, so several JIT runtimes in one process
+// (libLLVM defines both names too) each announce code in their own. libjitalloc.so
+// exports the two names (JITALLOC_0, src/api/exports.map: GDB wants a global data symbol,
+// and one that survives stripping) as aliases of the hidden definitions below, and this
+// file only ever uses the hidden names: jitalloc's accesses never go through the dynamic
+// linker, so they reach its own descriptor whichever library the linker searches first,
+// and versioned references of other runtimes (libLLVM's are __jit_debug_descriptor@LLVM_16)
+// never bind to jitalloc's. The aliases are weak so that a static link with another
+// definer keeps the other's (GDB then sees only that one in the executable; see README).
 
 extern "C" {
-__attribute__((visibility("default"))) struct jit_descriptor __jit_debug_descriptor = {
+__attribute__((visibility("hidden"))) jit_descriptor jitalloc_gdb_descriptor = {
     1, JIT_NOACTION, nullptr, nullptr};
 
-__attribute__((visibility("default"), noinline, used)) void __jit_debug_register_code(void) {
-    // GDB sets a breakpoint here; the asm keeps the call from being optimised away.
+// GDB sets a breakpoint here; the asm keeps the call, and the stores before it, in place.
+__attribute__((visibility("hidden"), noinline, used)) void jitalloc_gdb_register_code(void) noexcept {
     __asm__ volatile("" ::: "memory");
 }
+
+extern jit_descriptor __jit_debug_descriptor
+    __attribute__((weak, alias("jitalloc_gdb_descriptor"), visibility("default")));
+void __jit_debug_register_code(void) noexcept
+    __attribute__((weak, alias("jitalloc_gdb_register_code"), visibility("default")));
 }
 
 namespace jitalloc {
@@ -147,120 +163,30 @@ void perf_add(uintptr_t addr, const Record &r) {
     (void)write_all(g_perf_fd, line);
 }
 
-// ---------------------------------------------------------------- ELF symbol file
-
-#if defined(__x86_64__)
-constexpr uint16_t kElfMachine = EM_X86_64;
-#elif defined(__aarch64__)
-constexpr uint16_t kElfMachine = EM_AARCH64;
-#else
-#error "unsupported architecture"
-#endif
-
-enum : uint16_t { kSecNull, kSecText, kSecSymtab, kSecStrtab, kSecShstrtab, kNumSec };
-
-// The image: Ehdr | section headers | symtab | strtab | shstrtab, in one block after the
-// jit_code_entry that points at it. nullptr if out of memory.
-jit_code_entry *make_entry(uintptr_t addr, size_t len, const std::string &name) {
-    static const char shstr[] = "\0.text\0.symtab\0.strtab\0.shstrtab";
-    constexpr uint32_t kNameText = 1, kNameSymtab = 7, kNameStrtab = 15, kNameShstrtab = 23;
-    const size_t strtab_size = 1 + name.size() + 1;
-
-    size_t off_sh = sizeof(Elf64_Ehdr);
-    size_t off_sym = off_sh + kNumSec * sizeof(Elf64_Shdr);
-    size_t off_str = off_sym + 2 * sizeof(Elf64_Sym);
-    size_t off_shstr = off_str + strtab_size;
-    size_t size = off_shstr + sizeof shstr;
-
-    auto *block = static_cast<uint8_t *>(std::calloc(1, sizeof(jit_code_entry) + size));
-    if (!block)
-        return nullptr;
-    auto *entry = reinterpret_cast<jit_code_entry *>(block);
-    uint8_t *elf = block + sizeof(jit_code_entry);
-
-    auto *eh = reinterpret_cast<Elf64_Ehdr *>(elf);
-    std::memcpy(eh->e_ident, ELFMAG, SELFMAG);
-    eh->e_ident[EI_CLASS] = ELFCLASS64;
-    eh->e_ident[EI_DATA] = ELFDATA2LSB;
-    eh->e_ident[EI_VERSION] = EV_CURRENT;
-    eh->e_ident[EI_OSABI] = ELFOSABI_SYSV;
-    eh->e_type = ET_REL;
-    eh->e_machine = kElfMachine;
-    eh->e_version = EV_CURRENT;
-    eh->e_shoff = off_sh;
-    eh->e_ehsize = sizeof(Elf64_Ehdr);
-    eh->e_shentsize = sizeof(Elf64_Shdr);
-    eh->e_shnum = kNumSec;
-    eh->e_shstrndx = kSecShstrtab;
-
-    auto *sh = reinterpret_cast<Elf64_Shdr *>(elf + off_sh);
-    // .text: no bytes in the file, its address is the code's (GDB reads code from the
-    // process).
-    sh[kSecText].sh_name = kNameText;
-    sh[kSecText].sh_type = SHT_NOBITS;
-    sh[kSecText].sh_flags = SHF_ALLOC | SHF_EXECINSTR;
-    sh[kSecText].sh_addr = addr;
-    sh[kSecText].sh_offset = off_sym;
-    sh[kSecText].sh_size = len;
-    sh[kSecText].sh_addralign = JIT_ALLOC_ALIGN;
-    sh[kSecSymtab].sh_name = kNameSymtab;
-    sh[kSecSymtab].sh_type = SHT_SYMTAB;
-    sh[kSecSymtab].sh_offset = off_sym;
-    sh[kSecSymtab].sh_size = 2 * sizeof(Elf64_Sym);
-    sh[kSecSymtab].sh_link = kSecStrtab;
-    sh[kSecSymtab].sh_info = 1;  // first non-local symbol
-    sh[kSecSymtab].sh_addralign = 8;
-    sh[kSecSymtab].sh_entsize = sizeof(Elf64_Sym);
-    sh[kSecStrtab].sh_name = kNameStrtab;
-    sh[kSecStrtab].sh_type = SHT_STRTAB;
-    sh[kSecStrtab].sh_offset = off_str;
-    sh[kSecStrtab].sh_size = strtab_size;
-    sh[kSecStrtab].sh_addralign = 1;
-    sh[kSecShstrtab].sh_name = kNameShstrtab;
-    sh[kSecShstrtab].sh_type = SHT_STRTAB;
-    sh[kSecShstrtab].sh_offset = off_shstr;
-    sh[kSecShstrtab].sh_size = sizeof shstr;
-    sh[kSecShstrtab].sh_addralign = 1;
-
-    auto *sym = reinterpret_cast<Elf64_Sym *>(elf + off_sym);
-    sym[1].st_name = 1;
-    sym[1].st_info = ELF64_ST_INFO(STB_GLOBAL, STT_FUNC);
-    sym[1].st_shndx = kSecText;
-    sym[1].st_value = 0;  // section-relative (ET_REL)
-    sym[1].st_size = len;
-
-    std::memcpy(elf + off_str + 1, name.data(), name.size());
-    std::memcpy(elf + off_shstr, shstr, sizeof shstr);
-
-    entry->symfile_addr = reinterpret_cast<const char *>(elf);
-    entry->symfile_size = size;
-    return entry;
-}
-
 // g_lock held for both.
 void gdb_register(jit_code_entry *e) {
     e->prev_entry = nullptr;
-    e->next_entry = __jit_debug_descriptor.first_entry;
+    e->next_entry = jitalloc_gdb_descriptor.first_entry;
     if (e->next_entry)
         e->next_entry->prev_entry = e;
-    __jit_debug_descriptor.first_entry = e;
-    __jit_debug_descriptor.relevant_entry = e;
-    __jit_debug_descriptor.action_flag = JIT_REGISTER_FN;
-    __jit_debug_register_code();
+    jitalloc_gdb_descriptor.first_entry = e;
+    jitalloc_gdb_descriptor.relevant_entry = e;
+    jitalloc_gdb_descriptor.action_flag = JIT_REGISTER_FN;
+    jitalloc_gdb_register_code();
 }
 
 void gdb_unregister(jit_code_entry *e) {
     if (e->prev_entry)
         e->prev_entry->next_entry = e->next_entry;
     else
-        __jit_debug_descriptor.first_entry = e->next_entry;
+        jitalloc_gdb_descriptor.first_entry = e->next_entry;
     if (e->next_entry)
         e->next_entry->prev_entry = e->prev_entry;
-    __jit_debug_descriptor.relevant_entry = e;
-    __jit_debug_descriptor.action_flag = JIT_UNREGISTER_FN;
-    __jit_debug_register_code();
-    __jit_debug_descriptor.relevant_entry = nullptr;
-    __jit_debug_descriptor.action_flag = JIT_NOACTION;
+    jitalloc_gdb_descriptor.relevant_entry = e;
+    jitalloc_gdb_descriptor.action_flag = JIT_UNREGISTER_FN;
+    jitalloc_gdb_register_code();
+    jitalloc_gdb_descriptor.relevant_entry = nullptr;
+    jitalloc_gdb_descriptor.action_flag = JIT_NOACTION;
     std::free(e);
 }
 
@@ -302,7 +228,7 @@ void observe_alloc(jit_arena *a, const void *code, size_t len, const char *name)
         r.name = buf;
     }
     r.perf = flags & JIT_ARENA_PERF_MAP;
-    jit_code_entry *e = (flags & JIT_ARENA_GDB_JIT) ? make_entry(addr, len, r.name) : nullptr;
+    jit_code_entry *e = (flags & JIT_ARENA_GDB_JIT) ? gdb_symfile_entry(addr, len, r.name.data(), r.name.size()) : nullptr;
 
     std::lock_guard<std::mutex> g(g_lock);
     auto [it, fresh] = g_records.insert_or_assign(addr, std::move(r));
@@ -337,6 +263,8 @@ void observe_arena_destroyed(jit_arena *a) {
     if (rewrite)
         perf_rewrite();
 }
+
+const jit_descriptor &observe_gdb_descriptor() { return jitalloc_gdb_descriptor; }
 
 bool observe_name(const void *code, char *buf, size_t buf_len) {
     std::lock_guard<std::mutex> g(g_lock);

@@ -16,6 +16,7 @@
 #include <cstdint>
 
 struct jit_arena;
+struct jit_descriptor;
 
 namespace jitalloc {
 
@@ -37,6 +38,8 @@ int observe_free(jit_arena *a, const void *code, const FreeCommit &commit);
 unsigned observe_env_flags();
 // The arena is being destroyed: drop every record of its allocations.
 void observe_arena_destroyed(jit_arena *a);
+// jitalloc's own GDB JIT descriptor (exported as __jit_debug_descriptor), for tests.
+const jit_descriptor &observe_gdb_descriptor();
 // The name an observer recorded for the allocation starting at code; false if none.
 bool observe_name(const void *code, char *buf, size_t buf_len);
 

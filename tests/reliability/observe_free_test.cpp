@@ -6,6 +6,7 @@
 #include "rel_common.h"
 #include "../core/helpers.h"
 
+#include "observe/observe.h"
 #include "os/os.h"
 
 #include <jitalloc/gdb_jit.h>
@@ -42,7 +43,7 @@ int gdb_entries(const std::string &name, bool whole_name = true) {
     if (whole_name)
         needle += '\0';
     int n = 0;
-    for (const jit_code_entry *e = __jit_debug_descriptor.first_entry; e; e = e->next_entry)
+    for (const jit_code_entry *e = jitalloc::observe_gdb_descriptor().first_entry; e; e = e->next_entry)
         if (std::string_view(e->symfile_addr, e->symfile_size).find(needle) != std::string_view::npos)
             n++;
     return n;
