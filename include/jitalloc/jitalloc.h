@@ -43,7 +43,8 @@ typedef struct jit_arena jit_arena;
 
 /* Largest single allocation; larger lengths are rejected with EINVAL. */
 #define JIT_MAX_ALLOC_SIZE ((size_t)1 << 30)
-/* Alignment of every allocation's start address. */
+/* Alignment of every allocation's start address (a multiple of the instruction size:
+ * arm64 instructions are 4 bytes). */
 #define JIT_ALLOC_ALIGN 16
 /* Largest alignment jit_alloc_aligned takes: the page size. */
 #define JIT_MAX_ALIGN 4096
@@ -95,9 +96,14 @@ enum jit_placement {
 #define JIT_ARENA_GDB_JIT       (1u << 4) /* register allocations with GDB's JIT interface */
 #define JIT_ARENA_FLAGS_ALL     0x1fu
 
-/* Default distance kept between any code byte and the placement address: 2 GiB less
- * 32 MiB of slack for the host code around that address, so rel32 calls reach it. */
+/* Default distance kept between any code byte and the placement address: the reach of
+ * the architecture's direct call less 32 MiB of slack for the host code around that
+ * address, so direct calls reach it: x86-64 rel32 (2 GiB), arm64 bl (128 MiB). */
+#if defined(__aarch64__)
+#define JIT_DEFAULT_NEAR_RANGE (((size_t)128 << 20) - ((size_t)32 << 20))
+#else
 #define JIT_DEFAULT_NEAR_RANGE (((size_t)2 << 30) - ((size_t)32 << 20))
+#endif
 /* Default bytes of wholly free 2 MiB chunks kept mapped (trap-filled, ROX) for reuse. */
 #define JIT_DEFAULT_RETAIN_BYTES ((size_t)4 << 20)
 

@@ -59,6 +59,12 @@ int jit_arena::write_traps(Chunk *c, uint8_t *dst, size_t len) {
     return poke_traps(*writer, c->mapping, dst, len);
 }
 
+void jit_arena::sync_other_cpus() {
+    // Other threads may have this code in their pipelines: make them refetch it.
+    if (sync_core)
+        (void)os::membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE, 0);
+}
+
 // ---------------------------------------------------------------- chunks (buddy_lock)
 
 bool jit_arena::room_for_locked(size_t bytes) const {
@@ -142,6 +148,10 @@ int jit_arena::alloc(const void *code, size_t len, const char *name, void **out,
              : len <= kChunkSize    ? alloc_pages(code, len, out)
                                     : alloc_large(code, len, out);
     if (!rc) {
+        // Fresh code: other CPUs need a context synchronisation only where the
+        // architecture says so (arch.h: arm64 yes, x86-64 no).
+        if (code && arch::kFreshCodeNeedsCpuSync)
+            sync_other_cpus();
         total_allocs.fetch_add(1, std::memory_order_relaxed);
         if (observed)
             observe_alloc(this, *out, len, name);
@@ -364,9 +374,7 @@ int jit_arena::update(void *dst, const void *src, size_t len) {
     int rc = write(loc.chunk, static_cast<uint8_t *>(dst), src, len);
     if (rc)
         return rc;
-    // Other threads may have this code in their pipelines: make them refetch it.
-    if (sync_core)
-        (void)os::membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE, 0);
+    sync_other_cpus();
     total_updates.fetch_add(1, std::memory_order_relaxed);
     return 0;
 }

@@ -131,6 +131,8 @@ private:
     bool locate(const void *p, bool exact, jitalloc::Located &out);
     int write(Chunk *c, uint8_t *dst, const void *src, size_t len);
     int write_traps(Chunk *c, uint8_t *dst, size_t len);
+    // membarrier SYNC_CORE when the arena has it (sync_core); failures are absorbed.
+    void sync_other_cpus();
     // class lock of the slab held; takes buddy_lock:
     void release_slab_if_empty(jitalloc::Slab *dead);
     // buddy_lock held:

@@ -32,6 +32,9 @@ uint64_t g_last_id = 0;           // guarded by g_registry_lock; ids are never r
 std::once_flag g_atfork_once;
 
 constexpr size_t kMaxNearRange = size_t{2} << 30;
+static_assert(JIT_DEFAULT_NEAR_RANGE < arch::kDirectBranchReach,
+              "the default window keeps code within direct-call reach of the library");
+static_assert(JIT_ALLOC_ALIGN % arch::kInsnAlign == 0);
 
 // JITALLOC_WRITER: the writer names of jit_writer_name ("auto", "proc_mem", ...). The spellings of
 // earlier versions (procmem, alias, persistent) still work, with a line on stderr

@@ -42,13 +42,14 @@ int jit_arena::stats(struct jit_stats *out) {
     out->chunks_released = chunks_released;
     uint64_t nchunks = 0;
     std::vector<unsigned char> vec;
+    const size_t os_page = os::page_size();  // mincore reports OS pages, not buddy pages
     for (Chunk *c = chunks; c; c = c->next) {
         nchunks++;
-        vec.resize(c->size / kPageSize);
+        vec.resize(c->size / os_page);
         if (os::mincore(c->base, c->size, vec.data()) != 0)
             continue;  // resident is an estimate: skip what cannot be read
         for (unsigned char v : vec)
-            out->bytes_resident += (v & 1) * kPageSize;
+            out->bytes_resident += (v & 1) * os_page;
     }
     out->bytes_metadata = nchunks * sizeof(Chunk) + slab_meta_bytes;
     for (unsigned o = 0; o < JIT_BUDDY_ORDERS; o++) {

@@ -12,6 +12,7 @@
 //    owning arena's lock held that orders the chunk's release there.
 #pragma once
 
+#include "arch/arch.h"
 #include "poke/writer.h"
 
 #include <atomic>
@@ -23,6 +24,10 @@ struct jit_arena;
 
 namespace jitalloc {
 
+// The buddy's and the slabs' page: 4 KiB whatever the kernel's page size (4, 16 or 64
+// KiB on arm64), so size classes, orders and metadata are the same everywhere. Code that
+// changes protections or mappings rounds to os::page_size() instead; a 2 MiB chunk is a
+// whole number of pages of every size.
 inline constexpr size_t kPageShift = 12;
 inline constexpr size_t kPageSize = size_t{1} << kPageShift;
 inline constexpr size_t kChunkShift = 21;
@@ -107,7 +112,8 @@ struct Chunk {
     PageDesc &page_in_slot(const void *p) { return pages[page_in_slot_index(p)]; }
 };
 
-inline constexpr uintptr_t kUserTop = uintptr_t{1} << 47;  // end of user address space
+// End of the user address space the kernel hands out by default (arch.h).
+inline constexpr uintptr_t kUserTop = uintptr_t{1} << arch::kUserAddressBits;
 
 // Where chunks may go: every byte inside [lo, hi), nearest to `near` first.
 struct Placement {

@@ -1,5 +1,5 @@
-// Address -> chunk map: a two-level radix table over 2 MiB slots of the 47-bit user
-// address space. Leaves are created on first use and live as long as the process, so
+// Address -> chunk map: a two-level radix table over 2 MiB slots of the user address
+// space (47 bits on x86-64, 48 on arm64: arch.h). Leaves are created on first use and live as long as the process, so
 // lookups need no lock: one acquire load per level.
 #include "chunk/chunk_map.h"
 
@@ -11,10 +11,10 @@ namespace jitalloc {
 
 namespace {
 
-constexpr unsigned kAddressBits = 47;
-constexpr unsigned kSlotBits = kAddressBits - kChunkShift;  // 26
+constexpr unsigned kAddressBits = arch::kUserAddressBits;
+constexpr unsigned kSlotBits = kAddressBits - kChunkShift;  // 26 (x86-64)
 constexpr unsigned kLeafBits = 14;
-constexpr unsigned kRootBits = kSlotBits - kLeafBits;        // 12
+constexpr unsigned kRootBits = kSlotBits - kLeafBits;        // 12 (x86-64)
 
 struct Leaf {
     std::atomic<Chunk *> slot[size_t{1} << kLeafBits];

@@ -49,6 +49,23 @@ ssize_t pwritev(int fd, const struct iovec *iov, int iovcnt, off_t off);
 int membarrier(int cmd, unsigned flags);
 int mincore(void *addr, size_t len, unsigned char *vec);
 
+// The kernel's page size (AT_PAGESZ: 4, 16 or 64 KiB on arm64), read once at load. No
+// system call, so no fault injection. Everything that changes protections or mappings
+// rounds to it; the buddy and slabs keep their own 4 KiB granule (chunk.h).
+size_t page_size();
+
+// The whole pages of size `page` (a power of two) that cover [at, at+len): what an
+// mprotect, an alias mmap (file offsets) or a mincore of that range has to name.
+struct PageSpan {
+    uintptr_t start;
+    size_t len;
+};
+constexpr PageSpan page_span(uintptr_t at, size_t len, size_t page) {
+    uintptr_t start = at & ~(uintptr_t{page} - 1);
+    uintptr_t end = (at + len + page - 1) & ~(uintptr_t{page} - 1);
+    return {start, static_cast<size_t>(end - start)};
+}
+
 // ---- Fault injection (tests) ----
 // Calls matching `mask` (bit i = Call i) are counted from 1 after set_fault; the call
 // numbered `nth` fails with `error` (and every later one too if `sticky`). With

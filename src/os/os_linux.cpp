@@ -3,6 +3,7 @@
 #include "os/os.h"
 
 #include <fcntl.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -139,6 +140,14 @@ int mincore(void *addr, size_t len, unsigned char *vec) {
     if (inject(Call::mincore) == Inject::fail)
         return -1;
     return ::mincore(addr, len, vec);
+}
+
+size_t page_size() {
+    static const size_t size = [] {
+        unsigned long v = getauxval(AT_PAGESZ);
+        return v ? static_cast<size_t>(v) : static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    }();
+    return size;
 }
 
 void set_fault(const Fault &f) {

@@ -4,6 +4,7 @@
 // destination or not) is copied before the write, whatever the writer.
 #include "poke/writer.h"
 
+#include "arch/arch.h"
 #include "chunk/chunk.h"
 #include "os/os.h"
 
@@ -26,22 +27,44 @@ namespace jitalloc {
 
 namespace poke_detail {
 
+static_assert(kTrapPage % arch::kTrapInsnSize == 0);
+
 const uint8_t *trap_page() {
-    alignas(4096) static const auto page = [] {
+    alignas(kTrapPage) static const auto page = [] {
         struct Page {
-            uint8_t bytes[4096];
+            uint8_t bytes[kTrapPage];
         } p;
-        std::memset(p.bytes, kTrapByte, sizeof p.bytes);
+        for (size_t i = 0; i < kTrapPage; i++)
+            p.bytes[i] = arch::trap_byte_at(i);
         return p;
     }();
     return page.bytes;
 }
 
+// Calls piece(at, from, n) for consecutive pieces of a repeating source laid over
+// [pos, pos+len): each piece is the source bytes from `from` for destination position
+// `at`, never crossing the end of the period.
+template <class Piece>
+static void for_each_period_piece(Writer::Source src, uintptr_t pos, size_t len, Piece &&piece) {
+    for (size_t done = 0; done < len;) {
+        size_t phase = (pos + done) % src.period;
+        size_t n = std::min(src.period - phase, len - done);
+        if (!piece(done, src.data + phase, n))
+            return;
+        done += n;
+    }
+}
+
 void copy_source(uint8_t *dst, Writer::Source src, size_t len) {
-    if (src.period)
-        std::memset(dst, src.data[0], len);  // repeating sources are uniform (traps)
-    else
+    if (!src.period) {
         std::memcpy(dst, src.data, len);
+        return;
+    }
+    for_each_period_piece(src, reinterpret_cast<uintptr_t>(dst), len,
+                          [&](size_t at, const uint8_t *from, size_t n) {
+                              std::memcpy(dst + at, from, n);
+                              return true;
+                          });
 }
 
 int pwrite_all(int fd, Writer::Source src, size_t len, uint64_t off) {
@@ -55,12 +78,13 @@ int pwrite_all(int fd, Writer::Source src, size_t len, uint64_t off) {
             iov[cnt++] = {const_cast<uint8_t *>(src.data) + done, len - done};
             batch = len - done;
         } else {
-            // The repeating source is uniform, so the phase does not matter.
-            while (cnt < kMaxIov && done + batch < len) {
-                size_t n = std::min(src.period, len - done - batch);
-                iov[cnt++] = {const_cast<uint8_t *>(src.data), n};
-                batch += n;
-            }
+            // The file offset has the destination address's phase (see Source).
+            for_each_period_piece(src, off + done, len - done,
+                                  [&](size_t, const uint8_t *from, size_t n) {
+                                      iov[cnt++] = {const_cast<uint8_t *>(from), n};
+                                      batch += n;
+                                      return cnt < kMaxIov;
+                                  });
         }
         ssize_t w = os::pwritev(fd, iov, cnt, static_cast<off_t>(off + done));
         if (w < 0) {
@@ -83,7 +107,7 @@ int map_anon_chunk(ChunkMapping &m, uint8_t *at, size_t size, bool huge) {
     // Huge pages are a wish, not a requirement: a refused madvise leaves 4 KiB pages.
     if (huge)
         (void)os::madvise(at, size, MADV_HUGEPAGE);
-    std::memset(at, kTrapByte, size);
+    copy_source(at, trap_source(), size);
     // The chunk was writable but never executable; from here on it is never writable.
     if (os::mprotect(at, size, PROT_READ | PROT_EXEC) != 0)
         return errno;
@@ -108,7 +132,7 @@ int map_memfd_chunk(ChunkMapping &m, uint8_t *at, size_t size, bool huge) {
     if (os::ftruncate(fd, static_cast<off_t>(size)) != 0)
         rc = errno;
     if (!rc)
-        rc = pwrite_all(fd, {trap_page(), 4096}, size, 0);
+        rc = pwrite_all(fd, trap_source(), size, 0);
     // MAP_POPULATE: one pass over the page cache now instead of a fault per page later.
     if (!rc && os::mmap(at, size, PROT_READ | PROT_EXEC, MAP_SHARED | MAP_FIXED | MAP_POPULATE, fd,
                         0) == MAP_FAILED)
@@ -232,13 +256,13 @@ namespace {
 bool matches(const uint8_t *dst, Writer::Source src, size_t len) {
     if (!src.period)
         return std::memcmp(dst, src.data, len) == 0;
-    for (size_t done = 0; done < len;) {
-        size_t n = std::min(src.period, len - done);
-        if (std::memcmp(dst + done, src.data, n) != 0)
-            return false;
-        done += n;
-    }
-    return true;
+    bool same = true;
+    poke_detail::for_each_period_piece(src, reinterpret_cast<uintptr_t>(dst), len,
+                                       [&](size_t at, const uint8_t *from, size_t n) {
+                                           same = std::memcmp(dst + at, from, n) == 0;
+                                           return same;
+                                       });
+    return same;
 }
 
 // A copy of some bytes: on the stack for most objects (no heap allocation on the write
@@ -315,14 +339,15 @@ int poke_source(const Writer &w, const ChunkMapping &m, uint8_t *dst, Writer::So
             (void)w.write(m, dst, old, len);
         return rc;
     }
-    __builtin___clear_cache(reinterpret_cast<char *>(dst), reinterpret_cast<char *>(dst + len));
+    if (!w.kernel_syncs_icache())
+        arch::sync_icache(dst, len);
     return 0;
 }
 
 }  // namespace
 
 bool holds_only_traps(const uint8_t *p, size_t len) {
-    return matches(p, {poke_detail::trap_page(), 4096}, len);
+    return matches(p, poke_detail::trap_source(), len);
 }
 
 int poke(const Writer &w, const ChunkMapping &m, uint8_t *dst, const void *src, size_t len) {
@@ -330,16 +355,16 @@ int poke(const Writer &w, const ChunkMapping &m, uint8_t *dst, const void *src, 
 }
 
 int poke_fresh(const Writer &w, const ChunkMapping &m, uint8_t *dst, const void *src, size_t len) {
-    const Writer::Source traps{poke_detail::trap_page(), 4096};
+    const Writer::Source traps = poke_detail::trap_source();
     return poke_source(w, m, dst, {static_cast<const uint8_t *>(src), 0}, len, &traps);
 }
 
 int poke_traps(const Writer &w, const ChunkMapping &m, uint8_t *dst, size_t len) {
-    return poke_source(w, m, dst, {poke_detail::trap_page(), 4096}, len);
+    return poke_source(w, m, dst, poke_detail::trap_source(), len);
 }
 
 int probe_writer(const Writer &w) {
-    constexpr size_t kSize = 4096;
+    const size_t kSize = os::page_size();
     void *at = os::mmap(nullptr, kSize, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
                         -1, 0);
     if (at == MAP_FAILED)
@@ -353,7 +378,7 @@ int probe_writer(const Writer &w) {
     static const uint8_t pattern[16] = {0x55, 0x48, 0x89, 0xe5, 0x31, 0xc0, 0x5d, 0xc3,
                                         0x0f, 0x1f, 0x44, 0x00, 0x00, 0x90, 0x90, 0xc3};
     rc = poke(w, m, m.base + 64, pattern, sizeof pattern);
-    if (!rc && m.base[0] != kTrapByte)
+    if (!rc && !holds_only_traps(m.base, 64))
         rc = EIO;
     if (w.unmap(m) != 0 && w.unmap(m) != 0) {
         // Unmap what is left piece by piece: no alias or descriptor may outlive the probe.

@@ -19,7 +19,9 @@
 
 namespace jitalloc {
 
-inline constexpr uint8_t kTrapByte = 0xCC;  // int3
+// Bytes in the static page of trap instructions every trap fill is copied from; a
+// multiple of every trap instruction size, and no larger than any OS page.
+inline constexpr size_t kTrapPage = 4096;
 
 // How one chunk (2 MiB or a multiple) is mapped.
 struct ChunkMapping {
@@ -39,8 +41,13 @@ public:
     // write() never fails once it has started changing bytes (a plain memcpy): poke()
     // then keeps no undo copy of the old bytes.
     bool infallible() const { return kind() == JIT_WRITER_PERSISTENT_ALIAS; }
+    // The kernel's own write path already made the new bytes visible to instruction
+    // fetch (arm64: /proc/self/mem writes end in copy_to_user_page -> flush_ptrace_access,
+    // which cleans and invalidates to the point of unification for VM_EXEC mappings).
+    // Every other writer stores through a data path and poke() calls arch::sync_icache.
+    virtual bool kernel_syncs_icache() const { return false; }
 
-    // Maps [at, at+size) — a PROT_NONE reservation, any multiple of 4 KiB — as
+    // Maps [at, at+size) — a PROT_NONE reservation, any multiple of the OS page — as
     // trap-filled ROX code memory. 0 or an errno; on error the caller unmaps the range.
     virtual int map(ChunkMapping &m, uint8_t *at, size_t size, bool huge) const = 0;
     // Unmaps the chunk (and its aliases / descriptors). 0 or an errno (still mapped).
@@ -48,9 +55,13 @@ public:
 
     // Raw write of len bytes (src may repeat: see Source). 0 or an errno; may leave a
     // partial write behind — poke() handles that.
+    // A repeating source is indexed by destination address: the byte for address (or
+    // chunk offset) a is data[a % period]. The trap page is aligned and its period
+    // divides every OS page and chunk, so any view of a chunk (code view, alias, memfd
+    // offset) gets whole trap instructions in their place.
     struct Source {
         const uint8_t *data;
-        size_t period;  // 0: plain bytes; else `period` bytes of one value (traps) repeated
+        size_t period;  // 0: plain bytes; else kTrapPage bytes of trap instructions
     };
     virtual int write(const ChunkMapping &m, uint8_t *dst, Source src, size_t len) const = 0;
 
@@ -84,7 +95,8 @@ int poke_fresh(const Writer &w, const ChunkMapping &m, uint8_t *dst, const void 
 // Fills [dst, dst+len) with trap instructions, verified. 0 or an errno.
 int poke_traps(const Writer &w, const ChunkMapping &m, uint8_t *dst, size_t len);
 
-// True if [p, p+len) holds nothing but trap bytes (checkers and tests).
+// True if [p, p+len) holds nothing but the trap fill, compared by address phase (a
+// range may start inside a trap instruction: an allocation's tail). Checkers, tests.
 bool holds_only_traps(const uint8_t *p, size_t len);
 
 // Process-wide descriptor for /proc/self/mem (opened on first use, reopened in a forked
@@ -94,11 +106,13 @@ void proc_mem_after_fork_child();
 
 // Shared pieces of the writer implementations.
 namespace poke_detail {
-// A static page of trap bytes, the source of every trap fill.
+// A static page of trap instructions (kTrapPage bytes), the source of every trap fill.
 const uint8_t *trap_page();
+// The trap fill as a repeating Source.
+inline Writer::Source trap_source() { return {trap_page(), kTrapPage}; }
 // pwritev loop: writes all of src (repeating per Source) at file offset off. 0 or errno.
 int pwrite_all(int fd, Writer::Source src, size_t len, uint64_t off);
-// memcpy of a possibly repeating source.
+// memcpy of a possibly repeating source to dst (phase: see Source).
 void copy_source(uint8_t *dst, Writer::Source src, size_t len);
 // Anonymous private chunk: RW, huge-page advice, trap fill, then RX. 0 or errno.
 int map_anon_chunk(ChunkMapping &m, uint8_t *at, size_t size, bool huge);

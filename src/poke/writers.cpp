@@ -21,8 +21,6 @@ using namespace poke_detail;
 
 namespace {
 
-constexpr uintptr_t kPageMask = 4095;
-
 class AnonWriter : public Writer {
 public:
     int map(ChunkMapping &m, uint8_t *at, size_t size, bool huge) const override {
@@ -39,6 +37,7 @@ public:
 class ProcMemWriter final : public AnonWriter {
 public:
     jit_writer kind() const override { return JIT_WRITER_PROC_MEM; }
+    bool kernel_syncs_icache() const override { return true; }
     int write(const ChunkMapping &, uint8_t *dst, Source src, size_t len) const override {
         int fd = proc_mem_fd();
         if (fd < 0)
@@ -57,15 +56,14 @@ public:
     jit_writer kind() const override { return JIT_WRITER_MPROTECT; }
     int write(const ChunkMapping &, uint8_t *dst, Source src, size_t len) const override {
         std::lock_guard<std::mutex> g(g_mprotect_lock);
-        auto first = reinterpret_cast<uintptr_t>(dst) & ~kPageMask;
-        auto last = (reinterpret_cast<uintptr_t>(dst) + len + kPageMask) & ~kPageMask;
-        auto *page = reinterpret_cast<void *>(first);
+        os::PageSpan span = os::page_span(reinterpret_cast<uintptr_t>(dst), len, os::page_size());
+        auto *page = reinterpret_cast<void *>(span.start);
         // RW (not executable) for the copy, then back to RX: never both at once.
-        if (os::mprotect(page, last - first, PROT_READ | PROT_WRITE) != 0)
+        if (os::mprotect(page, span.len, PROT_READ | PROT_WRITE) != 0)
             return errno;
         copy_source(dst, src, len);
         for (int tries = 0;; ++tries) {
-            if (os::mprotect(page, last - first, PROT_READ | PROT_EXEC) == 0)
+            if (os::mprotect(page, span.len, PROT_READ | PROT_EXEC) == 0)
                 return 0;
             if (tries == 3)
                 return errno;  // left RW, not executable: W^X holds, the code won't run
@@ -96,9 +94,10 @@ class TempAliasWriter final : public MemfdFamily {
 public:
     jit_writer kind() const override { return JIT_WRITER_TEMP_ALIAS; }
     int write(const ChunkMapping &m, uint8_t *dst, Source src, size_t len) const override {
+        // mmap offsets are whole OS pages: map those covering the write.
         size_t off = static_cast<size_t>(dst - m.base);
-        size_t first = off & ~kPageMask;
-        size_t span = ((off + len + kPageMask) & ~kPageMask) - first;
+        os::PageSpan pages = os::page_span(off, len, os::page_size());
+        size_t first = pages.start, span = pages.len;
         void *rw = os::mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_SHARED, m.fd,
                             static_cast<off_t>(first));
         if (rw == MAP_FAILED)

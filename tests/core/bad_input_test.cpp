@@ -62,7 +62,7 @@ protected:
         EXPECT_TRUE(same_bytes(run, sr));
         EXPECT_TRUE(same_bytes(large, sl));
         EXPECT_TRUE(same_bytes(freed, sf));
-        EXPECT_TRUE(all_bytes(freed, 100, kTrap));
+        EXPECT_TRUE(all_traps(freed, 100));
         EXPECT_TRUE(SameStats(before, stats_of(arena)));
         EXPECT_TRUE(ArenaOk(arena));
     }

@@ -60,7 +60,7 @@ TEST(CppApi, ReserveThenUpdate) {
     ASSERT_TRUE(r);
     ja::Code c = std::move(r).value();
     EXPECT_EQ(c.size(), 112u);
-    EXPECT_TRUE(all_bytes(c.data(), c.size(), kTrap));
+    EXPECT_TRUE(all_traps(c.data(), c.size()));
     auto code = ret_imm(31);
     EXPECT_EQ(c.update(0, bytes_of(code)), 0);
 #if JT_CAN_RUN_CODE

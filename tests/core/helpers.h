@@ -4,6 +4,7 @@
 
 #include <jitalloc/jitalloc.h>
 
+#include "../common/trap_fill.h"
 #include "slab/size_class.h"
 
 #include <gtest/gtest.h>
@@ -27,7 +28,9 @@ namespace jt {
 constexpr size_t KiB = 1024;
 constexpr size_t MiB = 1024 * 1024;
 constexpr size_t kChunk = 2 * MiB;
-constexpr uint8_t kTrap = 0xCC;
+using jt_traps::all_traps;
+using jt_traps::trap_at;
+using jt_traps::trap_bytes;
 
 // ---------------------------------------------------------------- machine code (x86-64)
 

@@ -61,7 +61,7 @@ public:
             if (prev->first + prev->second.usable > p)
                 return ::testing::AssertionFailure() << "overlaps the previous allocation";
         }
-        Alloc m{len, usable, std::vector<uint8_t>(usable, kTrap)};
+        Alloc m{len, usable, trap_bytes(reinterpret_cast<void *>(p), usable)};
         if (code)
             std::copy(code, code + len, m.bytes.begin());
         auto r = verify(p, m);
@@ -143,7 +143,7 @@ void run_sequence(jit_writer w, int ops, uint64_t seed) {
             ASSERT_EQ(jit_free(reinterpret_cast<void *>(p)), 0) << "op " << op;
             model.remove(p);
             if (usable <= kChunk) {  // still mapped: holds traps again
-                ASSERT_TRUE(all_bytes(reinterpret_cast<void *>(p), usable, kTrap)) << "op " << op;
+                ASSERT_TRUE(all_traps(reinterpret_cast<void *>(p), usable)) << "op " << op;
             }
             if (rng() % 16 == 0) {
                 errno = 0;

@@ -93,7 +93,7 @@ TEST_F(Sizes, UpdateEveryOffsetOfASmallObject) {
     ASSERT_NE(arena.get(), nullptr);
     auto *p = static_cast<uint8_t *>(jit_arena_alloc(arena, nullptr, 48));
     ASSERT_NE(p, nullptr);
-    std::vector<uint8_t> model(48, kTrap);
+    std::vector<uint8_t> model = trap_bytes(p, 48);
     for (size_t off = 0; off < 48; off++)
         for (size_t len = 1; off + len <= 48; len += 7) {
             auto bytes = pattern(len, static_cast<uint32_t>(off * 100 + len));

@@ -39,7 +39,7 @@ TEST_P(Traps, FreshTailAndFreedMemory) {
         ASSERT_NE(p, nullptr) << len;
         size_t usable = jit_size(p);
         ASSERT_GE(usable, len);
-        EXPECT_TRUE(all_bytes(p, usable, kTrap)) << "fresh, len " << len;
+        EXPECT_TRUE(all_traps(p, usable)) << "fresh, len " << len;
         reserved.push_back({p, len, usable});
     }
     ASSERT_TRUE(ArenaOk(a));
@@ -51,7 +51,7 @@ TEST_P(Traps, FreshTailAndFreedMemory) {
         ASSERT_NE(p, nullptr) << len;
         size_t usable = jit_size(p);
         EXPECT_TRUE(same_bytes(p, code)) << len;
-        EXPECT_TRUE(all_bytes(p + len, usable - len, kTrap)) << "tail, len " << len;
+        EXPECT_TRUE(all_traps(p + len, usable - len)) << "tail, len " << len;
         loaded.push_back({p, len, usable});
     }
     ASSERT_TRUE(ArenaOk(a));
@@ -67,7 +67,7 @@ TEST_P(Traps, FreshTailAndFreedMemory) {
             bool large = l.len > 2 * MiB;
             ASSERT_EQ(jit_free(l.p), 0);
             if (!large) {
-                EXPECT_TRUE(all_bytes(l.p, l.usable, kTrap)) << "freed, len " << l.len;
+                EXPECT_TRUE(all_traps(l.p, l.usable)) << "freed, len " << l.len;
             }
         }
     ASSERT_TRUE(ArenaOk(a));
@@ -76,7 +76,7 @@ TEST_P(Traps, FreshTailAndFreedMemory) {
     for (size_t len : kLens) {
         auto *p = static_cast<uint8_t *>(jit_arena_alloc(a, nullptr, len));
         ASSERT_NE(p, nullptr);
-        EXPECT_TRUE(all_bytes(p, jit_size(p), kTrap)) << "reused, len " << len;
+        EXPECT_TRUE(all_traps(p, jit_size(p))) << "reused, len " << len;
         EXPECT_EQ(jit_free(p), 0);
     }
     ASSERT_TRUE(ArenaOk(a));
@@ -88,7 +88,7 @@ TEST_P(Traps, WholeFreshChunkIsTraps) {
     auto *p = static_cast<uint8_t *>(jit_arena_alloc(a, nullptr, 16));
     ASSERT_NE(p, nullptr);
     auto *base = reinterpret_cast<uint8_t *>(chunk_base(p));
-    EXPECT_TRUE(all_bytes(base, kChunk, kTrap));
+    EXPECT_TRUE(all_traps(base, kChunk));
     EXPECT_EQ(jit_free(p), 0);
 }
 

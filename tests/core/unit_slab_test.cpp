@@ -25,7 +25,7 @@ protected:
     void SetUp() override {
         mem = static_cast<uint8_t *>(std::aligned_alloc(kChunkSize, kChunkSize));
         ASSERT_NE(mem, nullptr);
-        std::memset(mem, kTrapByte, kChunkSize);
+        jt_traps::fill_traps(mem, kChunkSize);
         chunk->base = mem;
         chunk->size = kChunkSize;
         for (unsigned i = 0; i < kPagesPerChunk; i++) {
@@ -154,7 +154,7 @@ TEST_F(SlabTest, FreeProtocolBeginAbortFinish) {
     EXPECT_TRUE(Valid(cls));
 
     ASSERT_EQ(k.begin_free(s, i), 0);
-    std::memset(p, kTrapByte, s->size);        // trap fill
+    jt_traps::fill_traps(p, s->size);          // trap fill
     EXPECT_EQ(k.finish_free(s, i, 1), nullptr);
     EXPECT_TRUE(s->is_avail(i));
     EXPECT_EQ(s->list, SlabClass::kPartial);

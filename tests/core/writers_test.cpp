@@ -68,11 +68,11 @@ TEST_P(Writers, ReservedMemoryIsWrittenLater) {
     ASSERT_NE(a.get(), nullptr);
     void *p = jit_arena_alloc(a, nullptr, 48);
     ASSERT_NE(p, nullptr);
-    EXPECT_TRUE(all_bytes(p, jit_size(p), kTrap));
+    EXPECT_TRUE(all_traps(p, jit_size(p)));
     auto code = ret_imm(77);
     ASSERT_EQ(jit_update(p, code.data(), code.size()), 0);
     EXPECT_EQ(call_int(p), 77);
-    EXPECT_TRUE(all_bytes(static_cast<uint8_t *>(p) + code.size(), jit_size(p) - code.size(), kTrap));
+    EXPECT_TRUE(all_traps(static_cast<uint8_t *>(p) + code.size(), jit_size(p) - code.size()));
     EXPECT_EQ(jit_free(p), 0);
 }
 

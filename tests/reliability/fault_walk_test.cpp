@@ -163,10 +163,10 @@ std::vector<Op> make_ops(jit_writer w) {
                                        auto v = pattern(len, 0x40);
                                        EXPECT_EQ(std::memcmp(c.p, v.data(), len), 0);
                                    } else {
-                                       EXPECT_TRUE(rel::all_bytes(c.p, len, 0xCC));
+                                       EXPECT_TRUE(rel::all_traps(c.p, len));
                                    }
-                                   EXPECT_TRUE(rel::all_bytes(static_cast<uint8_t *>(c.p) + len,
-                                                              usable - len, 0xCC));
+                                   EXPECT_TRUE(rel::all_traps(static_cast<uint8_t *>(c.p) + len,
+                                                              usable - len));
                                }});
             }
         }

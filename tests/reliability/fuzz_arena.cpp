@@ -18,6 +18,7 @@
 // (fuzz_replay.cpp) that replays the corpus and random inputs in every build.
 #include <jitalloc/jitalloc.h>
 
+#include "../common/trap_fill.h"
 #include "os/os.h"
 
 #include <cerrno>
@@ -33,7 +34,6 @@ namespace {
 
 namespace os = jitalloc::os;
 
-constexpr uint8_t kTrap = 0xCC;
 constexpr int kSlots = 3;
 constexpr size_t kMaxLive = 96;
 constexpr size_t kMaxLargeLive = 2;
@@ -237,7 +237,7 @@ void op_alloc(Model &m, Reader &r, bool with_code) {
         auto prev = std::prev(next);
         REQUIRE(prev->first + prev->second.bytes.size() <= u, static_cast<long>(u));
     }
-    Alloc a{slot, len, std::vector<uint8_t>(usable, kTrap)};
+    Alloc a{slot, len, jt_traps::trap_bytes(p, usable)};
     if (with_code)
         std::memcpy(a.bytes.data(), code.data(), len);
     verify(m, u, a);

@@ -87,7 +87,7 @@ int exercise(jit_arena *a) {
     REQ(reinterpret_cast<int (*)()>(p)() == 7);
 #endif
     void *big = jit_arena_alloc(a, nullptr, 64 * 1024);
-    REQ(big && rel::all_bytes(big, 64 * 1024, 0xCC));
+    REQ(big && rel::all_traps(big, 64 * 1024));
     REQ(jit_free(big) == 0);
     REQ(jit_free(p) == 0);
     REQ(rel::check(a).empty());

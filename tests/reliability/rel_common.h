@@ -5,6 +5,8 @@
 
 #include <jitalloc/jitalloc.h>
 
+#include "../common/trap_fill.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/wait.h>
@@ -201,6 +203,10 @@ inline struct jit_stats stats(jit_arena *a) {
     jit_arena_stats(a, &s);
     return s;
 }
+
+using jt_traps::all_traps;
+using jt_traps::trap_at;
+using jt_traps::trap_bytes;
 
 // True if all n bytes at p equal b.
 inline bool all_bytes(const void *p, size_t n, uint8_t b) {

@@ -75,7 +75,8 @@ int main(int argc, char **argv) {
             void *p = jit_arena_alloc(a, code && len <= buf.size() ? buf.data() : nullptr, len);
             if (!p)
                 return fail("alloc", len, static_cast<uint64_t>(errno));
-            live.push_back({p, len, code && len <= buf.size() ? tag : uint8_t{0xCC}});
+            uint8_t *last = static_cast<uint8_t *>(p) + len - 1;
+            live.push_back({p, len, code && len <= buf.size() ? tag : rel::trap_at(last)});
         } else if (r < 90) {
             size_t k = rng() % live.size();
             Live &l = live[k];

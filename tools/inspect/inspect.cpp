@@ -2,6 +2,8 @@
 // Capstone. Only the public API of libjitalloc is used.
 #include <jitalloc/inspect.h>
 
+#include "arch/arch.h"
+
 #include <capstone/capstone.h>
 
 #include <cerrno>
@@ -270,7 +272,8 @@ extern "C" int jit_inspect_disasm_alloc(FILE *out, const void *p) {
         return -1;
     }
     const auto *b = static_cast<const uint8_t *>(p);
-    while (n > 0 && b[n - 1] == 0xCC)  // the trap fill after the code
+    // The trap fill after the code (by address phase: arm64's brk is 4 bytes).
+    while (n > 0 && b[n - 1] == jitalloc::arch::trap_byte_at(reinterpret_cast<uintptr_t>(b + n - 1)))
         n--;
     return jit_inspect_disasm(out, p, n ? n : 1, reinterpret_cast<uintptr_t>(p));
 }
