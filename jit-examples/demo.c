@@ -1,5 +1,5 @@
 /*
- * jitalloc demo: loads 20 000 small x86-64 functions, calls them, patches them with
+ * jitalloc demo: loads 20 000 small x86-64 or AArch64 functions, calls them, patches them with
  * jit_update, runs them from two threads and in a forked child, shows that bad input
  * is rejected with EINVAL without changing anything, prints the allocator's statistics
  * while the functions are live, frees everything and gives the memory back. Each step
@@ -35,18 +35,40 @@ static int failures;
         }                                                  \
     } while (0)
 
-/* nop padding, then: lea eax, [rdi + imm32]; ret  -> returns x + imm */
-static size_t make_func(uint8_t *buf, int pad, int32_t imm) {
+/* Each function returns x + imm; *imm_at is where its imm32 lives (for jit_update). */
+#if defined(__x86_64__)
+/* nop padding, then: lea eax, [rdi + imm32]; ret */
+static size_t make_func(uint8_t *buf, int pad, int32_t imm, size_t *imm_at) {
     size_t n = 0;
     memset(buf, 0x90, (size_t)pad);
     n += (size_t)pad;
     buf[n++] = 0x8d;
     buf[n++] = 0x87;
+    *imm_at = n;
     memcpy(buf + n, &imm, 4);
     n += 4;
     buf[n++] = 0xc3;
     return n;
 }
+#elif defined(__aarch64__)
+static size_t put32(uint8_t *buf, size_t n, uint32_t w) {
+    memcpy(buf + n, &w, 4); /* little-endian */
+    return n + 4;
+}
+/* nop padding (whole instructions), then: ldr w1, imm; add w0, w0, w1; ret; imm: .word */
+static size_t make_func(uint8_t *buf, int pad, int32_t imm, size_t *imm_at) {
+    size_t n = 0;
+    for (int i = 0; i + 4 <= pad; i += 4)
+        n = put32(buf, n, 0xd503201f); /* nop */
+    n = put32(buf, n, 0x18000061);     /* ldr w1, .+12 */
+    n = put32(buf, n, 0x0b010000);     /* add w0, w0, w1 */
+    n = put32(buf, n, 0xd65f03c0);     /* ret */
+    *imm_at = n;
+    return put32(buf, n, (uint32_t)imm); /* an aligned word: one atomic store to patch */
+}
+#else
+#error "the demo generates x86-64 or AArch64 code"
+#endif
 
 static int call(int i, int x) { return ((fn_t)funcs[i])(x); }
 
@@ -93,8 +115,7 @@ int main(void) {
     /* 1. load */
     for (int i = 0; i < NFUNCS; i++) {
         int pad = (i * 7) % 200;
-        size_t len = make_func(buf, pad, i);
-        imm_off[i] = (size_t)pad + 2;
+        size_t len = make_func(buf, pad, i, &imm_off[i]);
         funcs[i] = jit_alloc(buf, len);
         if (!funcs[i]) {
             perror("jit_alloc");
@@ -176,7 +197,8 @@ int main(void) {
     errno = 0;
     expect_error("jit_alloc(code, SIZE_MAX)", jit_alloc(buf, SIZE_MAX) == NULL, EINVAL);
     CHECK(memcmp(before, f0, sizeof before) == 0, "bad input changed nothing");
-    void *extra = jit_alloc(buf, make_func(buf, 0, 7));
+    size_t unused;
+    void *extra = jit_alloc(buf, make_func(buf, 0, 7, &unused));
     CHECK(extra && jit_free(extra) == 0, "alloc/free");
     errno = 0;
     expect_error("jit_free twice (double free)", jit_free(extra) == -1, EINVAL);

@@ -13,9 +13,6 @@ protected:
     void *small = nullptr, *run = nullptr, *large = nullptr;
 
     void SetUp() override {
-#if !JT_CAN_RUN_CODE
-        GTEST_SKIP() << "calls x86-64 code";
-#endif
         arena = std::make_unique<ArenaHolder>(GetParam());
         ASSERT_NE(arena->get(), nullptr) << strerror(arena->error());
         auto c1 = add_imm(1, 32), c2 = add_imm(2, run_len()), c3 = add_imm(3, 64);
@@ -132,9 +129,6 @@ INSTANTIATE_TEST_SUITE_P(All, Fork, ::testing::ValuesIn(kAllWriters),
                          [](const auto &info) { return std::string(writer_name(info.param)); });
 
 TEST(ForkDefaultArena, ChildAndParentIndependent) {
-#if !JT_CAN_RUN_CODE
-    GTEST_SKIP() << "calls x86-64 code";
-#endif
     auto code = add_imm(10, 16);
     void *p = jit_alloc(code.data(), code.size());
     ASSERT_NE(p, nullptr);

@@ -4,6 +4,8 @@
 
 #include <jitalloc/jitalloc.h>
 
+#include "../common/a64.h"
+#include "../common/host_code.h"
 #include "../common/trap_fill.h"
 #include "slab/size_class.h"
 
@@ -17,6 +19,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -32,38 +35,9 @@ using jt_traps::all_traps;
 using jt_traps::trap_at;
 using jt_traps::trap_bytes;
 
-// ---------------------------------------------------------------- machine code (x86-64)
-
-#if defined(__x86_64__)
-#define JT_CAN_RUN_CODE 1
-#else
-#define JT_CAN_RUN_CODE 0
-#endif
-
+// ---------------------------------------------------------------- machine code
+using namespace jt_code;
 using IntFn = int (*)(int);
-
-// `mov eax, imm32; ret` padded with nops (0x90) after the ret to `len` bytes (>= 6).
-inline std::vector<uint8_t> ret_imm(int32_t imm, size_t len = 6) {
-    std::vector<uint8_t> v(len < 6 ? 6 : len, 0x90);
-    v[0] = 0xb8;
-    std::memcpy(&v[1], &imm, 4);
-    v[5] = 0xc3;
-    return v;
-}
-
-// `lea eax, [rdi + imm32]; ret` (returns x + imm), padded with nops to `len` (>= 7).
-inline std::vector<uint8_t> add_imm(int32_t imm, size_t len = 7) {
-    std::vector<uint8_t> v(len < 7 ? 7 : len, 0x90);
-    v[0] = 0x8d;
-    v[1] = 0x87;
-    std::memcpy(&v[2], &imm, 4);
-    v[6] = 0xc3;
-    return v;
-}
-
-// Offset of the imm32 in ret_imm / add_imm code.
-constexpr size_t kRetImmOff = 1;
-constexpr size_t kAddImmOff = 2;
 
 inline int call_int(const void *code, int x = 0) {
     return reinterpret_cast<IntFn>(const_cast<void *>(code))(x);
@@ -115,7 +89,7 @@ constexpr jit_writer kAllWriters[] = {JIT_WRITER_PROC_MEM, JIT_WRITER_MEMFD,
 // The mprotect writer makes a page RW (not executable) for the length of a write, so
 // other threads must not run code on that page meanwhile (documented in jitalloc.h).
 inline bool can_run_during_writes(jit_writer w) {
-    return JT_CAN_RUN_CODE && w != JIT_WRITER_MPROTECT;
+    return w != JIT_WRITER_MPROTECT;
 }
 
 inline jit_arena_options options(jit_writer w = JIT_WRITER_AUTO) {
@@ -318,6 +292,13 @@ inline std::string thp_mode(const char *file = "/sys/kernel/mm/transparent_hugep
     size_t a = s.find('['), b = s.find(']');
     return a != std::string::npos && b != std::string::npos && b > a ? s.substr(a + 1, b - a - 1)
                                                                      : "";
+}
+
+// The PMD-sized transparent huge page (2 MiB with 4 KiB pages; 32 MiB with 16 KiB, 512
+// MiB with 64 KiB on arm64); 0 if the kernel does not say.
+inline size_t thp_pmd_size() {
+    return static_cast<size_t>(
+        std::strtoull(read_file("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size").c_str(), nullptr, 10));
 }
 
 // ---------------------------------------------------------------- fork

@@ -194,20 +194,29 @@ TEST(Placement, DataMappingRejectsBadArguments) {
     }
 }
 
-#if JT_CAN_RUN_CODE
 extern "C" __attribute__((noinline)) int jt_host_add1000(int x) { return x + 1000; }
 
-// sub rsp,8; call rel32 host; add rsp,8; ret   (x passes through in edi)
+// A function that calls the host function with the architecture's direct call (x passes
+// through in the first argument register).
 std::vector<uint8_t> call_host_code(const uint8_t *at, const void *host) {
+#if defined(__x86_64__)
+    // sub rsp,8; call rel32 host; add rsp,8; ret
     std::vector<uint8_t> v = {0x48, 0x83, 0xec, 0x08, 0xe8, 0, 0, 0, 0, 0x48, 0x83, 0xc4, 0x08, 0xc3};
     intptr_t rel = reinterpret_cast<intptr_t>(host) - reinterpret_cast<intptr_t>(at + 9);
     EXPECT_EQ(rel, static_cast<int32_t>(rel)) << "host function out of rel32 reach";
     int32_t r32 = static_cast<int32_t>(rel);
     std::memcpy(&v[5], &r32, 4);
     return v;
+#elif defined(__aarch64__)
+    // stp x29, x30, [sp, #-16]!; bl host; ldp x29, x30, [sp], #16; ret
+    intptr_t rel = reinterpret_cast<intptr_t>(host) - reinterpret_cast<intptr_t>(at + 4);
+    EXPECT_TRUE(a64::branch_reaches(rel)) << "host function out of bl reach";
+    return a64::bytes({a64::push_frame(), a64::bl(rel), a64::pop_frame(), a64::ret()});
+#endif
 }
 
-TEST(Placement, Rel32CallToHostFunction) {
+// The default window keeps code in direct-call reach (rel32 / bl) of host code.
+TEST(Placement, DirectCallToHostFunction) {
     const void *host = reinterpret_cast<const void *>(&jt_host_add1000);
     for (int arena_kind = 0; arena_kind < 2; arena_kind++) {
         SCOPED_TRACE(arena_kind ? "arena near the host function" : "default arena");
@@ -237,6 +246,5 @@ TEST(Placement, Rel32CallToHostFunction) {
         }
     }
 }
-#endif
 
 }  // namespace

@@ -130,7 +130,7 @@ TEST(ThreadsDefault, DefaultArenaAndArenaCreationFromManyThreads) {
     for (int t = 0; t < kThreads; t++)
         ts.emplace_back([&f, t] {
             // The default arena is created once, by whichever thread comes first.
-            run_thread(jit_default_arena(), t, t % 2 == 0, JT_CAN_RUN_CODE, f);
+            run_thread(jit_default_arena(), t, t % 2 == 0, true, f);
             ArenaHolder own;
             if (!own.get()) {
                 f.alloc++;
@@ -160,7 +160,7 @@ TEST(ThreadsShrink, ShrinkAndStatsConcurrently) {
             jit_arena_stats(a, &s);
         }
     });
-    run_all(a, false, JT_CAN_RUN_CODE);
+    run_all(a, false, true);
     stop = true;
     shrinker.join();
 }

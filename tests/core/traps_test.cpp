@@ -92,7 +92,6 @@ TEST_P(Traps, WholeFreshChunkIsTraps) {
     EXPECT_EQ(jit_free(p), 0);
 }
 
-#if JT_CAN_RUN_CODE
 // Jumping into trap memory traps (SIGTRAP), rather than running leftovers.
 TEST_P(Traps, CallingFreedCodeTraps) {
     jit_arena *a = arena();
@@ -105,7 +104,6 @@ TEST_P(Traps, CallingFreedCodeTraps) {
     GTEST_FLAG_SET(death_test_style, "threadsafe");
     EXPECT_EXIT(call_int(p), ::testing::KilledBySignal(SIGTRAP), "");
 }
-#endif
 
 INSTANTIATE_TEST_SUITE_P(All, Traps, ::testing::ValuesIn(kAllWriters),
                          [](const auto &info) { return std::string(writer_name(info.param)); });

@@ -6,7 +6,7 @@
 // retain and cap), alloc with and without code (small, page and large sizes), update in
 // bounds and out of bounds, free valid / interior / stale / double / foreign / NULL
 // pointers, shrink one arena or all, stats + invariant check, call generated code
-// (x86-64), and arm a system-call fault for the next operation.
+// (x86-64 or arm64), and arm a system-call fault for the next operation.
 //
 // The model keeps, per live allocation, its arena, requested length, usable size and
 // every byte it should hold (code, then trap bytes). Every result is checked: success or
@@ -18,6 +18,7 @@
 // (fuzz_replay.cpp) that replays the corpus and random inputs in every build.
 #include <jitalloc/jitalloc.h>
 
+#include "../common/host_code.h"
 #include "../common/trap_fill.h"
 #include "os/os.h"
 
@@ -397,27 +398,20 @@ void op_stats(Model &m, Reader &r) {
 }
 
 void op_call(Model &m, Reader &r) {
-#if defined(__x86_64__)
     auto it = pick(m, r.u8());
     uint32_t imm = r.u32();
-    if (it == m.live.end() || it->second.bytes.size() < 6)
+    if (it == m.live.end() || it->second.bytes.size() < jt_code::kRetImmLen)
         return;
-    // mov eax, imm32 ; ret
-    uint8_t fn[6] = {0xB8, 0, 0, 0, 0, 0xC3};
-    std::memcpy(fn + 1, &imm, 4);
+    const std::vector<uint8_t> fn = jt_code::ret_imm(static_cast<int32_t>(imm));
     errno = 0;
-    if (jit_update(reinterpret_cast<void *>(it->first), fn, sizeof fn) != 0) {
+    if (jit_update(reinterpret_cast<void *>(it->first), fn.data(), fn.size()) != 0) {
         expect_errno(m, errno);
         verify(m, it->first, it->second);
         return;
     }
-    std::memcpy(it->second.bytes.data(), fn, sizeof fn);
+    std::memcpy(it->second.bytes.data(), fn.data(), fn.size());
     auto f = reinterpret_cast<uint32_t (*)()>(it->first);
     REQUIRE(f() == imm);
-#else
-    (void)m;
-    (void)r;
-#endif
 }
 
 void op_arm_fault(Model &m, Reader &r) {

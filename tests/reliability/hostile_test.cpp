@@ -13,6 +13,7 @@
 //  - fork while another thread writes: the child sees every allocation old or new,
 //    never torn; its writes do not reach the parent, nor the parent's the child.
 #include "rel_common.h"
+#include "../common/host_code.h"
 
 #include "os/os.h"
 
@@ -77,15 +78,13 @@ jit_arena *arena(jit_writer w, unsigned flags = 0) {
 
 // alloc + update + call (x86-64) + free on a: 0 or the failing line.
 int exercise(jit_arena *a) {
-    uint8_t fn[6] = {0xB8, 0x2A, 0, 0, 0, 0xC3};  // mov eax, 42 ; ret
-    void *p = jit_arena_alloc(a, fn, sizeof fn);
+    std::vector<uint8_t> fn = jt_code::ret_imm(42);
+    void *p = jit_arena_alloc(a, fn.data(), fn.size());
     REQ(p != nullptr);
-#if defined(__x86_64__)
     REQ(reinterpret_cast<int (*)()>(p)() == 42);
-    fn[1] = 7;
-    REQ(jit_update(p, fn, sizeof fn) == 0);
+    fn = jt_code::ret_imm(7);
+    REQ(jit_update(p, fn.data(), fn.size()) == 0);
     REQ(reinterpret_cast<int (*)()>(p)() == 7);
-#endif
     void *big = jit_arena_alloc(a, nullptr, 64 * 1024);
     REQ(big && rel::all_traps(big, 64 * 1024));
     REQ(jit_free(big) == 0);

@@ -5,6 +5,7 @@
 //
 //   REL_STRESS_OPS   operations per thread (default 6000; 1500 under sanitizers)
 #include "rel_common.h"
+#include "../common/host_code.h"
 
 #include <gtest/gtest.h>
 
@@ -33,13 +34,9 @@ struct Fn {
     uint32_t imm;
 };
 
-// mov eax, imm32 ; ret, then filler up to len
+// Returns imm, then filler up to len.
 std::vector<uint8_t> code_for(uint32_t imm, size_t len) {
-    std::vector<uint8_t> v(len, 0x90);
-    v[0] = 0xB8;
-    std::memcpy(&v[1], &imm, 4);
-    v[5] = 0xC3;
-    return v;
+    return jt_code::ret_imm(static_cast<int32_t>(imm), len);
 }
 
 class Stress : public ::testing::TestWithParam<std::tuple<jit_writer, int>> {};
@@ -91,14 +88,14 @@ TEST_P(Stress, ThreadsWithWxMonitor) {
                 calls++;
                 if (got != f.imm)
                     report("call returned a stale value");
-            } else if (std::memcmp(f.p + 1, &f.imm, 4) != 0) {
+            } else if (std::memcmp(f.p + jt_code::kRetImmOff, &f.imm, 4) != 0) {
                 report("code bytes stale");
             }
         };
         for (long i = 0; i < nops; i++) {
             unsigned r = rng() % 100;
             if (r < 30 || mine.empty()) {
-                size_t len = rng() % 50 == 0 ? 4096 + rng() % 20000 : 6 + rng() % 600;
+                size_t len = rng() % 50 == 0 ? 4096 + rng() % 20000 : jt_code::kRetImmLen + rng() % 600;
                 uint32_t imm = rng();
                 auto v = code_for(imm, len);
                 void *p = jit_arena_alloc(a, v.data(), len);
@@ -114,7 +111,7 @@ TEST_P(Stress, ThreadsWithWxMonitor) {
             } else if (r < 75) {
                 Fn &f = mine[rng() % mine.size()];
                 uint32_t imm = rng();
-                if (jit_update(f.p + 1, &imm, 4) != 0) {
+                if (jit_update(f.p + jt_code::kRetImmOff, &imm, 4) != 0) {
                     report(std::string("update: ") + std::strerror(errno));
                     continue;
                 }
