@@ -4,7 +4,11 @@
 //
 //   load_unload/<c>/<len>            load a function, call it once, unload it
 //   churn/<c>/<live>                 free a random live function, load a BPF-sized one
-//   update/<c>/<len>/spinner:<0|1>   patch live code; spinner:1 = a second thread runs JIT code
+//   update/<c>/<len>/spinner:<0|1|2> patch live code; spinner:1 = a second thread runs JIT code,
+//                                    2 = the process has made a thread (gone now), 0 = it never did
+//   reserve_write_free/<c>/spinner:<0|1>  reserve 256 B, write it, call it, free it (the path
+//                                    jitalloc::JitRuntime takes per function), with a second
+//                                    thread running JIT code or not
 //   calls/<c>/<n>                    n functions of 64..512 B called in random order
 //   threads/<c>/threads:<1|2>        churn on 1 and 2 threads sharing one allocator
 //   memory/<c>/<workload>            code memory after load_unload and after churn at 50 000
@@ -14,6 +18,8 @@
 #include "workload.h"
 
 #include <jitalloc/jitalloc.h>
+
+#include "serialise/serialise.h"
 
 #include <benchmark/benchmark.h>
 
@@ -202,12 +208,21 @@ private:
     std::thread t_;
 };
 
+// spinner:2 runs in a process that has made a thread which is gone again: glibc never
+// resets __libc_single_threaded, so jitalloc serialises as if other threads may exist.
+void make_process_multithreaded() {
+    if (jitalloc::process_single_threaded())
+        std::thread([] {}).join();
+}
+
 void update(benchmark::State &state, const std::string &name) {
+    if (state.range(1) == 2)
+        make_process_multithreaded();
     auto c = need(state, name);
     if (!c)
         return;
     size_t len = static_cast<size_t>(state.range(0));
-    bool spin = state.range(1) != 0;
+    bool spin = state.range(1) == 1;
     // The spinner's function is page-sized and loaded first, away from the target pages.
     constexpr size_t kSpinLen = 8192;
     void *spin_fn = c->load(make_function(kSpinLen, 7), kSpinLen);
@@ -238,6 +253,42 @@ void update(benchmark::State &state, const std::string &name) {
     c->unload(target, kTargetLen);
     c->unload(spin_fn, kSpinLen);
     state.SetItemsProcessed(state.iterations());
+    state.counters["single_threaded"] = jitalloc::process_single_threaded();
+}
+
+// ------------------------------------------------------------------ 3b. reserve + write + free
+
+void reserve_write_free(benchmark::State &state, const std::string &name) {
+    auto c = need(state, name);
+    if (!c)
+        return;
+    constexpr size_t kLen = 256;
+    constexpr size_t kSpinLen = 8192;
+    void *spin_fn = c->load(make_function(kSpinLen, 7), kSpinLen);
+    void *probe = c->reserve(kLen);
+    if (!spin_fn || !probe) {
+        state.SkipWithError("reserve unsupported or load failed");
+        return;
+    }
+    c->unload(probe, kLen);
+    std::unique_ptr<Spinner> spinner;
+    if (state.range(0))
+        spinner = std::make_unique<Spinner>(as_fn(spin_fn));
+    int sum = 0, i = 0;
+    for (auto _ : state) {
+        void *p = c->reserve(kLen);
+        if (!p || !c->update(p, make_function(kLen, i), kLen)) {
+            state.SkipWithError("reserve or write failed");
+            break;
+        }
+        sum += as_fn(p)(i++);
+        c->unload(p, kLen);
+    }
+    spinner.reset();
+    benchmark::DoNotOptimize(sum);
+    c->unload(spin_fn, kSpinLen);
+    state.SetItemsProcessed(state.iterations());
+    state.counters["single_threaded"] = jitalloc::process_single_threaded();
 }
 
 // ------------------------------------------------------------------ 4. calls (iTLB)
@@ -446,21 +497,40 @@ void register_all() {
         if (n != "ideal_thp")
             allocators.push_back(n);
 
-    for (const auto &n : allocators) {
+    // The floors take part wherever a write is timed (not in calls, memory, threads).
+    std::vector<std::string> writers = allocators;
+    for (const auto &n : floor_contender_names())
+        writers.push_back(n);
+    for (const auto &n : writers) {
         auto *b = benchmark::RegisterBenchmark(("load_unload/" + n).c_str(), load_unload, n);
         b->ArgName("len")->Arg(64)->Arg(512)->Arg(4096)->MinTime(g_quick ? 0.05 : 0.2);
     }
-    for (const auto &n : allocators) {
+    for (const auto &n : writers) {
         auto *b = benchmark::RegisterBenchmark(("churn/" + n).c_str(), churn, n);
         b->ArgName("live")->Arg(5000)->Arg(50000)->Iterations(g_quick ? 3000 : 10000);
     }
-    std::vector<std::string> updaters = allocators;
+    std::vector<std::string> updaters = writers;
     updaters.insert(updaters.begin() + 3, "jitalloc_temp_alias");
-    for (const auto &n : updaters) {
-        auto *b = benchmark::RegisterBenchmark(("update/" + n).c_str(), update, n);
-        b->ArgNames({"len", "spinner"})
-            ->ArgsProduct({{8, 64, 4096}, {0, 1}})
-            ->MinTime(g_quick ? 0.05 : 0.2);
+    // Every single-threaded run first, while the process has never made a thread (then
+    // jitalloc makes no serialising call at all); then the process turns multi-threaded.
+    for (int64_t spin : {0, 2, 1}) {
+        for (const auto &n : updaters) {
+            if (spin == 2 && n != "jitalloc_proc_mem" && n != "jitalloc_memfd")
+                continue;
+            auto *b = benchmark::RegisterBenchmark(("update/" + n).c_str(), update, n);
+            b->ArgNames({"len", "spinner"})
+                ->ArgsProduct({spin == 2 ? std::vector<int64_t>{64} : std::vector<int64_t>{8, 64, 4096},
+                               {spin}})
+                ->MinTime(g_quick ? 0.05 : 0.2);
+        }
+    }
+    for (int64_t spin : {0, 1}) {
+        for (const auto &n : {"jitalloc_proc_mem", "jitalloc_memfd", "floor_proc_mem",
+                              "floor_memfd", "asmjit_dual"}) {
+            auto *b = benchmark::RegisterBenchmark((std::string("reserve_write_free/") + n).c_str(),
+                                                   reserve_write_free, std::string(n));
+            b->ArgName("spinner")->Arg(spin)->MinTime(g_quick ? 0.05 : 0.2);
+        }
     }
     std::vector<std::string> callers = all;
     for (const auto &n : placement_contender_names())

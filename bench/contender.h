@@ -24,6 +24,9 @@ public:
     virtual void unload(void *p, size_t len) = 0;
     // Overwrites [dst, dst+len) of live code. false on failure.
     virtual bool update(void *dst, const void *src, size_t len) = 0;
+    // Reserves len bytes to be written with update() (the path jitalloc::JitRuntime takes:
+    // reserve, relocate, write); unload() frees it. nullptr where not supported.
+    virtual void *reserve(size_t) { return nullptr; }
     // After a batch of loads, before the code runs (ideal: flips the region to RX).
     virtual void seal() {}
     // Out-of-band metadata bytes the allocator holds (0 where the kernel keeps it).
@@ -50,6 +53,16 @@ const std::vector<std::string> &contender_names();
 //                      (jitalloc::make_placement + reserve_range)
 // so each layout is compared with the ideal at the same placement.
 const std::vector<std::string> &placement_contender_names();
+
+// The floor: what one strict W^X write costs with nothing around it. Each load and each
+// update is one raw pwrite into trap-filled ROX code memory (unload does nothing), so a
+// strict writer's figure divided by its floor's is what the allocator adds:
+//   floor_proc_mem  /proc/self/mem into private anonymous THP memory (like proc_mem)
+//   floor_memfd     the memfd behind a shared ROX view (like memfd and temp_alias)
+// Loads are placed one after another in a 32 MiB region and wrap around.
+// bench/report.py measures proc_mem and mprotect against floor_proc_mem, memfd and
+// temp_alias against floor_memfd.
+const std::vector<std::string> &floor_contender_names();
 
 // A fresh contender; nullptr (with a message on stderr) if it cannot work here.
 std::unique_ptr<Contender> make_contender(const std::string &name);

@@ -8,7 +8,9 @@
 
 #include <asmjit/core.h>
 
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -44,6 +46,7 @@ public:
     bool update(void *dst, const void *src, size_t len) override {
         return jit_arena_update(arena_, dst, src, len) == 0;
     }
+    void *reserve(size_t len) override { return jit_arena_alloc(arena_, nullptr, len); }
     size_t metadata_bytes() override {
         struct jit_stats st;
         jit_arena_stats(arena_, &st);
@@ -101,6 +104,10 @@ public:
         asmjit::VirtMem::flushInstructionCache(dst, len);
         return true;
     }
+    void *reserve(size_t len) override {
+        void *rx = nullptr, *rw = nullptr;
+        return alloc_.alloc(&rx, &rw, len) == asmjit::kErrorOk ? rx : nullptr;
+    }
     size_t metadata_bytes() override { return alloc_.statistics().overheadSize(); }
     bool strict_wx() const override { return strict_; }
 
@@ -146,6 +153,78 @@ public:
     }
     size_t metadata_bytes() override { return 0; }
     bool strict_wx() const override { return true; }
+};
+
+// ---- the floor: one raw pwrite per load or update (see contender.h) ----
+class FloorContender final : public Contender {
+public:
+    // memfd: false = /proc/self/mem into anonymous THP memory, true = the backing memfd.
+    explicit FloorContender(bool memfd) : memfd_(memfd) {
+        void *r = mmap(nullptr, kRegion + kHuge, PROT_NONE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (r == MAP_FAILED)
+            std::abort();
+        map_ = static_cast<uint8_t *>(r);
+        base_ = reinterpret_cast<uint8_t *>(round_up(reinterpret_cast<uintptr_t>(map_), kHuge));
+        if (!memfd_) {
+            // Like jitalloc's proc_mem chunks: RW, huge pages, traps, then RX for good.
+            if (mmap(base_, kRegion, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
+                std::abort();
+            madvise(base_, kRegion, MADV_HUGEPAGE);
+            std::memset(base_, 0xCC, kRegion);
+            if (mprotect(base_, kRegion, PROT_READ | PROT_EXEC) != 0)
+                std::abort();
+            fd_ = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
+        } else {
+            fd_ = static_cast<int>(syscall(SYS_memfd_create, "floor", 0x0001U /*CLOEXEC*/));
+            std::vector<uint8_t> traps(kHuge, 0xCC);
+            if (fd_ < 0 || ftruncate(fd_, kRegion) != 0)
+                std::abort();
+            for (size_t off = 0; off < kRegion; off += kHuge)
+                if (pwrite(fd_, traps.data(), kHuge, static_cast<off_t>(off)) != ssize_t(kHuge))
+                    std::abort();
+            if (mmap(base_, kRegion, PROT_READ | PROT_EXEC, MAP_SHARED | MAP_FIXED | MAP_POPULATE,
+                     fd_, 0) == MAP_FAILED)
+                std::abort();
+            madvise(base_, kRegion, MADV_HUGEPAGE);
+        }
+        if (fd_ < 0)
+            std::abort();
+    }
+    ~FloorContender() override {
+        munmap(map_, kRegion + kHuge);
+        close(fd_);
+    }
+    void *load(const void *code, size_t len) override {
+        void *p = reserve(len);
+        return p && update(p, code, len) ? p : nullptr;
+    }
+    void unload(void *, size_t) override {}
+    bool update(void *dst, const void *src, size_t len) override {
+        auto *d = static_cast<uint8_t *>(dst);
+        off_t off = memfd_ ? d - base_ : static_cast<off_t>(reinterpret_cast<uintptr_t>(d));
+        return pwrite(fd_, src, len, off) == static_cast<ssize_t>(len);
+    }
+    void *reserve(size_t len) override {
+        if (len > kRegion)
+            return nullptr;
+        if (next_ + len > kRegion)
+            next_ = 0;
+        uint8_t *p = base_ + next_;
+        next_ = round_up(next_ + len, 16);
+        return p;
+    }
+    size_t metadata_bytes() override { return 0; }
+    bool strict_wx() const override { return true; }
+
+private:
+    static constexpr size_t kRegion = size_t{32} << 20;
+    bool memfd_;
+    uint8_t *map_ = nullptr;
+    uint8_t *base_ = nullptr;
+    size_t next_ = 0;
+    int fd_ = -1;
 };
 
 // ---- placement near the library, for ideal_near ----
@@ -239,6 +318,11 @@ const std::vector<std::string> &contender_names() {
     return names;
 }
 
+const std::vector<std::string> &floor_contender_names() {
+    static const std::vector<std::string> names = {"floor_proc_mem", "floor_memfd"};
+    return names;
+}
+
 const std::vector<std::string> &placement_contender_names() {
     static const std::vector<std::string> names = {"jitalloc_anywhere", "ideal_near"};
     return names;
@@ -260,6 +344,8 @@ std::unique_ptr<Contender> make_contender(const std::string &name) {
     if (name == "naive_mmap") return std::make_unique<NaiveContender>();
     if (name == "ideal_thp") return std::make_unique<IdealContender>(false);
     if (name == "ideal_near") return std::make_unique<IdealContender>(true);
+    if (name == "floor_proc_mem") return std::make_unique<FloorContender>(false);
+    if (name == "floor_memfd") return std::make_unique<FloorContender>(true);
     if (name == "jitalloc_anywhere")
         return make_jitalloc(JIT_WRITER_PROC_MEM, JIT_PLACE_ANYWHERE);
     std::fprintf(stderr, "unknown contender %s\n", name.c_str());

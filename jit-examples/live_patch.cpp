@@ -8,7 +8,8 @@
 //   2. jit_update 1 byte: the opcode becomes int3 (CC);
 //   3. jit_update the 4 rel32 bytes behind it;
 //   4. jit_update 1 byte: the opcode again (E9 / E8).
-// Each jit_update ends with membarrier(SYNC_CORE), so every running thread has
+// Each jit_update of live code (the allocation has held code and the process has other
+// threads) ends with membarrier(SYNC_CORE), so every running thread has
 // serialised its instruction stream before the next step: a thread either executes the
 // complete old instruction, the complete new one, or the int3, whose SIGTRAP handler
 // emulates the new branch (jmp: set RIP; call: push the return address, set RIP).

@@ -88,7 +88,8 @@ enum jit_placement {
 #define JIT_MAX_NEAR_ADDRESSES 64
 
 /* Arena flags. */
-#define JIT_ARENA_NO_SYNC_CORE  (1u << 0) /* skip membarrier(SYNC_CORE) after jit_update */
+#define JIT_ARENA_NO_SYNC_CORE  (1u << 0) /* skip membarrier(SYNC_CORE) after updates of
+                                             live code */
 #define JIT_ARENA_NO_HUGE_PAGES (1u << 1) /* do not ask for transparent huge pages */
 #define JIT_ARENA_IGNORE_ENV    (1u << 2) /* JITALLOC_WRITER does not override AUTO,
                                              JITALLOC_PERF_MAP / _GDB_JIT add no flags */
@@ -180,11 +181,17 @@ int jit_shrink_alloc(void *p, size_t len);
 int jit_arena_shrink_alloc(jit_arena *arena, void *p, size_t len);
 
 /* text_poke-style write into live code: [dst, dst+len) must lie inside the usable size
- * of one live allocation. The write lands whole or not at all, is read back, and the
- * instruction stream is synchronised for all threads. src may lie anywhere, in code
- * memory too, even overlapping [dst, dst+len) (e.g. jit_update(p + 16, p, 64)): memmove
- * semantics, the bytes written are those src held before the call. The same holds for
- * the code argument of jit_alloc. */
+ * of one live allocation. The write lands whole or not at all and is read back. If the
+ * allocation has held code before (it was written with code or updated), every other
+ * running thread executes a serialising instruction before this returns (membarrier
+ * SYNC_CORE), so none keeps running stale instructions; the first write into a
+ * reservation (jit_alloc(NULL, n)) is new code and needs none on x86-64, nor does any
+ * write while the process has a single thread (docs/GUARANTEES.md). Threads executing
+ * the bytes while they change can see a torn instruction: patch live code only where
+ * that is harmless (single bytes at instruction starts, the int3 protocol). src may lie
+ * anywhere, in code memory too, even overlapping [dst, dst+len) (e.g.
+ * jit_update(p + 16, p, 64)): memmove semantics, the bytes written are those src held
+ * before the call. The same holds for the code argument of jit_alloc. */
 int jit_update(void *dst, const void *src, size_t len);
 /* Same, but dst must belong to arena (EINVAL otherwise). */
 int jit_arena_update(jit_arena *arena, void *dst, const void *src, size_t len);
@@ -213,7 +220,8 @@ struct jit_stats {
     enum jit_writer writer;       /* the strategy in use */
     const char *writer_name;
     uint32_t strict_wx;           /* 1 unless a persistent writable alias exists */
-    uint32_t sync_core;           /* 1 if jit_update serialises other threads (membarrier) */
+    uint32_t sync_core;           /* 1 if updates of live code serialise other threads
+                                     (membarrier SYNC_CORE, when the process has threads) */
     uint64_t chunks_mapped;       /* 2 MiB chunks currently mapped (large ones count each) */
     uint64_t bytes_mapped;        /* code memory mapped */
     uint64_t bytes_resident;      /* code memory resident (mincore) */

@@ -3,9 +3,8 @@
 #include "arena/arena.h"
 
 #include "observe/observe.h"
-#include "os/os.h"
+#include "serialise/serialise.h"
 
-#include <linux/membarrier.h>
 #include <sched.h>
 
 #include <cerrno>
@@ -57,12 +56,6 @@ int jit_arena::write(Chunk *c, uint8_t *dst, const void *src, size_t len) {
 
 int jit_arena::write_traps(Chunk *c, uint8_t *dst, size_t len) {
     return poke_traps(*writer, c->mapping, dst, len);
-}
-
-void jit_arena::sync_other_cpus() {
-    // Other threads may have this code in their pipelines: make them refetch it.
-    if (sync_core)
-        (void)os::membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE, 0);
 }
 
 // ---------------------------------------------------------------- chunks (buddy_lock)
@@ -150,8 +143,8 @@ int jit_arena::alloc(const void *code, size_t len, const char *name, void **out,
     if (!rc) {
         // Fresh code: other CPUs need a context synchronisation only where the
         // architecture says so (arch.h: arm64 yes, x86-64 no).
-        if (code && arch::kFreshCodeNeedsCpuSync)
-            sync_other_cpus();
+        if (code)
+            after_code_write(Replaces::unrun, sync_core);
         total_allocs.fetch_add(1, std::memory_order_relaxed);
         if (observed)
             observe_alloc(this, *out, len, name);
@@ -165,7 +158,7 @@ int jit_arena::alloc_small(unsigned cls, const void *code, size_t len, void **ou
     uint8_t *p;
     {
         std::lock_guard<std::mutex> g(k.lock);
-        p = k.take(static_cast<uint32_t>(len), &s);
+        p = k.take(static_cast<uint32_t>(len), code != nullptr, &s);
         if (!p) {
             const SizeClass &sc = size_class(cls);
             int err = 0;
@@ -180,7 +173,7 @@ int jit_arena::alloc_small(unsigned cls, const void *code, size_t len, void **ou
             }
             slab_meta_bytes += slab_metadata_bytes(cls);
             k.add(fresh);
-            p = k.take(static_cast<uint32_t>(len), &s);
+            p = k.take(static_cast<uint32_t>(len), code != nullptr, &s);
         }
     }
     if (code) {
@@ -221,6 +214,7 @@ int jit_arena::alloc_pages(const void *code, size_t len, void **out) {
         if (!d)
             return err;
         d->requested = static_cast<uint32_t>(len);
+        d->held_code = code != nullptr;
         page_runs_live++;
         page_runs_requested += len;
         page_runs_pages += npages;
@@ -258,6 +252,7 @@ int jit_arena::alloc_large(const void *code, size_t len, void **out) {
             return errno;
         c->live = true;
         c->requested = len;
+        c->held_code = code != nullptr;
         link_chunk_locked(c);
         large_live++;
         large_requested += len;
@@ -315,7 +310,14 @@ Slab *jit_arena::lock_slab(Chunk *c, const void *p, SlabClass **held) {
     return s;
 }
 
-bool jit_arena::locate(const void *p, bool exact, Located &out) {
+namespace {
+// A write of len bytes at p fits in [start, start + usable).
+bool fits(const void *p, size_t len, const uint8_t *start, size_t usable) {
+    return len <= usable - static_cast<size_t>(static_cast<const uint8_t *>(p) - start);
+}
+}  // namespace
+
+bool jit_arena::locate(const void *p, bool exact, Located &out, size_t write_len) {
     Chunk *c = chunk_lookup(p);
     if (!c)
         return false;
@@ -326,9 +328,12 @@ bool jit_arena::locate(const void *p, bool exact, Located &out) {
         if (!s)
             return false;
         int i = exact ? s->index_of(p) : s->index_containing(p);
-        bool ok = i >= 0 && s->is_live(static_cast<unsigned>(i));
-        if (ok)
-            out = {c, s, static_cast<unsigned>(i), s->object(static_cast<unsigned>(i)), s->size};
+        auto idx = static_cast<unsigned>(i);
+        bool ok = i >= 0 && s->is_live(idx) && fits(p, write_len, s->object(idx), s->size);
+        if (ok) {
+            bool held = write_len > 0 ? s->mark_code(idx) : s->held_code(idx);
+            out = {c, s, idx, s->object(idx), s->size, held};
+        }
         k->lock.unlock();
         return ok;
     }
@@ -336,9 +341,10 @@ bool jit_arena::locate(const void *p, bool exact, Located &out) {
     if (!owns_locked(c, p))
         return false;
     if (c->large) {
-        if (!c->live || (exact && p != c->base))
+        if (!c->live || (exact && p != c->base) || !fits(p, write_len, c->base, c->size))
             return false;
-        out = {c, nullptr, 0, c->base, c->size};
+        out = {c, nullptr, 0, c->base, c->size, c->held_code};
+        c->held_code |= write_len > 0;
         return true;
     }
     PageState st = d.state.load(std::memory_order_relaxed);
@@ -349,7 +355,12 @@ bool jit_arena::locate(const void *p, bool exact, Located &out) {
     uint8_t *start = c->page_addr(head);
     if (exact && p != start)
         return false;
-    out = {c, nullptr, head, start, size_t{c->pages[head].npages} * kPageSize};
+    PageDesc &h = c->pages[head];
+    size_t usable = size_t{h.npages} * kPageSize;
+    if (!fits(p, write_len, start, usable))
+        return false;
+    out = {c, nullptr, head, start, usable, h.held_code};
+    h.held_code |= write_len > 0;
     return true;
 }
 
@@ -365,16 +376,17 @@ int jit_arena::update(void *dst, const void *src, size_t len) {
     if (!dst || !src || len == 0 || len > JIT_MAX_ALLOC_SIZE)
         return EINVAL;
     GateGuard op(gate);
+    // From here on the allocation counts as live code, even if this write fails (at
+    // worst a later update serialises once too often).
     Located loc;
-    if (!locate(dst, false, loc))
-        return EINVAL;
-    size_t offset = static_cast<size_t>(static_cast<uint8_t *>(dst) - loc.start);
-    if (len > loc.usable - offset)
+    if (!locate(dst, false, loc, len))
         return EINVAL;
     int rc = write(loc.chunk, static_cast<uint8_t *>(dst), src, len);
     if (rc)
         return rc;
-    sync_other_cpus();
+    // An allocation that has held code may be running on other CPUs: they must refetch
+    // it. The first write into a reservation (only traps so far) needs nothing.
+    after_code_write(loc.held_code ? Replaces::live_code : Replaces::unrun, sync_core);
     total_updates.fetch_add(1, std::memory_order_relaxed);
     return 0;
 }

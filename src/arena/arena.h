@@ -64,6 +64,7 @@ struct Located {
     unsigned index = 0;     // slab object index, or head page of a page run
     uint8_t *start = nullptr;
     size_t usable = 0;
+    bool held_code = false;  // the allocation held code before (locate for a write)
 };
 
 }  // namespace jitalloc
@@ -76,7 +77,7 @@ struct jit_arena {
     std::string name;
     const jitalloc::Writer *writer = nullptr;
     jitalloc::Placement placement;
-    bool sync_core = false;  // membarrier SYNC_CORE registered and wanted
+    bool sync_core = false;  // membarrier SYNC_CORE registered and wanted (src/serialise)
     bool observed = false;   // profiler / debugger observers enabled (observe.h)
 
     jitalloc::SlabClass classes[jitalloc::kNumClasses];
@@ -128,11 +129,12 @@ private:
     // buddy_lock held: c is bound to this arena and covers p (then it stays so).
     bool owns_locked(const Chunk *c, const void *p) const;
     jitalloc::Slab *lock_slab(Chunk *c, const void *p, jitalloc::SlabClass **held);
-    bool locate(const void *p, bool exact, jitalloc::Located &out);
+    // The live allocation starting at p (exact) or containing it. write_len > 0: a write
+    // of write_len bytes at p is about to be made; it must fit in the allocation, which
+    // counts as holding code from now on (out.held_code tells whether it did before).
+    bool locate(const void *p, bool exact, jitalloc::Located &out, size_t write_len = 0);
     int write(Chunk *c, uint8_t *dst, const void *src, size_t len);
     int write_traps(Chunk *c, uint8_t *dst, size_t len);
-    // membarrier SYNC_CORE when the arena has it (sync_core); failures are absorbed.
-    void sync_other_cpus();
     // class lock of the slab held; takes buddy_lock:
     void release_slab_if_empty(jitalloc::Slab *dead);
     // buddy_lock held:

@@ -105,6 +105,7 @@ PageDesc *Buddy::alloc(unsigned npages) {
         c->pages[i].head = static_cast<uint16_t>(first);
     PageDesc &head = c->pages[first];
     head.npages = npages;
+    head.held_code = false;
     head.state.store(PageState::pages_head, std::memory_order_release);
     return &head;
 }

@@ -52,6 +52,7 @@ void meta_reset(Chunk *c) {
     bind(c, nullptr, 0, nullptr);
     c->live = false;
     c->requested = 0;
+    c->held_code = false;
     c->mapping = ChunkMapping{};
     c->next = c->prev = nullptr;
     c->free_pages = 0;
@@ -63,6 +64,7 @@ void meta_reset(Chunk *c) {
         d.state.store(PageState::free, std::memory_order_relaxed);
         d.slab_class.store(kNoOrder, std::memory_order_relaxed);
         d.free_order = kNoOrder;
+        d.held_code = false;
         d.index = static_cast<uint16_t>(i);
         d.head = 0;
         d.npages = 0;

@@ -58,6 +58,7 @@ struct PageDesc {
     std::atomic<PageState> state{PageState::free};
     std::atomic<uint8_t> slab_class{kNoOrder};  // slab pages: the slab's size class
     uint8_t free_order = kNoOrder;
+    bool held_code = false;  // pages_head: the allocation has held code (see slab.h)
     uint16_t index = 0;      // page number within the chunk
     uint16_t head = 0;       // pages_tail: index of the head page
     uint32_t npages = 0;     // pages_head: pages in the allocation
@@ -85,6 +86,7 @@ struct Chunk {
 
     bool live = false;         // large: the allocation is live
     uint64_t requested = 0;    // large: bytes asked for
+    bool held_code = false;    // large: the allocation has held code (see slab.h)
     ChunkMapping mapping;
     Chunk *next = nullptr;     // arena's chunk list (buddy lock)
     Chunk *prev = nullptr;

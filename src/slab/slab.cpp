@@ -36,9 +36,15 @@ int Slab::index_containing(const void *p) const {
     return i < nobj ? static_cast<int>(i) : -1;
 }
 
+bool Slab::mark_code(unsigned i) {
+    bool before = held_code(i);
+    set_bit(code, i);
+    return before;
+}
+
 size_t slab_metadata_bytes(unsigned cls) {
     unsigned nobj = size_class(cls).objects;
-    return sizeof(Slab) + 2 * words_for(nobj) * sizeof(uint64_t) + nobj * sizeof(uint16_t);
+    return sizeof(Slab) + 3 * words_for(nobj) * sizeof(uint64_t) + nobj * sizeof(uint16_t);
 }
 
 Slab *slab_new(unsigned cls, Chunk *c, unsigned first_page) {
@@ -57,11 +63,13 @@ Slab *slab_new(unsigned cls, Chunk *c, unsigned first_page) {
     s->size = sc.size;
     s->avail = reinterpret_cast<uint64_t *>(s + 1);
     s->live = s->avail + words;
-    s->req = reinterpret_cast<uint16_t *>(s->live + words);
+    s->code = s->live + words;
+    s->req = reinterpret_cast<uint16_t *>(s->code + words);
     std::memset(s->avail, 0, words * sizeof(uint64_t));
     for (unsigned i = 0; i < sc.objects; i++)
         set_bit(s->avail, i);
     std::memset(s->live, 0, words * sizeof(uint64_t));
+    std::memset(s->code, 0, words * sizeof(uint64_t));
     std::memset(s->req, 0, sc.objects * sizeof(uint16_t));
     for (unsigned p = first_page; p < first_page + sc.pages; p++) {
         c->pages[p].owner.store(s, std::memory_order_relaxed);
@@ -113,7 +121,7 @@ void SlabClass::add(Slab *s) {
     avail_ += s->nobj;
 }
 
-uint8_t *SlabClass::take(uint32_t requested, Slab **slab) {
+uint8_t *SlabClass::take(uint32_t requested, bool with_code, Slab **slab) {
     // Partial slabs first, so empty ones stay empty and can be given back.
     Slab *s = lists_[kPartial].head ? lists_[kPartial].head : lists_[kEmpty].head;
     if (!s)
@@ -125,6 +133,8 @@ uint8_t *SlabClass::take(uint32_t requested, Slab **slab) {
         unsigned i = w * 64 + static_cast<unsigned>(std::countr_zero(s->avail[w]));
         clear_bit(s->avail, i);
         set_bit(s->live, i);
+        if (with_code)
+            set_bit(s->code, i);
         s->req[i] = static_cast<uint16_t>(requested - 1);
         s->navail--;
         s->nlive++;
@@ -161,6 +171,7 @@ void SlabClass::abort_free(Slab *s, unsigned i, uint32_t requested) {
 
 Slab *SlabClass::finish_free(Slab *s, unsigned i, unsigned keep_empty) {
     set_bit(s->avail, i);
+    clear_bit(s->code, i);
     s->navail++;
     s->req[i] = 0;
     avail_++;
@@ -245,6 +256,8 @@ bool SlabClass::check(unsigned cls, std::string &msg) const {
                 }
                 if (a && !holds_only_traps(s->object(i), s->size))
                     return fail("free object holds non-trap bytes", s, i);
+                if (a && s->held_code(i))
+                    return fail("free object marked as holding code", s, i);
             }
             if (na != s->navail || nl != s->nlive || req != s->requested)
                 return fail("counts disagree with bitmaps", s, 0);

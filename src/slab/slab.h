@@ -4,7 +4,10 @@
 //  - A slab's bitmaps live outside code memory. `avail` marks objects that are free and
 //    hold only trap bytes; `live` marks objects handed to the user. An object with
 //    neither bit is in transit (being written by jit_alloc or trap-filled by jit_free);
-//    no object has both.
+//    no object has both. `code` marks live objects that have held code since they were
+//    handed out (written with code or updated): other threads may be running them, so
+//    rewriting them needs cross-CPU serialisation (src/serialise). Free objects have it
+//    clear.
 //  - navail / nlive are the popcounts of the bitmaps; requested is the sum of req[] over
 //    live objects.
 //  - A slab is on exactly one list of its class: partial (some avail, some not),
@@ -36,6 +39,7 @@ struct Slab {
     Slab *next, *prev;
     uint64_t *avail;      // nobj bits
     uint64_t *live;       // nobj bits
+    uint64_t *code;       // nobj bits: live object has held code since it was handed out
     uint16_t *req;        // requested length - 1 per live object (lengths 1..64 KiB)
 
     uint8_t *object(unsigned i) const { return base + size_t{i} * size; }
@@ -46,6 +50,9 @@ struct Slab {
     int index_containing(const void *p) const;
     bool is_live(unsigned i) const { return live[i / 64] >> (i % 64) & 1; }
     bool is_avail(unsigned i) const { return avail[i / 64] >> (i % 64) & 1; }
+    bool held_code(unsigned i) const { return code[i / 64] >> (i % 64) & 1; }
+    // Records that object i holds code now; returns whether it did before.
+    bool mark_code(unsigned i);
     uint32_t requested_of(unsigned i) const { return uint32_t{req[i]} + 1; }
 };
 
@@ -62,9 +69,10 @@ public:
 
     // --- all below require `lock` ---
 
-    // Takes an available object, marking it live with `requested` bytes. nullptr if no
-    // slab of this class has one; *slab is set to the object's slab.
-    uint8_t *take(uint32_t requested, Slab **slab);
+    // Takes an available object, marking it live with `requested` bytes (and holding
+    // code if with_code: it is about to be written). nullptr if no slab of this class has
+    // one; *slab is set to the object's slab.
+    uint8_t *take(uint32_t requested, bool with_code, Slab **slab);
     // Adds a new slab (all objects available).
     void add(Slab *s);
     // First half of a free: the object at index i stops being live. EINVAL if it is not.

@@ -95,7 +95,7 @@ TEST_F(SlabTest, TakeFillsSlabsAndMovesThemBetweenLists) {
     std::set<uint8_t *> got;
     Slab *from = nullptr;
     for (unsigned i = 0; i < sc.objects; i++) {
-        uint8_t *p = k.take(100 + i, &from);
+        uint8_t *p = k.take(100 + i, true, &from);
         ASSERT_NE(p, nullptr);
         EXPECT_EQ(from, s);
         EXPECT_TRUE(got.insert(p).second) << "object handed out twice";
@@ -104,7 +104,7 @@ TEST_F(SlabTest, TakeFillsSlabsAndMovesThemBetweenLists) {
     EXPECT_EQ(s->list, SlabClass::kFull);
     EXPECT_EQ(k.objects_live(), sc.objects);
     EXPECT_EQ(k.objects_avail(), 0u);
-    EXPECT_EQ(k.take(1, &from), nullptr);  // no slab with room
+    EXPECT_EQ(k.take(1, true, &from), nullptr);  // no slab with room
     uint64_t req = 0;
     for (unsigned i = 0; i < sc.objects; i++)
         req += 100 + i;
@@ -116,11 +116,11 @@ TEST_F(SlabTest, PartialSlabsAreUsedBeforeEmptyOnes) {
     const SizeClass &sc = size_class(cls);
     Slab *a = new_slab(cls, 0);
     Slab *from = nullptr;
-    ASSERT_NE(k.take(10, &from), nullptr);
+    ASSERT_NE(k.take(10, true, &from), nullptr);
     Slab *partial = from;
     Slab *b = new_slab(cls, sc.pages);  // empty, linked at the head of the empty list
     for (int i = 0; i < 5; i++) {
-        ASSERT_NE(k.take(10, &from), nullptr);
+        ASSERT_NE(k.take(10, true, &from), nullptr);
         EXPECT_EQ(from, partial);
     }
     EXPECT_TRUE(partial == a || partial == b);
@@ -131,8 +131,8 @@ TEST_F(SlabTest, FreeProtocolBeginAbortFinish) {
     const unsigned cls = 5;
     Slab *s = new_slab(cls, 0);
     Slab *from = nullptr;
-    uint8_t *p = k.take(90, &from);
-    uint8_t *q = k.take(91, &from);
+    uint8_t *p = k.take(90, true, &from);
+    uint8_t *q = k.take(91, true, &from);
     ASSERT_NE(p, nullptr);
     ASSERT_NE(q, nullptr);
     unsigned i = static_cast<unsigned>(s->index_of(p));
@@ -164,6 +164,34 @@ TEST_F(SlabTest, FreeProtocolBeginAbortFinish) {
     EXPECT_EQ(k.begin_free(s, i), EINVAL);        // not live
 }
 
+// The "has held code" mark decides whether rewriting an object serialises other CPUs.
+TEST_F(SlabTest, HeldCodeMarkFollowsTheObjectsLife) {
+    const unsigned cls = 3;
+    Slab *s = new_slab(cls, 0);
+    Slab *from = nullptr;
+    uint8_t *code = k.take(40, true, &from);      // alloc with code
+    uint8_t *reserved = k.take(40, false, &from); // a reservation
+    ASSERT_TRUE(code && reserved);
+    unsigned c = static_cast<unsigned>(s->index_of(code));
+    unsigned r = static_cast<unsigned>(s->index_of(reserved));
+    EXPECT_TRUE(s->held_code(c));
+    EXPECT_FALSE(s->held_code(r));
+    EXPECT_FALSE(s->mark_code(r));  // first write into the reservation: it held none
+    EXPECT_TRUE(s->mark_code(r));   // every later one: it did
+    ASSERT_EQ(k.begin_free(s, r), 0);
+    EXPECT_EQ(k.finish_free(s, r, 1), nullptr);
+    EXPECT_FALSE(s->held_code(r));  // freed (and trap-filled): unrun again
+    EXPECT_TRUE(Valid(cls));
+    uint8_t *again = k.take(40, false, &from);
+    EXPECT_EQ(again, reserved);
+    EXPECT_FALSE(s->held_code(r));
+    // A free object marked as holding code is caught by the checker.
+    ASSERT_EQ(k.begin_free(s, r), 0);
+    EXPECT_EQ(k.finish_free(s, r, 1), nullptr);
+    s->mark_code(r);
+    EXPECT_TRUE(CheckFails(cls, "free object marked as holding code"));
+}
+
 TEST_F(SlabTest, EmptySlabsAreCachedWithHysteresis) {
     const unsigned cls = kNumClasses - 1;
     const SizeClass &sc = size_class(cls);
@@ -172,7 +200,7 @@ TEST_F(SlabTest, EmptySlabsAreCachedWithHysteresis) {
     Slab *from = nullptr;
     std::vector<std::pair<Slab *, uint8_t *>> objs;
     for (unsigned i = 0; i < 2u * sc.objects; i++) {
-        uint8_t *p = k.take(kMaxSlabSize, &from);
+        uint8_t *p = k.take(kMaxSlabSize, true, &from);
         ASSERT_NE(p, nullptr);
         objs.push_back({from, p});
     }
@@ -205,7 +233,7 @@ TEST_F(SlabTest, PopAnyTakesSlabsWithLiveObjects) {
     const unsigned cls = 1;
     new_slab(cls, 0);
     Slab *from = nullptr;
-    ASSERT_NE(k.take(20, &from), nullptr);
+    ASSERT_NE(k.take(20, true, &from), nullptr);
     Slab *s = k.pop_any();
     ASSERT_NE(s, nullptr);
     EXPECT_EQ(k.objects_live(), 0u);
@@ -235,7 +263,7 @@ TEST_F(SlabTest, CheckDetectsCountMismatch) {
     const unsigned cls = 2;
     Slab *s = new_slab(cls, 0);
     Slab *from = nullptr;
-    ASSERT_NE(k.take(30, &from), nullptr);
+    ASSERT_NE(k.take(30, true, &from), nullptr);
     s->requested += 1;
     EXPECT_TRUE(CheckFails(cls, "counts disagree"));
     s->requested -= 1;
