@@ -130,67 +130,136 @@ void jit_arena::release_locked(size_t keep_bytes, size_t *released) {
     }
 }
 
-// ---------------------------------------------------------------- alloc
+// ---------------------------------------------------------------- transit
 
-int jit_arena::alloc(const void *code, size_t len, const char *name, void **out, size_t align) {
-    if (len == 0 || len > JIT_MAX_ALLOC_SIZE)
-        return EINVAL;
-    GateGuard op(gate);
+// Memory for an allocation moves free -> transit (take) -> live (publish), and back
+// live -> transit (begin_free) -> free (finish_free). In transit it is on no free list and
+// not live: it is written then, with no lock held. jit_alloc, jit_free and batches
+// (src/batch) are sequences of these steps around the writes.
+
+int jit_arena::take(size_t len, Transit &out, size_t align) {
     int cls = class_index(len, align);  // page runs and large chunks are page-aligned
-    int rc = cls >= 0               ? alloc_small(static_cast<unsigned>(cls), code, len, out)
-             : len <= kChunkSize    ? alloc_pages(code, len, out)
-                                    : alloc_large(code, len, out);
-    if (!rc) {
-        // Fresh code: other CPUs need a context synchronisation only where the
-        // architecture says so (arch.h: arm64 yes, x86-64 no).
-        if (code)
-            after_code_write(Replaces::unrun, sync_core);
-        total_allocs.fetch_add(1, std::memory_order_relaxed);
-        if (observed)
-            observe_alloc(this, *out, len, name);
-    }
+    int rc = cls >= 0            ? take_small(static_cast<unsigned>(cls), out)
+             : len <= kChunkSize ? take_pages(len, out)
+                                 : take_large(len, out);
+    out.requested = static_cast<uint32_t>(len < UINT32_MAX ? len : UINT32_MAX);
+    out.length = len;
     return rc;
 }
 
-int jit_arena::alloc_small(unsigned cls, const void *code, size_t len, void **out) {
+int jit_arena::take_small(unsigned cls, Transit &out) {
     SlabClass &k = classes[cls];
     Slab *s = nullptr;
-    uint8_t *p;
-    {
-        std::lock_guard<std::mutex> g(k.lock);
-        p = k.take(static_cast<uint32_t>(len), code != nullptr, &s);
-        if (!p) {
-            const SizeClass &sc = size_class(cls);
-            int err = 0;
-            std::lock_guard<std::mutex> b(buddy_lock);
-            PageDesc *d = pages_locked(sc.pages, err);
-            if (!d)
-                return err;
-            Slab *fresh = slab_new(cls, d->chunk, d->index);
-            if (!fresh) {
-                free_pages_locked(d->chunk, d->index, sc.pages);
-                return ENOMEM;
-            }
-            slab_meta_bytes += slab_metadata_bytes(cls);
-            k.add(fresh);
-            p = k.take(static_cast<uint32_t>(len), code != nullptr, &s);
+    std::lock_guard<std::mutex> g(k.lock);
+    uint8_t *p = k.take(&s);
+    if (!p) {
+        const SizeClass &sc = size_class(cls);
+        int err = 0;
+        std::lock_guard<std::mutex> b(buddy_lock);
+        PageDesc *d = pages_locked(sc.pages, err);
+        if (!d)
+            return err;
+        Slab *fresh = slab_new(cls, d->chunk, d->index);
+        if (!fresh) {
+            free_pages_locked(d->chunk, d->index, sc.pages);
+            return ENOMEM;
         }
+        slab_meta_bytes += slab_metadata_bytes(cls);
+        k.add(fresh);
+        p = k.take(&s);
     }
-    if (code) {
-        int rc = poke_fresh(*writer, s->chunk->mapping, p, code, len);  // object holds traps
-        if (rc) {
-            // The object is still ours: make sure it holds traps, then give it back.
-            bool clean = write_traps(s->chunk, p, s->size) == 0;
-            auto i = static_cast<unsigned>(s->index_of(p));
-            std::lock_guard<std::mutex> g(k.lock);
-            k.begin_free(s, i);
-            if (clean)  // else quarantined: neither live nor free, never handed out again
-                release_slab_if_empty(k.finish_free(s, i, keep_empty_slabs(cls)));
-            return rc;
-        }
-    }
-    *out = p;
+    out.chunk = s->chunk;
+    out.slab = s;
+    out.index = static_cast<unsigned>(s->index_of(p));
+    out.start = p;
+    out.usable = s->size;
     return 0;
+}
+
+int jit_arena::take_pages(size_t len, Transit &out) {
+    unsigned npages = static_cast<unsigned>(round_up(len, kPageSize) / kPageSize);
+    std::lock_guard<std::mutex> b(buddy_lock);
+    int err = 0;
+    PageDesc *d = pages_locked(npages, err);
+    if (!d)
+        return err;
+    d->state.store(PageState::transit, std::memory_order_release);
+    out.chunk = d->chunk;
+    out.slab = nullptr;
+    out.index = d->index;
+    out.start = d->chunk->page_addr(d->index);
+    out.usable = size_t{npages} * kPageSize;
+    return 0;
+}
+
+int jit_arena::take_large(size_t len, Transit &out) {
+    size_t size = round_up(len, kChunkSize);
+    std::lock_guard<std::mutex> b(buddy_lock);
+    if (!room_for_locked(size))
+        return ENOMEM;
+    Chunk *c = chunk_create(*writer, placement, size, !(opts.flags & JIT_ARENA_NO_HUGE_PAGES), this);
+    if (!c)
+        return errno;
+    link_chunk_locked(c);  // not live until published: lookups reject it
+    out.chunk = c;
+    out.slab = nullptr;
+    out.index = 0;
+    out.start = c->base;
+    out.usable = size;
+    return 0;
+}
+
+void jit_arena::publish(const Transit &t, bool with_code) {
+    if (t.slab) {
+        SlabClass &k = classes[t.slab->cls];
+        std::lock_guard<std::mutex> g(k.lock);
+        k.publish(t.slab, t.index, t.requested, with_code);
+        return;
+    }
+    std::lock_guard<std::mutex> b(buddy_lock);
+    Chunk *c = t.chunk;
+    if (c->large) {
+        c->requested = t.length;
+        c->held_code = with_code;
+        c->live = true;
+        large_live++;
+        large_requested += t.length;
+        large_bytes += c->size;
+        return;
+    }
+    PageDesc &d = c->pages[t.index];
+    d.requested = t.requested;
+    d.held_code = with_code;
+    d.state.store(PageState::pages_head, std::memory_order_release);
+    page_runs_live++;
+    page_runs_requested += t.requested;
+    page_runs_pages += d.npages;
+}
+
+void jit_arena::give_back(const Transit &t, bool holds_traps) {
+    // An object that may hold code (a failed write could not be undone) stays in transit
+    // for good: quarantined, neither live nor free, never handed out again.
+    if (t.slab) {
+        SlabClass &k = classes[t.slab->cls];
+        std::lock_guard<std::mutex> g(k.lock);
+        if (holds_traps)
+            release_slab_if_empty(k.finish_free(t.slab, t.index, keep_empty_slabs(t.slab->cls)));
+        return;
+    }
+    std::lock_guard<std::mutex> b(buddy_lock);
+    Chunk *c = t.chunk;
+    if (c->large) {
+        // Unmapping is the trap fill. If the kernel refuses, the chunk stays linked, not
+        // live, until the arena is destroyed.
+        unlink_chunk_locked(c);
+        if (chunk_destroy(*writer, c) != 0)
+            link_chunk_locked(c);
+        else
+            chunks_released += t.usable / kChunkSize;
+        return;
+    }
+    if (holds_traps)
+        free_pages_locked(c, t.index, c->pages[t.index].npages);
 }
 
 void jit_arena::release_slab_if_empty(Slab *dead) {
@@ -204,69 +273,29 @@ void jit_arena::release_slab_if_empty(Slab *dead) {
     slab_delete(dead);
 }
 
-int jit_arena::alloc_pages(const void *code, size_t len, void **out) {
-    unsigned npages = static_cast<unsigned>(round_up(len, kPageSize) / kPageSize);
-    PageDesc *d;
-    {
-        std::lock_guard<std::mutex> b(buddy_lock);
-        int err = 0;
-        d = pages_locked(npages, err);
-        if (!d)
-            return err;
-        d->requested = static_cast<uint32_t>(len);
-        d->held_code = code != nullptr;
-        page_runs_live++;
-        page_runs_requested += len;
-        page_runs_pages += npages;
-    }
-    Chunk *c = d->chunk;
-    uint8_t *p = c->page_addr(d->index);
-    if (code) {
-        int rc = poke_fresh(*writer, c->mapping, p, code, len);  // free pages hold traps
-        if (rc) {
-            bool clean = write_traps(c, p, npages * kPageSize) == 0;
-            std::lock_guard<std::mutex> b(buddy_lock);
-            page_runs_live--;
-            page_runs_requested -= len;
-            page_runs_pages -= npages;
-            if (clean)
-                free_pages_locked(c, d->index, npages);
-            else
-                d->state.store(PageState::freeing, std::memory_order_release);  // quarantined
-            return rc;
-        }
-    }
-    *out = p;
-    return 0;
-}
+// ---------------------------------------------------------------- alloc
 
-int jit_arena::alloc_large(const void *code, size_t len, void **out) {
-    size_t size = round_up(len, kChunkSize);
-    Chunk *c;
-    {
-        std::lock_guard<std::mutex> b(buddy_lock);
-        if (!room_for_locked(size))
-            return ENOMEM;
-        c = chunk_create(*writer, placement, size, !(opts.flags & JIT_ARENA_NO_HUGE_PAGES), this);
-        if (!c)
-            return errno;
-        c->live = true;
-        c->requested = len;
-        c->held_code = code != nullptr;
-        link_chunk_locked(c);
-        large_live++;
-        large_requested += len;
-        large_bytes += size;
-    }
+int jit_arena::alloc(const void *code, size_t len, const char *name, void **out, size_t align) {
+    if (len == 0 || len > JIT_MAX_ALLOC_SIZE)
+        return EINVAL;
+    GateGuard op(gate);
+    Transit t;
+    if (int rc = take(len, t, align))
+        return rc;
     if (code) {
-        int rc = poke_fresh(*writer, c->mapping, c->base, code, len);  // fresh chunk
+        // Memory handed out holds traps: no copy of the old bytes is needed to undo.
+        int rc = poke_fresh(*writer, t.chunk->mapping, t.start, code, len);
         if (rc) {
-            std::lock_guard<std::mutex> b(buddy_lock);
-            (void)release_large_locked(c);  // never observed: no commit_free
+            give_back(t, write_traps(t.chunk, t.start, t.usable) == 0);
             return rc;
         }
+        after_code_write(Replaces::unrun, sync_core);  // fresh code: arch.h decides
     }
-    *out = c->base;
+    publish(t, code != nullptr);
+    *out = t.start;
+    total_allocs.fetch_add(1, std::memory_order_relaxed);
+    if (observed)
+        observe_alloc(this, *out, len, name);
     return 0;
 }
 
@@ -409,97 +438,122 @@ int jit_arena::free(void *p) {
     if (!p)
         return EINVAL;
     GateGuard op(gate);
+    Transit t;
+    if (int rc = begin_free(p, t))
+        return rc;
+    // In transit no list holds the allocation, so it stays put while it is trap-filled.
+    // A large chunk is unmapped instead (finish_free). Observers hear of the free only
+    // at its commit.
+    int rc = t.chunk->large ? 0 : write_traps(t.chunk, t.start, t.usable);
+    if (!rc)
+        rc = commit_free(p, [&] { return finish_free(t); });
+    if (rc) {
+        abort_free(t);
+        return rc;
+    }
+    total_frees.fetch_add(1, std::memory_order_relaxed);
+    return 0;
+}
+
+// Each path confirms under its lock that the chunk the map holds for p is this arena's
+// and p the start of a live allocation.
+int jit_arena::begin_free(void *p, Transit &out) {
     Chunk *c = chunk_lookup(p);
     if (!c)
         return EINVAL;
-    // Each path confirms under its lock that c is this arena's and p a live start.
-    PageState st = c->page_in_slot(p).state.load(std::memory_order_acquire);
-    int rc = st == PageState::slab         ? free_small(c, p)
-             : st == PageState::pages_head ? free_pages(c, p)
-                                           : free_large(c, p);
-    if (!rc)
-        total_frees.fetch_add(1, std::memory_order_relaxed);
-    return rc;
-}
-
-int jit_arena::free_small(Chunk *c, void *p) {
-    SlabClass *k = nullptr;
-    Slab *s = lock_slab(c, p, &k);
-    if (!s)
-        return EINVAL;
-    int i = s->index_of(p);
-    if (i < 0 || k->begin_free(s, static_cast<unsigned>(i)) != 0) {
+    if (c->page_in_slot(p).state.load(std::memory_order_acquire) == PageState::slab) {
+        SlabClass *k = nullptr;
+        Slab *s = lock_slab(c, p, &k);
+        if (!s)
+            return EINVAL;
+        int i = s->index_of(p);
+        if (i < 0 || k->begin_free(s, static_cast<unsigned>(i)) != 0) {
+            k->lock.unlock();
+            return EINVAL;
+        }
+        out.chunk = c;
+        out.slab = s;
+        out.index = static_cast<unsigned>(i);
+        out.start = static_cast<uint8_t *>(p);
+        out.usable = s->size;
+        out.requested = s->requested_of(out.index);
+        out.length = out.requested;
+        out.held_code = s->held_code(out.index);
         k->lock.unlock();
-        return EINVAL;
-    }
-    auto index = static_cast<unsigned>(i);
-    uint32_t requested = s->requested_of(index);
-    k->lock.unlock();
-
-    // The object is in transit: no list holds it, so the slab stays put while we write.
-    if (int rc = write_traps(c, static_cast<uint8_t *>(p), s->size)) {
-        std::lock_guard<std::mutex> g(k->lock);
-        k->abort_free(s, index, requested);
-        return rc;
-    }
-    return commit_free(p, [&] {
-        std::lock_guard<std::mutex> g(k->lock);
-        release_slab_if_empty(k->finish_free(s, index, keep_empty_slabs(s->cls)));
         return 0;
-    });
-}
-
-int jit_arena::free_pages(Chunk *c, void *p) {
+    }
+    std::lock_guard<std::mutex> b(buddy_lock);
+    if (!owns_locked(c, p))
+        return EINVAL;
+    if (c->large) {
+        if (!c->live || p != c->base)
+            return EINVAL;
+        c->live = false;
+        out.chunk = c;
+        out.slab = nullptr;
+        out.index = 0;
+        out.start = c->base;
+        out.usable = c->size;
+        out.length = c->requested;
+        out.held_code = c->held_code;
+        return 0;
+    }
     unsigned pg = Chunk::page_in_slot_index(p);
     PageDesc &d = c->pages[pg];
-    unsigned npages;
-    {
-        std::lock_guard<std::mutex> b(buddy_lock);
-        if (!owns_locked(c, p) || c->large ||
-            d.state.load(std::memory_order_relaxed) != PageState::pages_head || c->page_addr(pg) != p)
-            return EINVAL;
-        d.state.store(PageState::freeing, std::memory_order_release);
-        npages = d.npages;
+    if (d.state.load(std::memory_order_relaxed) != PageState::pages_head || c->page_addr(pg) != p)
+        return EINVAL;
+    d.state.store(PageState::transit, std::memory_order_release);
+    out.chunk = c;
+    out.slab = nullptr;
+    out.index = pg;
+    out.start = static_cast<uint8_t *>(p);
+    out.usable = size_t{d.npages} * kPageSize;
+    out.requested = d.requested;
+    out.length = d.requested;
+    out.held_code = d.held_code;
+    return 0;
+}
+
+void jit_arena::abort_free(const Transit &t) {
+    if (t.slab) {
+        SlabClass &k = classes[t.slab->cls];
+        std::lock_guard<std::mutex> g(k.lock);
+        k.abort_free(t.slab, t.index, t.requested);
+        return;
     }
-    if (int rc = write_traps(c, static_cast<uint8_t *>(p), npages * kPageSize)) {
-        std::lock_guard<std::mutex> b(buddy_lock);
-        d.state.store(PageState::pages_head, std::memory_order_release);
-        return rc;
-    }
-    return commit_free(p, [&] {
-        std::lock_guard<std::mutex> b(buddy_lock);
-        page_runs_live--;
-        page_runs_requested -= d.requested;
-        page_runs_pages -= npages;
-        free_pages_locked(c, pg, npages);
+    std::lock_guard<std::mutex> b(buddy_lock);
+    if (t.chunk->large)
+        t.chunk->live = true;
+    else
+        t.chunk->pages[t.index].state.store(PageState::pages_head, std::memory_order_release);
+}
+
+int jit_arena::finish_free(const Transit &t) {
+    if (t.slab) {
+        SlabClass &k = classes[t.slab->cls];
+        std::lock_guard<std::mutex> g(k.lock);
+        release_slab_if_empty(k.finish_free(t.slab, t.index, keep_empty_slabs(t.slab->cls)));
         return 0;
-    });
-}
-
-// Unmapping is the trap fill and the commit at once: nothing of the old code stays
-// reachable, and the address range is free for anyone to map.
-int jit_arena::free_large(Chunk *c, void *p) {
-    return commit_free(p, [&] {
-        std::lock_guard<std::mutex> b(buddy_lock);
-        if (!owns_locked(c, p) || !c->large || !c->live || p != c->base)
-            return EINVAL;
-        return release_large_locked(c);
-    });
-}
-
-int jit_arena::release_large_locked(Chunk *c) {
-    unlink_chunk_locked(c);
-    size_t size = c->size;
-    uint64_t requested = c->requested;
-    int rc = chunk_destroy(*writer, c);
-    if (rc) {
-        link_chunk_locked(c);
-        return rc;
     }
-    large_live--;
-    large_requested -= requested;
-    large_bytes -= size;
-    chunks_released += size / kChunkSize;
+    std::lock_guard<std::mutex> b(buddy_lock);
+    Chunk *c = t.chunk;
+    if (c->large) {
+        unlink_chunk_locked(c);
+        // Unmapping is the trap fill: nothing of the old code stays reachable.
+        if (int rc = chunk_destroy(*writer, c)) {
+            link_chunk_locked(c);
+            return rc;
+        }
+        large_live--;
+        large_requested -= t.length;
+        large_bytes -= t.usable;
+        chunks_released += t.usable / kChunkSize;
+        return 0;
+    }
+    page_runs_live--;
+    page_runs_requested -= t.requested;
+    page_runs_pages -= t.usable / kPageSize;
+    free_pages_locked(c, t.index, static_cast<unsigned>(t.usable / kPageSize));
     return 0;
 }
 

@@ -67,6 +67,12 @@ struct Located {
     bool held_code = false;  // the allocation held code before (locate for a write)
 };
 
+// Memory of one allocation in transit: taken and not yet published, or being freed.
+struct Transit : Located {
+    uint32_t requested = 0;  // bytes asked for (slab objects and page runs)
+    size_t length = 0;       // bytes asked for
+};
+
 }  // namespace jitalloc
 
 struct jit_arena {
@@ -117,13 +123,30 @@ struct jit_arena {
     void fork_parent();
     void fork_child();
 
+    // The transit protocol (arena.cpp): every allocation and free, single or in a batch,
+    // is made of these steps around the writes. Each takes the locks it needs; none writes
+    // code memory. Errors as errno values.
+    //   take: free -> transit (len bytes; nothing written yet, the memory holds traps)
+    int take(size_t len, jitalloc::Transit &out, size_t align = JIT_ALLOC_ALIGN);
+    //   publish: transit -> live; with_code: it holds code now (see src/serialise)
+    void publish(const jitalloc::Transit &t, bool with_code);
+    //   give_back: transit -> free after a failed write; holds_traps false: quarantined
+    void give_back(const jitalloc::Transit &t, bool holds_traps);
+    //   begin_free: live -> transit (EINVAL unless p starts a live allocation)
+    int begin_free(void *p, jitalloc::Transit &out);
+    //   abort_free: transit -> live again (the trap fill failed)
+    void abort_free(const jitalloc::Transit &t);
+    //   finish_free: transit (trap-filled) -> free; a large chunk is unmapped here and
+    //   may fail (then it is still in transit: abort_free)
+    int finish_free(const jitalloc::Transit &t);
+
+    int write(Chunk *c, uint8_t *dst, const void *src, size_t len);
+    int write_traps(Chunk *c, uint8_t *dst, size_t len);
+
 private:
-    int alloc_small(unsigned cls, const void *code, size_t len, void **out);
-    int alloc_pages(const void *code, size_t len, void **out);
-    int alloc_large(const void *code, size_t len, void **out);
-    int free_small(Chunk *c, void *p);
-    int free_pages(Chunk *c, void *p);
-    int free_large(Chunk *c, void *p);
+    int take_small(unsigned cls, jitalloc::Transit &out);
+    int take_pages(size_t len, jitalloc::Transit &out);
+    int take_large(size_t len, jitalloc::Transit &out);
     template <class Commit>
     int commit_free(void *p, Commit &&commit);
     // buddy_lock held: c is bound to this arena and covers p (then it stays so).
@@ -133,8 +156,6 @@ private:
     // of write_len bytes at p is about to be made; it must fit in the allocation, which
     // counts as holding code from now on (out.held_code tells whether it did before).
     bool locate(const void *p, bool exact, jitalloc::Located &out, size_t write_len = 0);
-    int write(Chunk *c, uint8_t *dst, const void *src, size_t len);
-    int write_traps(Chunk *c, uint8_t *dst, size_t len);
     // class lock of the slab held; takes buddy_lock:
     void release_slab_if_empty(jitalloc::Slab *dead);
     // buddy_lock held:
@@ -142,7 +163,6 @@ private:
     void free_pages_locked(Chunk *c, unsigned first, unsigned npages);
     int grow_locked();
     void release_locked(size_t keep_bytes, size_t *released);
-    int release_large_locked(Chunk *c);
     void link_chunk_locked(Chunk *c);
     void unlink_chunk_locked(Chunk *c);
     bool room_for_locked(size_t bytes) const;

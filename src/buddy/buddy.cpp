@@ -203,7 +203,7 @@ bool Buddy::check(const Chunk *chunks, std::string &msg) const {
             PageState s = d.state.load();
             if (s == PageState::free)
                 return fail("free page outside any free block", c, i);
-            if (s == PageState::pages_head || s == PageState::freeing) {
+            if (s == PageState::pages_head || s == PageState::transit) {
                 if (d.npages == 0 || i + d.npages > kPagesPerChunk)
                     return fail("bad page-allocation length", c, i);
                 for (unsigned t = i + 1; t < i + d.npages; t++)

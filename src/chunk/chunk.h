@@ -41,7 +41,8 @@ enum class PageState : uint8_t {
     slab,        // part of a slab: owner is the Slab
     pages_head,  // first page of a page allocation (npages, requested)
     pages_tail,  // later page of a page allocation (head)
-    freeing,     // page allocation being trap-filled by jit_free
+    transit,     // page allocation in transit: being written before it is published, being
+                 // trap-filled by a free, or quarantined (a failed write left code in it)
 };
 
 struct Chunk;

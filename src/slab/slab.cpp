@@ -121,7 +121,7 @@ void SlabClass::add(Slab *s) {
     avail_ += s->nobj;
 }
 
-uint8_t *SlabClass::take(uint32_t requested, bool with_code, Slab **slab) {
+uint8_t *SlabClass::take(Slab **slab) {
     // Partial slabs first, so empty ones stay empty and can be given back.
     Slab *s = lists_[kPartial].head ? lists_[kPartial].head : lists_[kEmpty].head;
     if (!s)
@@ -132,21 +132,24 @@ uint8_t *SlabClass::take(uint32_t requested, bool with_code, Slab **slab) {
             continue;
         unsigned i = w * 64 + static_cast<unsigned>(std::countr_zero(s->avail[w]));
         clear_bit(s->avail, i);
-        set_bit(s->live, i);
-        if (with_code)
-            set_bit(s->code, i);
-        s->req[i] = static_cast<uint16_t>(requested - 1);
         s->navail--;
-        s->nlive++;
-        s->requested += requested;
         avail_--;
-        live_++;
-        requested_ += requested;
         relist(s);
         *slab = s;
         return s->object(i);
     }
     return nullptr;  // unreachable while the counts are right
+}
+
+void SlabClass::publish(Slab *s, unsigned i, uint32_t requested, bool with_code) {
+    if (with_code)
+        set_bit(s->code, i);
+    set_bit(s->live, i);
+    s->nlive++;
+    s->req[i] = static_cast<uint16_t>(requested - 1);
+    s->requested += requested;
+    live_++;
+    requested_ += requested;
 }
 
 int SlabClass::begin_free(Slab *s, unsigned i) {
@@ -161,12 +164,7 @@ int SlabClass::begin_free(Slab *s, unsigned i) {
 }
 
 void SlabClass::abort_free(Slab *s, unsigned i, uint32_t requested) {
-    set_bit(s->live, i);
-    s->nlive++;
-    s->req[i] = static_cast<uint16_t>(requested - 1);
-    s->requested += requested;
-    live_++;
-    requested_ += requested;
+    publish(s, i, requested, false);
 }
 
 Slab *SlabClass::finish_free(Slab *s, unsigned i, unsigned keep_empty) {

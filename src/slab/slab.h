@@ -69,17 +69,21 @@ public:
 
     // --- all below require `lock` ---
 
-    // Takes an available object, marking it live with `requested` bytes (and holding
-    // code if with_code: it is about to be written). nullptr if no slab of this class has
-    // one; *slab is set to the object's slab.
-    uint8_t *take(uint32_t requested, bool with_code, Slab **slab);
+    // Takes an available object into transit (neither free nor live: the caller writes it,
+    // then publishes it or gives it back with finish_free). nullptr if no slab of this
+    // class has one; *slab is set to the object's slab.
+    uint8_t *take(Slab **slab);
+    // Makes an object in transit live with `requested` bytes; with_code: it holds code.
+    void publish(Slab *s, unsigned i, uint32_t requested, bool with_code);
     // Adds a new slab (all objects available).
     void add(Slab *s);
-    // First half of a free: the object at index i stops being live. EINVAL if it is not.
+    // First half of a free: the object at index i stops being live (it is in transit).
+    // EINVAL if it is not live.
     int begin_free(Slab *s, unsigned i);
-    // Undo begin_free (trap fill failed): live again.
+    // Undo begin_free (trap fill failed): live again, its code mark unchanged.
     void abort_free(Slab *s, unsigned i, uint32_t requested);
-    // Second half: the object, now trap-filled, becomes available. If the slab became
+    // Second half of a free, or giving back an object taken and not published: the object
+    // in transit, now trap-filled, becomes available. If the slab became
     // empty and more than `keep_empty` empty slabs are cached, the slab is unlinked and
     // returned: the caller gives its pages back to the buddy.
     Slab *finish_free(Slab *s, unsigned i, unsigned keep_empty);

@@ -46,6 +46,14 @@ protected:
         return s;
     }
 
+    // Takes an object and publishes it, as an allocation does once it is written.
+    uint8_t *take_live(uint32_t requested, bool with_code, Slab **from) {
+        uint8_t *p = k.take(from);
+        if (p)
+            k.publish(*from, static_cast<unsigned>((*from)->index_of(p)), requested, with_code);
+        return p;
+    }
+
     ::testing::AssertionResult CheckFails(unsigned cls, const char *what) {
         std::string msg;
         bool ok = k.check(cls, msg);
@@ -95,7 +103,7 @@ TEST_F(SlabTest, TakeFillsSlabsAndMovesThemBetweenLists) {
     std::set<uint8_t *> got;
     Slab *from = nullptr;
     for (unsigned i = 0; i < sc.objects; i++) {
-        uint8_t *p = k.take(100 + i, true, &from);
+        uint8_t *p = take_live(100 + i, true, &from);
         ASSERT_NE(p, nullptr);
         EXPECT_EQ(from, s);
         EXPECT_TRUE(got.insert(p).second) << "object handed out twice";
@@ -104,7 +112,7 @@ TEST_F(SlabTest, TakeFillsSlabsAndMovesThemBetweenLists) {
     EXPECT_EQ(s->list, SlabClass::kFull);
     EXPECT_EQ(k.objects_live(), sc.objects);
     EXPECT_EQ(k.objects_avail(), 0u);
-    EXPECT_EQ(k.take(1, true, &from), nullptr);  // no slab with room
+    EXPECT_EQ(take_live(1, true, &from), nullptr);  // no slab with room
     uint64_t req = 0;
     for (unsigned i = 0; i < sc.objects; i++)
         req += 100 + i;
@@ -116,11 +124,11 @@ TEST_F(SlabTest, PartialSlabsAreUsedBeforeEmptyOnes) {
     const SizeClass &sc = size_class(cls);
     Slab *a = new_slab(cls, 0);
     Slab *from = nullptr;
-    ASSERT_NE(k.take(10, true, &from), nullptr);
+    ASSERT_NE(take_live(10, true, &from), nullptr);
     Slab *partial = from;
     Slab *b = new_slab(cls, sc.pages);  // empty, linked at the head of the empty list
     for (int i = 0; i < 5; i++) {
-        ASSERT_NE(k.take(10, true, &from), nullptr);
+        ASSERT_NE(take_live(10, true, &from), nullptr);
         EXPECT_EQ(from, partial);
     }
     EXPECT_TRUE(partial == a || partial == b);
@@ -131,8 +139,8 @@ TEST_F(SlabTest, FreeProtocolBeginAbortFinish) {
     const unsigned cls = 5;
     Slab *s = new_slab(cls, 0);
     Slab *from = nullptr;
-    uint8_t *p = k.take(90, true, &from);
-    uint8_t *q = k.take(91, true, &from);
+    uint8_t *p = take_live(90, true, &from);
+    uint8_t *q = take_live(91, true, &from);
     ASSERT_NE(p, nullptr);
     ASSERT_NE(q, nullptr);
     unsigned i = static_cast<unsigned>(s->index_of(p));
@@ -164,13 +172,39 @@ TEST_F(SlabTest, FreeProtocolBeginAbortFinish) {
     EXPECT_EQ(k.begin_free(s, i), EINVAL);        // not live
 }
 
+// take() leaves the object in transit until publish(); giving it back makes it free.
+TEST_F(SlabTest, TakenObjectsAreInTransitUntilPublished) {
+    const unsigned cls = 2;
+    Slab *s = new_slab(cls, 0);
+    Slab *from = nullptr;
+    uint8_t *p = k.take(&from);
+    ASSERT_NE(p, nullptr);
+    unsigned i = static_cast<unsigned>(s->index_of(p));
+    EXPECT_FALSE(s->is_live(i));
+    EXPECT_FALSE(s->is_avail(i));
+    EXPECT_EQ(k.objects_live(), 0u);
+    EXPECT_EQ(k.objects_avail(), s->nobj - 1u);
+    EXPECT_EQ(k.begin_free(s, i), EINVAL);  // not live yet
+    EXPECT_TRUE(Valid(cls));
+    k.publish(s, i, 33, false);
+    EXPECT_TRUE(s->is_live(i));
+    EXPECT_EQ(k.objects_live(), 1u);
+    EXPECT_EQ(k.requested(), 33u);
+    EXPECT_TRUE(Valid(cls));
+    uint8_t *q = k.take(&from);  // written, then the write failed: given back
+    unsigned j = static_cast<unsigned>(s->index_of(q));
+    EXPECT_EQ(k.finish_free(s, j, 1), nullptr);
+    EXPECT_TRUE(s->is_avail(j));
+    EXPECT_TRUE(Valid(cls));
+}
+
 // The "has held code" mark decides whether rewriting an object serialises other CPUs.
 TEST_F(SlabTest, HeldCodeMarkFollowsTheObjectsLife) {
     const unsigned cls = 3;
     Slab *s = new_slab(cls, 0);
     Slab *from = nullptr;
-    uint8_t *code = k.take(40, true, &from);      // alloc with code
-    uint8_t *reserved = k.take(40, false, &from); // a reservation
+    uint8_t *code = take_live(40, true, &from);      // alloc with code
+    uint8_t *reserved = take_live(40, false, &from); // a reservation
     ASSERT_TRUE(code && reserved);
     unsigned c = static_cast<unsigned>(s->index_of(code));
     unsigned r = static_cast<unsigned>(s->index_of(reserved));
@@ -182,7 +216,7 @@ TEST_F(SlabTest, HeldCodeMarkFollowsTheObjectsLife) {
     EXPECT_EQ(k.finish_free(s, r, 1), nullptr);
     EXPECT_FALSE(s->held_code(r));  // freed (and trap-filled): unrun again
     EXPECT_TRUE(Valid(cls));
-    uint8_t *again = k.take(40, false, &from);
+    uint8_t *again = take_live(40, false, &from);
     EXPECT_EQ(again, reserved);
     EXPECT_FALSE(s->held_code(r));
     // A free object marked as holding code is caught by the checker.
@@ -200,7 +234,7 @@ TEST_F(SlabTest, EmptySlabsAreCachedWithHysteresis) {
     Slab *from = nullptr;
     std::vector<std::pair<Slab *, uint8_t *>> objs;
     for (unsigned i = 0; i < 2u * sc.objects; i++) {
-        uint8_t *p = k.take(kMaxSlabSize, true, &from);
+        uint8_t *p = take_live(kMaxSlabSize, true, &from);
         ASSERT_NE(p, nullptr);
         objs.push_back({from, p});
     }
@@ -233,7 +267,7 @@ TEST_F(SlabTest, PopAnyTakesSlabsWithLiveObjects) {
     const unsigned cls = 1;
     new_slab(cls, 0);
     Slab *from = nullptr;
-    ASSERT_NE(k.take(20, true, &from), nullptr);
+    ASSERT_NE(take_live(20, true, &from), nullptr);
     Slab *s = k.pop_any();
     ASSERT_NE(s, nullptr);
     EXPECT_EQ(k.objects_live(), 0u);
@@ -263,7 +297,7 @@ TEST_F(SlabTest, CheckDetectsCountMismatch) {
     const unsigned cls = 2;
     Slab *s = new_slab(cls, 0);
     Slab *from = nullptr;
-    ASSERT_NE(k.take(30, true, &from), nullptr);
+    ASSERT_NE(take_live(30, true, &from), nullptr);
     s->requested += 1;
     EXPECT_TRUE(CheckFails(cls, "counts disagree"));
     s->requested -= 1;
