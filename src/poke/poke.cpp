@@ -55,36 +55,58 @@ static void for_each_period_piece(Writer::Source src, uintptr_t pos, size_t len,
     }
 }
 
-void copy_source(uint8_t *dst, Writer::Source src, size_t len) {
+void copy_source(uint8_t *dst, Writer::Source src, size_t len, uintptr_t pos) {
     if (!src.period) {
         std::memcpy(dst, src.data, len);
         return;
     }
-    for_each_period_piece(src, reinterpret_cast<uintptr_t>(dst), len,
-                          [&](size_t at, const uint8_t *from, size_t n) {
-                              std::memcpy(dst + at, from, n);
-                              return true;
-                          });
+    for_each_period_piece(src, pos, len, [&](size_t at, const uint8_t *from, size_t n) {
+        std::memcpy(dst + at, from, n);
+        return true;
+    });
 }
 
-int pwrite_all(int fd, Writer::Source src, size_t len, uint64_t off) {
+void copy_pieces(uint8_t *dst, const Writer::Piece *pieces, size_t n, uintptr_t pos) {
+    for (size_t i = 0; i < n; i++) {
+        copy_source(dst, pieces[i].src, pieces[i].len, pos);
+        dst += pieces[i].len;
+        pos += pieces[i].len;
+    }
+}
+
+size_t pieces_len(const Writer::Piece *pieces, size_t n) {
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++)
+        len += pieces[i].len;
+    return len;
+}
+
+int pwrite_pieces(int fd, const Writer::Piece *pieces, size_t n, uint64_t off) {
     constexpr int kMaxIov = 256;
     struct iovec iov[kMaxIov];
-    size_t done = 0;
-    while (done < len) {
+    size_t piece = 0, in_piece = 0;  // where the next byte to write comes from
+    uint64_t done = 0;
+    for (;;) {
+        while (piece < n && in_piece == pieces[piece].len) {
+            piece++;
+            in_piece = 0;
+        }
+        if (piece == n)
+            return 0;
         int cnt = 0;
-        size_t batch = 0;
-        if (!src.period) {
-            iov[cnt++] = {const_cast<uint8_t *>(src.data) + done, len - done};
-            batch = len - done;
-        } else {
-            // The file offset has the destination address's phase (see Source).
-            for_each_period_piece(src, off + done, len - done,
-                                  [&](size_t, const uint8_t *from, size_t n) {
-                                      iov[cnt++] = {const_cast<uint8_t *>(from), n};
-                                      batch += n;
-                                      return cnt < kMaxIov;
-                                  });
+        // Fill the vector from the cursor on. A repeating source is laid out by
+        // destination: its phase at file offset o is o % period (see Source).
+        uint64_t at_off = off + done;
+        for (size_t i = piece, at = in_piece; i < n && cnt < kMaxIov; i++, at = 0) {
+            const Writer::Piece &p = pieces[i];
+            while (at < p.len && cnt < kMaxIov) {
+                size_t phase = p.src.period ? at_off % p.src.period : 0;
+                size_t k = p.src.period ? std::min(p.src.period - phase, p.len - at) : p.len - at;
+                const uint8_t *from = p.src.period ? p.src.data + phase : p.src.data + at;
+                iov[cnt++] = {const_cast<uint8_t *>(from), k};
+                at += k;
+                at_off += k;
+            }
         }
         ssize_t w = os::pwritev(fd, iov, cnt, static_cast<off_t>(off + done));
         if (w < 0) {
@@ -94,9 +116,17 @@ int pwrite_all(int fd, Writer::Source src, size_t len, uint64_t off) {
         }
         if (w == 0)
             return EIO;
-        done += static_cast<size_t>(w);
+        done += static_cast<uint64_t>(w);
+        for (auto left = static_cast<size_t>(w); left;) {
+            size_t k = std::min(left, pieces[piece].len - in_piece);
+            in_piece += k;
+            left -= k;
+            if (in_piece == pieces[piece].len && left) {
+                piece++;
+                in_piece = 0;
+            }
+        }
     }
-    return 0;
 }
 
 int map_anon_chunk(ChunkMapping &m, uint8_t *at, size_t size, bool huge) {
@@ -269,16 +299,18 @@ bool matches(const uint8_t *dst, Writer::Source src, size_t len) {
 // path), else on the heap.
 class Copy {
 public:
+    // Room for len bytes, or nullptr if the heap has none.
+    uint8_t *room(size_t len) {
+        if (len <= sizeof small_)
+            return small_;
+        big_.reset(new (std::nothrow) uint8_t[len]);
+        return big_.get();
+    }
     // The copy of [from, from+len), or nullptr if the heap has no room.
     const uint8_t *of(const uint8_t *from, size_t len) {
-        uint8_t *to = small_;
-        if (len > sizeof small_) {
-            big_.reset(new (std::nothrow) uint8_t[len]);
-            if (!big_)
-                return nullptr;
-            to = big_.get();
-        }
-        std::memcpy(to, from, len);
+        uint8_t *to = room(len);
+        if (to)
+            std::memcpy(to, from, len);
         return to;
     }
 
@@ -304,39 +336,65 @@ bool source_in_code(const ChunkMapping &m, const uint8_t *src, size_t len) {
     return false;
 }
 
-// undo: what dst holds now when the caller knows it (a fresh allocation holds traps);
-// then no copy of the old bytes is made. Nor is one when the writer cannot stop
-// part-way (persistent alias: a plain memcpy).
-int poke_source(const Writer &w, const ChunkMapping &m, uint8_t *dst, Writer::Source src,
-                size_t len, const Writer::Source *undo = nullptr) {
+bool any_source_in_code(const ChunkMapping &m, const Writer::Piece *pieces, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!pieces[i].src.period && source_in_code(m, pieces[i].src.data, pieces[i].len))
+            return true;
+    return false;
+}
+
+bool matches(const uint8_t *dst, const Writer::Piece *pieces, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        if (!matches(dst, pieces[i].src, pieces[i].len))
+            return false;
+        dst += pieces[i].len;
+    }
+    return true;
+}
+
+}  // namespace
+
+int poke_pieces(const Writer &w, const ChunkMapping &m, uint8_t *dst, const Writer::Piece *pieces,
+                size_t n, size_t len, Undo undo) {
     if (m.poisoned)
         return EIO;
     if (dst < m.base || len > m.size || dst + len > m.base + m.size)
         return EINVAL;
-    // memmove semantics: a source in code memory is read whole before anything is
-    // written, and the write is checked (and undone) against that copy.
+    // memmove semantics: if any source lies in code memory, all pieces are gathered into
+    // one copy before anything is written, and the write is checked against that copy.
     Copy staged;
-    if (!src.period && source_in_code(m, src.data, len) && !(src.data = staged.of(src.data, len)))
-        return ENOMEM;
+    Writer::Piece gathered{{nullptr, 0}, len};
+    if (any_source_in_code(m, pieces, n)) {
+        uint8_t *to = staged.room(len);
+        if (!to)
+            return ENOMEM;
+        poke_detail::copy_pieces(to, pieces, n, reinterpret_cast<uintptr_t>(dst));
+        gathered.src.data = to;
+        pieces = &gathered;
+        n = 1;
+    }
     // A write that changes nothing costs a system call on most writers: skip it (e.g. the
     // trap fill of a reservation never written). A memcpy is cheaper than the check.
-    if (!w.infallible() && matches(dst, src, len))
+    if (!w.infallible() && matches(dst, pieces, n))
         return 0;
-    // Keep the old bytes so a failed write can be undone.
+    // What a failed write is undone with. No copy of the old bytes when the caller knows
+    // them (traps), when they do not matter, or when the writer cannot stop part-way
+    // (persistent alias: a plain memcpy).
     Copy kept;
-    Writer::Source old{nullptr, 0};
-    if (undo)
-        old = *undo;
-    else if (!w.infallible() && !(old.data = kept.of(dst, len)))
+    Writer::Piece old{{nullptr, 0}, len};
+    bool restore = undo == Undo::traps || (undo == Undo::copy_old && !w.infallible());
+    if (undo == Undo::traps)
+        old.src = poke_detail::trap_source();
+    else if (restore && !(old.src.data = kept.of(dst, len)))
         return ENOMEM;
-    int rc = w.write(m, dst, src, len);
+    int rc = w.write(m, dst, pieces, n);
     // Read back what went through the kernel or a flip; a memcpy into a shared alias of
     // the same memfd lands by construction.
-    if (!rc && !w.infallible() && !matches(dst, src, len))
+    if (!rc && !w.infallible() && !matches(dst, pieces, n))
         rc = EIO;
     if (rc) {
-        if ((undo || !w.infallible()) && !matches(dst, old, len))
-            (void)w.write(m, dst, old, len);
+        if (restore && !matches(dst, &old, 1))
+            (void)w.write(m, dst, &old, 1);
         return rc;
     }
     if (!w.kernel_syncs_icache())
@@ -344,23 +402,23 @@ int poke_source(const Writer &w, const ChunkMapping &m, uint8_t *dst, Writer::So
     return 0;
 }
 
-}  // namespace
-
 bool holds_only_traps(const uint8_t *p, size_t len) {
     return matches(p, poke_detail::trap_source(), len);
 }
 
 int poke(const Writer &w, const ChunkMapping &m, uint8_t *dst, const void *src, size_t len) {
-    return poke_source(w, m, dst, {static_cast<const uint8_t *>(src), 0}, len);
+    const Writer::Piece code{{static_cast<const uint8_t *>(src), 0}, len};
+    return poke_pieces(w, m, dst, &code, 1, len, Undo::copy_old);
 }
 
 int poke_fresh(const Writer &w, const ChunkMapping &m, uint8_t *dst, const void *src, size_t len) {
-    const Writer::Source traps = poke_detail::trap_source();
-    return poke_source(w, m, dst, {static_cast<const uint8_t *>(src), 0}, len, &traps);
+    const Writer::Piece code{{static_cast<const uint8_t *>(src), 0}, len};
+    return poke_pieces(w, m, dst, &code, 1, len, Undo::traps);
 }
 
 int poke_traps(const Writer &w, const ChunkMapping &m, uint8_t *dst, size_t len) {
-    return poke_source(w, m, dst, poke_detail::trap_source(), len);
+    const Writer::Piece traps{poke_detail::trap_source(), len};
+    return poke_pieces(w, m, dst, &traps, 1, len, Undo::copy_old);
 }
 
 int probe_writer(const Writer &w) {

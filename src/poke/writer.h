@@ -53,8 +53,7 @@ public:
     // Unmaps the chunk (and its aliases / descriptors). 0 or an errno (still mapped).
     virtual int unmap(ChunkMapping &m) const = 0;
 
-    // Raw write of len bytes (src may repeat: see Source). 0 or an errno; may leave a
-    // partial write behind — poke() handles that.
+    // Bytes to write: plain bytes, or trap instructions repeated.
     // A repeating source is indexed by destination address: the byte for address (or
     // chunk offset) a is data[a % period]. The trap page is aligned and its period
     // divides every OS page and chunk, so any view of a chunk (code view, alias, memfd
@@ -63,7 +62,15 @@ public:
         const uint8_t *data;
         size_t period;  // 0: plain bytes; else kTrapPage bytes of trap instructions
     };
-    virtual int write(const ChunkMapping &m, uint8_t *dst, Source src, size_t len) const = 0;
+    // len bytes of src, written after the pieces before it.
+    struct Piece {
+        Source src;
+        size_t len;
+    };
+    // Raw write of the pieces one after another from dst on: one kernel write where the
+    // writer has one (pwritev gathers them), one mapping change or alias for all of them
+    // otherwise. 0 or an errno; may leave a partial write behind — poke() handles that.
+    virtual int write(const ChunkMapping &m, uint8_t *dst, const Piece *pieces, size_t n) const = 0;
 
     // fork(): prepare runs in the parent with the arena locked (no write in flight);
     // child runs in the child; parent runs in the parent after fork(). In the child, a
@@ -84,10 +91,21 @@ inline constexpr jit_writer kAutoOrder[] = {JIT_WRITER_PROC_MEM, JIT_WRITER_MEMF
 // unmaps it. 0 or an errno.
 int probe_writer(const Writer &w);
 
-// Writes len bytes of src at dst (inside mapping m) whole or not at all, verifies them,
-// and flushes the instruction cache. On failure the old bytes are restored as far as
-// the writer allows. src may lie anywhere, code memory and [dst, dst+len) included:
-// the bytes written are those src held before the call (memmove). 0 or an errno.
+// How a failed write is undone.
+enum class Undo : uint8_t {
+    copy_old,  // a copy of the old bytes is taken first and written back
+    traps,     // the memory held only traps: traps are written back, no copy needed
+    none,      // nothing: the memory is free and may hold anything (lazy trap fill)
+};
+// Writes the pieces one after another at dst (inside mapping m; total len bytes) whole or
+// not at all, verifies them by reading them back, and flushes the instruction cache.
+// A write that changes nothing is skipped. On failure dst is restored per undo as far as
+// the writer allows. Sources may lie anywhere, code memory and [dst, dst+len) included:
+// the bytes written are those the sources held before the call (memmove). 0 or an errno.
+int poke_pieces(const Writer &w, const ChunkMapping &m, uint8_t *dst, const Writer::Piece *pieces,
+                size_t n, size_t len, Undo undo);
+// Shorthands for one piece:
+// Writes len bytes of src at dst whole or not at all (old bytes restored on failure).
 int poke(const Writer &w, const ChunkMapping &m, uint8_t *dst, const void *src, size_t len);
 // poke() into memory that holds only trap instructions (a fresh allocation): keeps no
 // copy of the old bytes; a failed write is undone by filling traps back in.
@@ -110,10 +128,26 @@ namespace poke_detail {
 const uint8_t *trap_page();
 // The trap fill as a repeating Source.
 inline Writer::Source trap_source() { return {trap_page(), kTrapPage}; }
-// pwritev loop: writes all of src (repeating per Source) at file offset off. 0 or errno.
-int pwrite_all(int fd, Writer::Source src, size_t len, uint64_t off);
-// memcpy of a possibly repeating source to dst (phase: see Source).
-void copy_source(uint8_t *dst, Writer::Source src, size_t len);
+// pwritev loop: writes all pieces one after another at file offset off (a repeating
+// piece's phase is its file offset's). 0 or errno.
+int pwrite_pieces(int fd, const Writer::Piece *pieces, size_t n, uint64_t off);
+inline int pwrite_all(int fd, Writer::Source src, size_t len, uint64_t off) {
+    const Writer::Piece one{src, len};
+    return pwrite_pieces(fd, &one, 1, off);
+}
+// memcpy of a possibly repeating source to dst, its phase that of address pos (see
+// Source): dst itself, unless dst is a staging copy of bytes bound for pos.
+void copy_source(uint8_t *dst, Writer::Source src, size_t len, uintptr_t pos);
+inline void copy_source(uint8_t *dst, Writer::Source src, size_t len) {
+    copy_source(dst, src, len, reinterpret_cast<uintptr_t>(dst));
+}
+// memcpy of the pieces one after another, phases from pos on (as copy_source).
+void copy_pieces(uint8_t *dst, const Writer::Piece *pieces, size_t n, uintptr_t pos);
+inline void copy_pieces(uint8_t *dst, const Writer::Piece *pieces, size_t n) {
+    copy_pieces(dst, pieces, n, reinterpret_cast<uintptr_t>(dst));
+}
+// Total length of the pieces.
+size_t pieces_len(const Writer::Piece *pieces, size_t n);
 // Anonymous private chunk: RW, huge-page advice, trap fill, then RX. 0 or errno.
 int map_anon_chunk(ChunkMapping &m, uint8_t *at, size_t size, bool huge);
 // memfd chunk: new memfd, trap filled, ROX MAP_SHARED view at `at`. 0 or errno.

@@ -38,11 +38,11 @@ class ProcMemWriter final : public AnonWriter {
 public:
     jit_writer kind() const override { return JIT_WRITER_PROC_MEM; }
     bool kernel_syncs_icache() const override { return true; }
-    int write(const ChunkMapping &, uint8_t *dst, Source src, size_t len) const override {
+    int write(const ChunkMapping &, uint8_t *dst, const Piece *pieces, size_t n) const override {
         int fd = proc_mem_fd();
         if (fd < 0)
             return errno;
-        return pwrite_all(fd, src, len, reinterpret_cast<uintptr_t>(dst));
+        return pwrite_pieces(fd, pieces, n, reinterpret_cast<uintptr_t>(dst));
     }
 };
 
@@ -54,14 +54,15 @@ std::mutex g_mprotect_lock;
 class MprotectWriter final : public AnonWriter {
 public:
     jit_writer kind() const override { return JIT_WRITER_MPROTECT; }
-    int write(const ChunkMapping &, uint8_t *dst, Source src, size_t len) const override {
+    int write(const ChunkMapping &, uint8_t *dst, const Piece *pieces, size_t n) const override {
+        size_t len = pieces_len(pieces, n);
         std::lock_guard<std::mutex> g(g_mprotect_lock);
         os::PageSpan span = os::page_span(reinterpret_cast<uintptr_t>(dst), len, os::page_size());
         auto *page = reinterpret_cast<void *>(span.start);
         // RW (not executable) for the copy, then back to RX: never both at once.
         if (os::mprotect(page, span.len, PROT_READ | PROT_WRITE) != 0)
             return errno;
-        copy_source(dst, src, len);
+        copy_pieces(dst, pieces, n);
         for (int tries = 0;; ++tries) {
             if (os::mprotect(page, span.len, PROT_READ | PROT_EXEC) == 0)
                 return 0;
@@ -85,15 +86,16 @@ public:
 class MemfdWriter final : public MemfdFamily {
 public:
     jit_writer kind() const override { return JIT_WRITER_MEMFD; }
-    int write(const ChunkMapping &m, uint8_t *dst, Source src, size_t len) const override {
-        return pwrite_all(m.fd, src, len, static_cast<uint64_t>(dst - m.base));
+    int write(const ChunkMapping &m, uint8_t *dst, const Piece *pieces, size_t n) const override {
+        return pwrite_pieces(m.fd, pieces, n, static_cast<uint64_t>(dst - m.base));
     }
 };
 
 class TempAliasWriter final : public MemfdFamily {
 public:
     jit_writer kind() const override { return JIT_WRITER_TEMP_ALIAS; }
-    int write(const ChunkMapping &m, uint8_t *dst, Source src, size_t len) const override {
+    int write(const ChunkMapping &m, uint8_t *dst, const Piece *pieces, size_t n) const override {
+        size_t len = pieces_len(pieces, n);
         // mmap offsets are whole OS pages: map those covering the write.
         size_t off = static_cast<size_t>(dst - m.base);
         os::PageSpan pages = os::page_span(off, len, os::page_size());
@@ -102,7 +104,7 @@ public:
                             static_cast<off_t>(first));
         if (rw == MAP_FAILED)
             return errno;
-        copy_source(static_cast<uint8_t *>(rw) + (off - first), src, len);
+        copy_pieces(static_cast<uint8_t *>(rw) + (off - first), pieces, n);
         // The writable alias must not outlive the write: retry, and if the kernel still
         // refuses, take its write permission away.
         for (int tries = 0; os::munmap(rw, span) != 0; ++tries) {
@@ -133,10 +135,10 @@ public:
         m.rw_alias = static_cast<uint8_t *>(rw);
         return 0;
     }
-    int write(const ChunkMapping &m, uint8_t *dst, Source src, size_t len) const override {
+    int write(const ChunkMapping &m, uint8_t *dst, const Piece *pieces, size_t n) const override {
         if (!m.rw_alias)
             return EIO;
-        copy_source(m.rw_alias + (dst - m.base), src, len);
+        copy_pieces(m.rw_alias + (dst - m.base), pieces, n);
         return 0;
     }
 };
