@@ -95,7 +95,12 @@ enum jit_placement {
                                              JITALLOC_PERF_MAP / _GDB_JIT add no flags */
 #define JIT_ARENA_PERF_MAP      (1u << 3) /* name allocations in /tmp/perf-PID.map */
 #define JIT_ARENA_GDB_JIT       (1u << 4) /* register allocations with GDB's JIT interface */
-#define JIT_ARENA_FLAGS_ALL     0x1fu
+#define JIT_ARENA_LAZY_TRAP_FILL (1u << 5) /* jit_free leaves a slab object's code in place
+                                             (still executable) until the memory is reused:
+                                             the trap fill is folded into the write that
+                                             reuses it. Objects up to 64 KiB; see
+                                             docs/GUARANTEES.md for the weaker promise */
+#define JIT_ARENA_FLAGS_ALL     0x3fu
 
 /* Default distance kept between any code byte and the placement address: the reach of
  * the architecture's direct call less 32 MiB of slack for the host code around that

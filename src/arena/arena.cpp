@@ -137,9 +137,10 @@ void jit_arena::release_locked(size_t keep_bytes, size_t *released) {
 // not live: it is written then, with no lock held. jit_alloc, jit_free and batches
 // (src/batch) are sequences of these steps around the writes.
 
-int jit_arena::take(size_t len, Transit &out, size_t align) {
+int jit_arena::take(size_t len, bool with_code, Transit &out, size_t align) {
     int cls = class_index(len, align);  // page runs and large chunks are page-aligned
-    int rc = cls >= 0            ? take_small(static_cast<unsigned>(cls), out)
+    out.stale = false;
+    int rc = cls >= 0            ? take_small(static_cast<unsigned>(cls), !with_code, out)
              : len <= kChunkSize ? take_pages(len, out)
                                  : take_large(len, out);
     out.requested = static_cast<uint32_t>(len < UINT32_MAX ? len : UINT32_MAX);
@@ -147,11 +148,11 @@ int jit_arena::take(size_t len, Transit &out, size_t align) {
     return rc;
 }
 
-int jit_arena::take_small(unsigned cls, Transit &out) {
+int jit_arena::take_small(unsigned cls, bool prefer_clean, Transit &out) {
     SlabClass &k = classes[cls];
     Slab *s = nullptr;
     std::lock_guard<std::mutex> g(k.lock);
-    uint8_t *p = k.take(&s);
+    uint8_t *p = k.take(&s, prefer_clean, &out.stale);
     if (!p) {
         const SizeClass &sc = size_class(cls);
         int err = 0;
@@ -166,7 +167,7 @@ int jit_arena::take_small(unsigned cls, Transit &out) {
         }
         slab_meta_bytes += slab_metadata_bytes(cls);
         k.add(fresh);
-        p = k.take(&s);
+        p = k.take(&s, prefer_clean, &out.stale);
     }
     out.chunk = s->chunk;
     out.slab = s;
@@ -237,13 +238,12 @@ void jit_arena::publish(const Transit &t, bool with_code) {
 }
 
 void jit_arena::give_back(const Transit &t, bool holds_traps) {
-    // An object that may hold code (a failed write could not be undone) stays in transit
-    // for good: quarantined, neither live nor free, never handed out again.
+    // Memory that may hold code (a failed write could not be undone) stays in transit for
+    // good: quarantined, neither live nor free, never handed out again — except a slab
+    // object of a lazily filled arena, which goes back stale (overwritten whole on reuse).
     if (t.slab) {
-        SlabClass &k = classes[t.slab->cls];
-        std::lock_guard<std::mutex> g(k.lock);
-        if (holds_traps)
-            release_slab_if_empty(k.finish_free(t.slab, t.index, keep_empty_slabs(t.slab->cls)));
+        if (holds_traps || lazy_fill)
+            finish_slab_free(t, !holds_traps);
         return;
     }
     std::lock_guard<std::mutex> b(buddy_lock);
@@ -262,6 +262,32 @@ void jit_arena::give_back(const Transit &t, bool holds_traps) {
         free_pages_locked(c, t.index, c->pages[t.index].npages);
 }
 
+void jit_arena::finish_slab_free(const Transit &t, bool stale) {
+    SlabClass &k = classes[t.slab->cls];
+    std::unique_lock<std::mutex> g(k.lock);
+    retire_slab(k, k.finish_free(t.slab, t.index, keep_empty_slabs(t.slab->cls), stale), g);
+}
+
+void jit_arena::retire_slab(SlabClass &k, Slab *dead, std::unique_lock<std::mutex> &g) {
+    if (!dead)
+        return;
+    // Free pages hold only traps: stale objects (lazy trap fill) are filled first, with the
+    // class lock dropped (no code is written under a lock). The slab is on no list, so no
+    // one takes from it meanwhile; lookups find no live object in it.
+    uint8_t *lo, *hi;
+    if (dead->stale_span(&lo, &hi)) {
+        g.unlock();
+        const Writer::Piece traps{poke_detail::trap_source(), static_cast<size_t>(hi - lo)};
+        int rc = poke_pieces(*writer, dead->chunk->mapping, lo, &traps, 1, traps.len, Undo::none);
+        g.lock();
+        if (rc) {
+            k.add(dead);  // cached as an empty slab, stale objects and all
+            return;
+        }
+    }
+    release_slab_if_empty(dead);
+}
+
 void jit_arena::release_slab_if_empty(Slab *dead) {
     if (!dead)
         return;
@@ -275,22 +301,35 @@ void jit_arena::release_slab_if_empty(Slab *dead) {
 
 // ---------------------------------------------------------------- alloc
 
+int jit_arena::write_taken(const Transit &t, const void *code, size_t len) {
+    if (!t.stale) {
+        // Memory handed out holds traps: no copy of the old bytes is needed to undo.
+        return code ? poke_fresh(*writer, t.chunk->mapping, t.start, code, len) : 0;
+    }
+    // A stale object (lazy trap fill) still holds freed code: the new code and the trap
+    // tail go in one write over the whole object. Nothing to undo: on failure it stays
+    // stale, and stale objects are always overwritten whole.
+    size_t n = code ? len : 0;
+    const Writer::Piece pieces[2] = {{{static_cast<const uint8_t *>(code), 0}, n},
+                                     {poke_detail::trap_source(), t.usable - n}};
+    return poke_pieces(*writer, t.chunk->mapping, t.start, code ? pieces : pieces + 1,
+                       code ? 2 : 1, t.usable, Undo::none);
+}
+
 int jit_arena::alloc(const void *code, size_t len, const char *name, void **out, size_t align) {
     if (len == 0 || len > JIT_MAX_ALLOC_SIZE)
         return EINVAL;
     GateGuard op(gate);
     Transit t;
-    if (int rc = take(len, t, align))
+    if (int rc = take(len, code != nullptr, t, align))
         return rc;
-    if (code) {
-        // Memory handed out holds traps: no copy of the old bytes is needed to undo.
-        int rc = poke_fresh(*writer, t.chunk->mapping, t.start, code, len);
-        if (rc) {
-            give_back(t, write_traps(t.chunk, t.start, t.usable) == 0);
-            return rc;
-        }
-        after_code_write(Replaces::unrun, sync_core);  // fresh code: arch.h decides
+    if (int rc = write_taken(t, code, len)) {
+        // A stale object goes back stale; anything else must hold traps again.
+        give_back(t, !t.stale && write_traps(t.chunk, t.start, t.usable) == 0);
+        return rc;
     }
+    if (code)
+        after_code_write(Replaces::unrun, sync_core);  // fresh code: arch.h decides
     publish(t, code != nullptr);
     *out = t.start;
     total_allocs.fetch_add(1, std::memory_order_relaxed);
@@ -442,11 +481,18 @@ int jit_arena::free(void *p) {
     if (int rc = begin_free(p, t))
         return rc;
     // In transit no list holds the allocation, so it stays put while it is trap-filled.
-    // A large chunk is unmapped instead (finish_free). Observers hear of the free only
-    // at its commit.
-    int rc = t.chunk->large ? 0 : write_traps(t.chunk, t.start, t.usable);
+    // A large chunk is unmapped instead (finish_free); a slab object of a lazily filled
+    // arena keeps its bytes until it is reused. Observers hear of the free only at its
+    // commit.
+    bool lazy = lazy_fill && t.slab;
+    int rc = t.chunk->large || lazy ? 0 : write_traps(t.chunk, t.start, t.usable);
     if (!rc)
-        rc = commit_free(p, [&] { return finish_free(t); });
+        rc = commit_free(p, [&] {
+            if (!lazy)
+                return finish_free(t);
+            finish_slab_free(t, /*stale=*/true);
+            return 0;
+        });
     if (rc) {
         abort_free(t);
         return rc;
@@ -530,9 +576,7 @@ void jit_arena::abort_free(const Transit &t) {
 
 int jit_arena::finish_free(const Transit &t) {
     if (t.slab) {
-        SlabClass &k = classes[t.slab->cls];
-        std::lock_guard<std::mutex> g(k.lock);
-        release_slab_if_empty(k.finish_free(t.slab, t.index, keep_empty_slabs(t.slab->cls)));
+        finish_slab_free(t, false);
         return 0;
     }
     std::lock_guard<std::mutex> b(buddy_lock);
@@ -562,9 +606,11 @@ int jit_arena::finish_free(const Transit &t) {
 size_t jit_arena::shrink() {
     GateGuard op(gate);
     for (SlabClass &k : classes) {
-        std::lock_guard<std::mutex> g(k.lock);
-        while (Slab *s = k.pop_empty())
-            release_slab_if_empty(s);
+        std::unique_lock<std::mutex> g(k.lock);
+        // Bounded: a slab whose stale objects cannot be trap-filled is cached again.
+        for (uint64_t n = k.empty_slabs(); n; n--)
+            if (Slab *s = k.pop_empty())
+                retire_slab(k, s, g);
     }
     size_t released = 0;
     std::lock_guard<std::mutex> b(buddy_lock);

@@ -71,6 +71,8 @@ struct Located {
 struct Transit : Located {
     uint32_t requested = 0;  // bytes asked for (slab objects and page runs)
     size_t length = 0;       // bytes asked for
+    bool stale = false;      // taken: a freed slab object still holding its code (lazy
+                             // trap fill), to be overwritten whole
 };
 
 }  // namespace jitalloc
@@ -85,6 +87,7 @@ struct jit_arena {
     jitalloc::Placement placement;
     bool sync_core = false;  // membarrier SYNC_CORE registered and wanted (src/serialise)
     bool observed = false;   // profiler / debugger observers enabled (observe.h)
+    bool lazy_fill = false;  // JIT_ARENA_LAZY_TRAP_FILL: freed slab objects stay stale
 
     jitalloc::SlabClass classes[jitalloc::kNumClasses];
 
@@ -127,7 +130,9 @@ struct jit_arena {
     // is made of these steps around the writes. Each takes the locks it needs; none writes
     // code memory. Errors as errno values.
     //   take: free -> transit (len bytes; nothing written yet, the memory holds traps)
-    int take(size_t len, jitalloc::Transit &out, size_t align = JIT_ALLOC_ALIGN);
+    // with_code: code will be written (else a clean object is preferred: no write)
+    int take(size_t len, bool with_code, jitalloc::Transit &out,
+             size_t align = JIT_ALLOC_ALIGN);
     //   publish: transit -> live; with_code: it holds code now (see src/serialise)
     void publish(const jitalloc::Transit &t, bool with_code);
     //   give_back: transit -> free after a failed write; holds_traps false: quarantined
@@ -144,7 +149,16 @@ struct jit_arena {
     int write_traps(Chunk *c, uint8_t *dst, size_t len);
 
 private:
-    int take_small(unsigned cls, jitalloc::Transit &out);
+    int take_small(unsigned cls, bool prefer_clean, jitalloc::Transit &out);
+    // Writes what a taken allocation must hold before it is published: code (if any),
+    // and for a stale object the trap tail too, in one write.
+    int write_taken(const jitalloc::Transit &t, const void *code, size_t len);
+    // Slab object in transit -> free (stale: still holding code, lazy fill); retires the
+    // slab if it became empty and is not kept.
+    void finish_slab_free(const jitalloc::Transit &t, bool stale);
+    // A slab unlinked by finish_free / pop_empty (k.lock held in g) goes to the buddy,
+    // stale objects trap-filled first with the lock dropped.
+    void retire_slab(jitalloc::SlabClass &k, jitalloc::Slab *dead, std::unique_lock<std::mutex> &g);
     int take_pages(size_t len, jitalloc::Transit &out);
     int take_large(size_t len, jitalloc::Transit &out);
     template <class Commit>

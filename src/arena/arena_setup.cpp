@@ -206,6 +206,7 @@ int arena_create(const jit_arena_options *user, jit_arena **out) {
     if (!(o.flags & JIT_ARENA_IGNORE_ENV))
         a->opts.flags |= observe_env_flags();
     a->observed = a->opts.flags & (JIT_ARENA_PERF_MAP | JIT_ARENA_GDB_JIT);
+    a->lazy_fill = a->opts.flags & JIT_ARENA_LAZY_TRAP_FILL;
     if (!(o.flags & JIT_ARENA_NO_SYNC_CORE))
         a->sync_core = os::membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE, 0) == 0;
     std::call_once(g_atfork_once, [] { pthread_atfork(atfork_prepare, atfork_parent, atfork_child); });

@@ -67,7 +67,7 @@ bool jit_arena::check(std::string &msg) {
     GateGuard op(gate);
     for (unsigned i = 0; i < kNumClasses; i++) {
         std::lock_guard<std::mutex> g(classes[i].lock);
-        if (!classes[i].check(i, msg))
+        if (!classes[i].check(i, msg, lazy_fill))
             return false;
     }
     std::lock_guard<std::mutex> b(buddy_lock);

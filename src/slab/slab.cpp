@@ -42,6 +42,23 @@ bool Slab::mark_code(unsigned i) {
     return before;
 }
 
+bool Slab::stale_span(uint8_t **lo, uint8_t **hi) const {
+    int first = -1, last = -1;
+    for (unsigned w = 0; w < words_for(nobj); w++) {
+        uint64_t st = avail[w] & code[w];
+        if (!st)
+            continue;
+        if (first < 0)
+            first = static_cast<int>(w * 64 + std::countr_zero(st));
+        last = static_cast<int>(w * 64 + 63 - std::countl_zero(st));
+    }
+    if (first < 0)
+        return false;
+    *lo = object(static_cast<unsigned>(first));
+    *hi = object(static_cast<unsigned>(last)) + size;
+    return true;
+}
+
 size_t slab_metadata_bytes(unsigned cls) {
     unsigned nobj = size_class(cls).objects;
     return sizeof(Slab) + 3 * words_for(nobj) * sizeof(uint64_t) + nobj * sizeof(uint16_t);
@@ -121,22 +138,29 @@ void SlabClass::add(Slab *s) {
     avail_ += s->nobj;
 }
 
-uint8_t *SlabClass::take(Slab **slab) {
+uint8_t *SlabClass::take(Slab **slab, bool prefer_clean, bool *stale) {
     // Partial slabs first, so empty ones stay empty and can be given back.
     Slab *s = lists_[kPartial].head ? lists_[kPartial].head : lists_[kEmpty].head;
     if (!s)
         return nullptr;
     unsigned words = static_cast<unsigned>(words_for(s->nobj));
-    for (unsigned w = 0; w < words; w++) {
-        if (!s->avail[w])
-            continue;
-        unsigned i = w * 64 + static_cast<unsigned>(std::countr_zero(s->avail[w]));
-        clear_bit(s->avail, i);
-        s->navail--;
-        avail_--;
-        relist(s);
-        *slab = s;
-        return s->object(i);
+    // Pass 0 (prefer_clean only): objects holding only traps; pass 1: any free object.
+    for (int pass = prefer_clean ? 0 : 1; pass < 2; pass++) {
+        for (unsigned w = 0; w < words; w++) {
+            uint64_t free = pass == 0 ? s->avail[w] & ~s->code[w] : s->avail[w];
+            if (!free)
+                continue;
+            unsigned i = w * 64 + static_cast<unsigned>(std::countr_zero(free));
+            if (stale)
+                *stale = s->held_code(i);
+            clear_bit(s->code, i);  // written whole before it is published
+            clear_bit(s->avail, i);
+            s->navail--;
+            avail_--;
+            relist(s);
+            *slab = s;
+            return s->object(i);
+        }
     }
     return nullptr;  // unreachable while the counts are right
 }
@@ -167,9 +191,12 @@ void SlabClass::abort_free(Slab *s, unsigned i, uint32_t requested) {
     publish(s, i, requested, false);
 }
 
-Slab *SlabClass::finish_free(Slab *s, unsigned i, unsigned keep_empty) {
+Slab *SlabClass::finish_free(Slab *s, unsigned i, unsigned keep_empty, bool stale) {
     set_bit(s->avail, i);
-    clear_bit(s->code, i);
+    if (stale)
+        set_bit(s->code, i);
+    else
+        clear_bit(s->code, i);
     s->navail++;
     s->req[i] = 0;
     avail_++;
@@ -219,7 +246,7 @@ uint64_t SlabClass::slabs() const {
     return lists_[kPartial].count + lists_[kFull].count + lists_[kEmpty].count;
 }
 
-bool SlabClass::check(unsigned cls, std::string &msg) const {
+bool SlabClass::check(unsigned cls, std::string &msg, bool lazy) const {
     char buf[160];
     auto fail = [&](const char *what, const Slab *s, unsigned i) {
         std::snprintf(buf, sizeof buf, "slab class %u: %s (slab %p object %u)", cls, what,
@@ -252,10 +279,10 @@ bool SlabClass::check(unsigned cls, std::string &msg) const {
                         return fail("live object with bad length", s, i);
                     req += s->requested_of(i);
                 }
-                if (a && !holds_only_traps(s->object(i), s->size))
-                    return fail("free object holds non-trap bytes", s, i);
-                if (a && s->held_code(i))
+                if (a && s->held_code(i) && !lazy)
                     return fail("free object marked as holding code", s, i);
+                if (a && !s->held_code(i) && !holds_only_traps(s->object(i), s->size))
+                    return fail("free object holds non-trap bytes", s, i);
             }
             if (na != s->navail || nl != s->nlive || req != s->requested)
                 return fail("counts disagree with bitmaps", s, 0);

@@ -6,8 +6,9 @@
 //    neither bit is in transit (being written by jit_alloc or trap-filled by jit_free);
 //    no object has both. `code` marks live objects that have held code since they were
 //    handed out (written with code or updated): other threads may be running them, so
-//    rewriting them needs cross-CPU serialisation (src/serialise). Free objects have it
-//    clear.
+//    rewriting them needs cross-CPU serialisation (src/serialise). A free object with it
+//    is stale (arenas with lazy trap fill only): freed, its old code still in place, to
+//    be overwritten whole (code and trap tail) when it is handed out again.
 //  - navail / nlive are the popcounts of the bitmaps; requested is the sum of req[] over
 //    live objects.
 //  - A slab is on exactly one list of its class: partial (some avail, some not),
@@ -53,6 +54,9 @@ struct Slab {
     bool held_code(unsigned i) const { return code[i / 64] >> (i % 64) & 1; }
     // Records that object i holds code now; returns whether it did before.
     bool mark_code(unsigned i);
+    bool is_stale(unsigned i) const { return is_avail(i) && held_code(i); }
+    // The smallest range [*lo, *hi) holding every stale object; false if there is none.
+    bool stale_span(uint8_t **lo, uint8_t **hi) const;
     uint32_t requested_of(unsigned i) const { return uint32_t{req[i]} + 1; }
 };
 
@@ -72,7 +76,9 @@ public:
     // Takes an available object into transit (neither free nor live: the caller writes it,
     // then publishes it or gives it back with finish_free). nullptr if no slab of this
     // class has one; *slab is set to the object's slab.
-    uint8_t *take(Slab **slab);
+    // prefer_clean: take an object holding only traps if the slab has one (a reservation
+    // then needs no write). *stale: the object taken holds freed code (lazy trap fill).
+    uint8_t *take(Slab **slab, bool prefer_clean = false, bool *stale = nullptr);
     // Makes an object in transit live with `requested` bytes; with_code: it holds code.
     void publish(Slab *s, unsigned i, uint32_t requested, bool with_code);
     // Adds a new slab (all objects available).
@@ -83,10 +89,11 @@ public:
     // Undo begin_free (trap fill failed): live again, its code mark unchanged.
     void abort_free(Slab *s, unsigned i, uint32_t requested);
     // Second half of a free, or giving back an object taken and not published: the object
-    // in transit, now trap-filled, becomes available. If the slab became
+    // in transit, now trap-filled (or stale: still holding code, lazy trap fill only),
+    // becomes available. If the slab became
     // empty and more than `keep_empty` empty slabs are cached, the slab is unlinked and
     // returned: the caller gives its pages back to the buddy.
-    Slab *finish_free(Slab *s, unsigned i, unsigned keep_empty);
+    Slab *finish_free(Slab *s, unsigned i, unsigned keep_empty, bool stale = false);
     // The live object i now counts `requested` bytes (1..size; jit_shrink_alloc). EINVAL
     // if it is not live.
     int set_requested(Slab *s, unsigned i, uint32_t requested);
@@ -96,11 +103,13 @@ public:
     Slab *pop_any();
 
     uint64_t slabs() const;
+    uint64_t empty_slabs() const { return lists_[kEmpty].count; }
     uint64_t objects_live() const { return live_; }
     uint64_t objects_avail() const { return avail_; }
     uint64_t requested() const { return requested_; }
 
-    bool check(unsigned cls, std::string &msg) const;
+    // lazy: the arena fills traps lazily, so free objects may be stale.
+    bool check(unsigned cls, std::string &msg, bool lazy = false) const;
 
 private:
     void link(Slab *s, ListId l);

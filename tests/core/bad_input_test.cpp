@@ -192,7 +192,7 @@ TEST(BadOptions, AreRejected) {
         o.placement = JIT_PLACE_NEAR_ADDRESS;
         o.near = nullptr;
     });
-    expect_bad_options("unknown flag", [](auto &o) { o.flags |= 1u << 5; });
+    expect_bad_options("unknown flag", [](auto &o) { o.flags |= JIT_ARENA_FLAGS_ALL + 1; });
     expect_bad_options("all flags", [](auto &o) { o.flags = ~0u; });
     expect_bad_options("struct_size 0", [](auto &o) { o.struct_size = 0; });
     expect_bad_options("struct_size too big", [](auto &o) { o.struct_size = sizeof o + 8; });

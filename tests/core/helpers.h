@@ -7,6 +7,7 @@
 #include "../common/a64.h"
 #include "../common/host_code.h"
 #include "../common/trap_fill.h"
+#include "os/os.h"
 #include "slab/size_class.h"
 
 #include <gtest/gtest.h>
@@ -56,6 +57,21 @@ inline std::vector<uint8_t> pattern(size_t len, uint32_t seed) {
     }
     return v;
 }
+
+// ---------------------------------------------------------------- system calls
+
+// Counts the system calls of one kind made while alive, through the os seam (a fault
+// that never fires).
+class CallCount {
+public:
+    explicit CallCount(jitalloc::os::Call c) {
+        jitalloc::os::set_fault({0, 0, jitalloc::os::mask_of(c), false, false});
+    }
+    ~CallCount() { jitalloc::os::clear_fault(); }
+    CallCount(const CallCount &) = delete;
+    CallCount &operator=(const CallCount &) = delete;
+    uint64_t calls() const { return jitalloc::os::fault_calls(); }
+};
 
 // ---------------------------------------------------------------- byte checks
 

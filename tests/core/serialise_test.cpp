@@ -23,11 +23,8 @@ using namespace jt;
 namespace {
 
 // Counts membarrier calls while alive.
-class MembarrierCount {
-public:
-    MembarrierCount() { os::set_fault({0, 0, os::mask_of(os::Call::membarrier), false, false}); }
-    ~MembarrierCount() { os::clear_fault(); }
-    uint64_t calls() const { return os::fault_calls(); }
+struct MembarrierCount : CallCount {
+    MembarrierCount() : CallCount(os::Call::membarrier) {}
 };
 
 // A second thread that keeps running JIT code (fn) until destroyed, so the process has

@@ -173,6 +173,8 @@ void op_create(Model &m, Reader &r) {
     o.placement = (flags & 2) ? JIT_PLACE_ANYWHERE : JIT_PLACE_NEAR_LIBRARY;
     o.retain_bytes = (flags & 4) ? 0 : (flags & 8) ? SIZE_MAX : JIT_DEFAULT_RETAIN_BYTES;
     o.max_bytes = (flags & 16) ? 3 * kChunk : 0;
+    if (flags & 32)
+        o.flags |= JIT_ARENA_LAZY_TRAP_FILL;
     errno = 0;
     jit_arena *a = jit_arena_create(&o);
     if (!a) {

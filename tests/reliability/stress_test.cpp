@@ -39,7 +39,8 @@ std::vector<uint8_t> code_for(uint32_t imm, size_t len) {
     return jt_code::ret_imm(static_cast<int32_t>(imm), len);
 }
 
-class Stress : public ::testing::TestWithParam<std::tuple<jit_writer, int>> {};
+// (writer, threads, extra arena flags)
+class Stress : public ::testing::TestWithParam<std::tuple<jit_writer, int, unsigned>> {};
 
 TEST_P(Stress, ThreadsWithWxMonitor) {
     const jit_writer w = std::get<0>(GetParam());
@@ -47,7 +48,8 @@ TEST_P(Stress, ThreadsWithWxMonitor) {
     // The mprotect writer makes the page non-executable while it writes: other threads
     // may not run code on it then (documented), so that variant reads instead of calls.
     const bool can_call = w != JIT_WRITER_MPROTECT;
-    jit_arena *a = rel::make_arena(w, JIT_PLACE_NEAR_LIBRARY, JIT_ARENA_IGNORE_ENV,
+    jit_arena *a = rel::make_arena(w, JIT_PLACE_NEAR_LIBRARY,
+                                   JIT_ARENA_IGNORE_ENV | std::get<2>(GetParam()),
                                    JIT_DEFAULT_RETAIN_BYTES);
     ASSERT_NE(a, nullptr) << std::strerror(errno);
 
@@ -174,13 +176,16 @@ TEST_P(Stress, ThreadsWithWxMonitor) {
 
 INSTANTIATE_TEST_SUITE_P(
     Writers, Stress,
-    ::testing::Values(std::make_tuple(JIT_WRITER_PROC_MEM, 2), std::make_tuple(JIT_WRITER_PROC_MEM, 8),
-                      std::make_tuple(JIT_WRITER_MEMFD, 4), std::make_tuple(JIT_WRITER_TEMP_ALIAS, 4),
-                      std::make_tuple(JIT_WRITER_PERSISTENT_ALIAS, 3),
-                      std::make_tuple(JIT_WRITER_MPROTECT, 4)),
+    ::testing::Values(std::make_tuple(JIT_WRITER_PROC_MEM, 2, 0u), std::make_tuple(JIT_WRITER_PROC_MEM, 8, 0u),
+                      std::make_tuple(JIT_WRITER_MEMFD, 4, 0u), std::make_tuple(JIT_WRITER_TEMP_ALIAS, 4, 0u),
+                      std::make_tuple(JIT_WRITER_PERSISTENT_ALIAS, 3, 0u),
+                      std::make_tuple(JIT_WRITER_MPROTECT, 4, 0u),
+                      std::make_tuple(JIT_WRITER_PROC_MEM, 4, unsigned{JIT_ARENA_LAZY_TRAP_FILL}),
+                      std::make_tuple(JIT_WRITER_MEMFD, 3, unsigned{JIT_ARENA_LAZY_TRAP_FILL})),
     [](const auto &info) {
         return std::string(jit_writer_name(std::get<0>(info.param))) + "_x" +
-               std::to_string(std::get<1>(info.param));
+               std::to_string(std::get<1>(info.param)) +
+               (std::get<2>(info.param) & JIT_ARENA_LAZY_TRAP_FILL ? "_lazy" : "");
     });
 
 }  // namespace
