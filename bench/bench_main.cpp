@@ -9,6 +9,10 @@
 //   reserve_write_free/<c>/spinner:<0|1>  reserve 256 B, write it, call it, free it (the path
 //                                    jitalloc::JitRuntime takes per function), with a second
 //                                    thread running JIT code or not
+//   batch_load/<c>/n:1000/batched:<0|1>  load 1 000 functions of 64..512 B at once (batched:1:
+//                                    Contender::load_many: jitalloc one jit_batch, floors one
+//                                    packed pwrite), or one load each (0); call each once;
+//                                    the unloads are not timed. Items: functions
 //   calls/<c>/<n>                    n functions of 64..512 B called in random order
 //   threads/<c>/threads:<1|2>        churn on 1 and 2 threads sharing one allocator
 //   memory/<c>/<workload>            code memory after load_unload and after churn at 50 000
@@ -291,6 +295,44 @@ void reserve_write_free(benchmark::State &state, const std::string &name) {
     state.counters["single_threaded"] = jitalloc::process_single_threaded();
 }
 
+// ------------------------------------------------------------------ 3b. batch loads
+
+void batch_load(benchmark::State &state, const std::string &name) {
+    auto c = need(state, name);
+    if (!c)
+        return;
+    const size_t n = static_cast<size_t>(state.range(0));
+    const bool batched = state.range(1) != 0;
+    std::mt19937_64 rng(11);
+    std::vector<std::vector<uint8_t>> codes(n);
+    std::vector<const void *> code(n);
+    std::vector<size_t> len(n);
+    for (size_t i = 0; i < n; i++) {
+        len[i] = uniform_size(rng, 64, 512);
+        const uint8_t *f = make_function(len[i], static_cast<int32_t>(i));
+        codes[i].assign(f, f + len[i]);
+        code[i] = codes[i].data();
+    }
+    std::vector<void *> out(n);
+    int64_t sum = 0;
+    for (auto _ : state) {
+        bool ok = batched ? c->load_many(code.data(), len.data(), n, out.data())
+                          : c->Contender::load_many(code.data(), len.data(), n, out.data());
+        if (!ok) {
+            state.SkipWithError("load failed");
+            break;
+        }
+        for (size_t i = 0; i < n; i++)
+            sum += as_fn(out[i])(1);
+        state.PauseTiming();
+        for (size_t i = 0; i < n; i++)
+            c->unload(out[i], len[i]);
+        state.ResumeTiming();
+    }
+    benchmark::DoNotOptimize(sum);
+    state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(n));
+}
+
 // ------------------------------------------------------------------ 4. calls (iTLB)
 
 struct CallSet {
@@ -531,6 +573,12 @@ void register_all() {
                                                    reserve_write_free, std::string(n));
             b->ArgName("spinner")->Arg(spin)->MinTime(g_quick ? 0.05 : 0.2);
         }
+    }
+    for (const auto &n : {"jitalloc_proc_mem", "jitalloc_memfd", "floor_proc_mem", "floor_memfd",
+                          "asmjit_dual", "asmjit_dual_pools_fill"}) {
+        auto *b = benchmark::RegisterBenchmark((std::string("batch_load/") + n).c_str(),
+                                               batch_load, std::string(n));
+        b->ArgNames({"n", "batched"})->ArgsProduct({{1000}, {0, 1}})->MinTime(g_quick ? 0.1 : 0.5);
     }
     std::vector<std::string> callers = all;
     for (const auto &n : placement_contender_names())

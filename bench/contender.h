@@ -27,6 +27,19 @@ public:
     // Reserves len bytes to be written with update() (the path jitalloc::JitRuntime takes:
     // reserve, relocate, write); unload() frees it. nullptr where not supported.
     virtual void *reserve(size_t) { return nullptr; }
+    // Loads n functions at once: code[i] of len[i] bytes, the address in out[i]. false on
+    // failure (nothing loaded). Default: n loads. jitalloc: one jit_batch; floors: the n
+    // functions packed into one buffer and one raw pwrite (the least a strict W^X batch
+    // can cost); asmjit: the default (its writes are memcpys through the RW view).
+    virtual bool load_many(const void *const *code, const size_t *len, size_t n, void **out) {
+        for (size_t i = 0; i < n; i++)
+            if (!(out[i] = load(code[i], len[i]))) {
+                while (i--)
+                    unload(out[i], len[i]);
+                return false;
+            }
+        return true;
+    }
     // After a batch of loads, before the code runs (ideal: flips the region to RX).
     virtual void seal() {}
     // Out-of-band metadata bytes the allocator holds (0 where the kernel keeps it).

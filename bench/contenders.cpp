@@ -35,7 +35,10 @@ public:
         jit_arena_stats(arena_, &st);
         strict_ = st.strict_wx;
     }
-    ~JitallocContender() override { jit_arena_destroy(arena_); }
+    ~JitallocContender() override {
+        jit_batch_destroy(batch_);
+        jit_arena_destroy(arena_);
+    }
     void *load(const void *code, size_t len) override {
         return jit_arena_alloc(arena_, code, len);
     }
@@ -47,6 +50,16 @@ public:
         return jit_arena_update(arena_, dst, src, len) == 0;
     }
     void *reserve(size_t len) override { return jit_arena_alloc(arena_, nullptr, len); }
+    bool load_many(const void *const *code, const size_t *len, size_t n, void **out) override {
+        if (!batch_ && !(batch_ = jit_batch_create(arena_)))
+            return false;
+        for (size_t i = 0; i < n; i++)
+            if (!(out[i] = jit_batch_alloc(batch_, code[i], len[i], nullptr))) {
+                jit_batch_abort(batch_);
+                return false;
+            }
+        return jit_batch_commit(batch_) == 0;
+    }
     size_t metadata_bytes() override {
         struct jit_stats st;
         jit_arena_stats(arena_, &st);
@@ -56,6 +69,7 @@ public:
 
 private:
     jit_arena *arena_;
+    jit_batch *batch_ = nullptr;  // reused by load_many
     bool strict_ = true;
 };
 
@@ -201,6 +215,23 @@ public:
         return p && update(p, code, len) ? p : nullptr;
     }
     void unload(void *, size_t) override {}
+    bool load_many(const void *const *code, const size_t *len, size_t n, void **out) override {
+        size_t total = 0;
+        for (size_t i = 0; i < n; i++)
+            total = round_up(total + len[i], 16);
+        uint8_t *at = static_cast<uint8_t *>(reserve(total));
+        if (!at)
+            return false;
+        packed_.resize(total);
+        size_t off = 0;
+        for (size_t i = 0; i < n; i++) {
+            std::memcpy(packed_.data() + off, code[i], len[i]);
+            std::memset(packed_.data() + off + len[i], 0xCC, round_up(len[i], 16) - len[i]);
+            out[i] = at + off;
+            off = round_up(off + len[i], 16);
+        }
+        return update(at, packed_.data(), total);
+    }
     bool update(void *dst, const void *src, size_t len) override {
         auto *d = static_cast<uint8_t *>(dst);
         off_t off = memfd_ ? d - base_ : static_cast<off_t>(reinterpret_cast<uintptr_t>(d));
@@ -225,6 +256,7 @@ private:
     uint8_t *base_ = nullptr;
     size_t next_ = 0;
     int fd_ = -1;
+    std::vector<uint8_t> packed_;  // load_many's one buffer
 };
 
 // ---- placement near the library, for ideal_near ----

@@ -87,6 +87,7 @@ run_group load_unload '^load_unload/'
 run_group churn '^churn/'
 run_group update '^update/'
 run_group reserve_write_free '^reserve_write_free/'
+run_group batch_load '^batch_load/'
 run_group calls '^calls/'
 run_group threads '^threads/'
 # Memory is measured once per contender (a counter, not a time): one repetition.

@@ -284,6 +284,49 @@ int jit_arena_reaches(jit_arena *arena, const void *target);
  * the window), or the mapping call's errno. */
 void *jit_arena_map_near(jit_arena *arena, size_t len, int prot);
 
+/* Batches: many writes — the code of new allocations and updates of live code — made
+ * at one commit, in as few kernel writes as the addresses allow (adjacent ranges merge
+ * into one), with at most one cross-CPU serialisation (only if live code that has held
+ * code was rewritten; docs/GUARANTEES.md). Allocations of one size class made in a batch
+ * come from consecutive addresses of a slab where it has room, so a batch of mostly
+ * small functions costs a few kernel writes in all.
+ *
+ *   jit_batch *b = jit_batch_create(arena);
+ *   void *f = jit_batch_alloc(b, code, len, "f");     address final, not live yet
+ *   jit_batch_update(b, f + 12, &rel, 4);              into f's staged bytes
+ *   jit_batch_update(b, caller + 3, &disp, 4);         into live code
+ *   if (jit_batch_commit(b) != 0) ... nothing happened; else f is live, caller patched
+ *   jit_batch_destroy(b);
+ *
+ * Every byte is copied when it is added (memmove semantics: sources may lie in code
+ * memory); the batch stages each allocation's whole usable size until the commit.
+ * Until the commit a batch allocation is not live: not callable, jit_size() returns 0,
+ * jit_free() fails. A batch is used by one thread at a time; other threads may use the
+ * arena meanwhile. Destroy batches before their arena.
+ *
+ * Errors, all or nothing: a failing jit_batch_alloc / jit_batch_update (EINVAL for bad
+ * arguments, an update range outside one live allocation or overlapping an earlier
+ * update of the same batch; ENOMEM) adds nothing and leaves the batch as it was. A
+ * failing jit_batch_commit makes no allocation of the batch and leaves live code as it
+ * was (as far as the writer allows, like a failed jit_update): EINVAL if an updated
+ * allocation was freed meanwhile, else the writer's errno. After jit_batch_commit,
+ * whatever its result, the batch is empty and can be reused. */
+typedef struct jit_batch jit_batch;
+/* NULL arena: the default arena. NULL with errno ENOMEM if no memory. */
+jit_batch *jit_batch_create(jit_arena *arena);
+/* Takes memory for len bytes of code (NULL: trap instructions) and stages the code;
+ * returns the final address. name as for jit_arena_alloc_named (copied). */
+void *jit_batch_alloc(jit_batch *batch, const void *code, size_t len, const char *name);
+/* Stages a write of len bytes of src at dst: inside one live allocation of the batch's
+ * arena (as for jit_update) or inside an allocation of this batch. */
+int jit_batch_update(jit_batch *batch, void *dst, const void *src, size_t len);
+/* Makes every staged write and publishes the allocations; 0 or -1 with errno. */
+int jit_batch_commit(jit_batch *batch);
+/* Drops everything staged: the batch's allocations are given back, nothing is written. */
+void jit_batch_abort(jit_batch *batch);
+/* jit_batch_abort, then frees the batch. NULL is ignored. */
+void jit_batch_destroy(jit_batch *batch);
+
 /* Checks every invariant of the arena's chunks, buddy free lists and slabs (debugging
  * and tests). Returns 0, or -1 with errno EUCLEAN and a message in msg. */
 int jit_arena_check(jit_arena *arena, char *msg, size_t msg_len);

@@ -301,6 +301,66 @@ private:
     bool owned_ = false;
 };
 
+// Many writes made at one commit (see jit_batch_create in jitalloc.h): code for new
+// allocations and updates of live code, merged into few kernel writes, serialised once.
+// All or nothing; after commit() the batch is empty and reusable. Destroying it drops
+// whatever was not committed. Move-only; one thread at a time.
+class Batch {
+public:
+    static Result<Batch> create(const Arena &arena) { return make(arena.get()); }
+    // A batch on the default arena.
+    static Result<Batch> create() { return make(nullptr); }
+
+    Batch() = default;
+    Batch(Batch &&o) noexcept : b_(std::exchange(o.b_, nullptr)) {}
+    Batch &operator=(Batch &&o) noexcept {
+        if (this != &o) {
+            jit_batch_destroy(b_);
+            b_ = std::exchange(o.b_, nullptr);
+        }
+        return *this;
+    }
+    Batch(const Batch &) = delete;
+    Batch &operator=(const Batch &) = delete;
+    ~Batch() { jit_batch_destroy(b_); }
+
+    // New code at a final address, live after commit(). Wrap it in a Code after a
+    // successful commit to have it freed with the handle.
+    Result<void *> load(std::span<const std::byte> code, const char *name = nullptr) {
+        return wrap(jit_batch_alloc(b_, code.data(), code.size(), name));
+    }
+    // len bytes of trap instructions, to be written by update() in this batch or later.
+    Result<void *> reserve(size_t len, const char *name = nullptr) {
+        return wrap(jit_batch_alloc(b_, nullptr, len, name));
+    }
+    // Stages a write into live code or into an allocation of this batch; 0 or an errno.
+    int update(void *dst, std::span<const std::byte> bytes) {
+        return jit_batch_update(b_, dst, bytes.data(), bytes.size()) == 0 ? 0 : errno;
+    }
+    // Makes every staged write; 0 or an errno (then nothing of the batch happened).
+    int commit() { return jit_batch_commit(b_) == 0 ? 0 : errno; }
+    // Drops everything staged.
+    void abort() { jit_batch_abort(b_); }
+
+    jit_batch *get() const { return b_; }
+
+private:
+    explicit Batch(jit_batch *b) : b_(b) {}
+    static Result<Batch> make(jit_arena *a) {
+        jit_batch *b = jit_batch_create(a);
+        if (!b)
+            return Result<Batch>::failure(errno);
+        return Batch(b);
+    }
+    static Result<void *> wrap(void *p) {
+        if (!p)
+            return Result<void *>::failure(errno);
+        return p;
+    }
+
+    jit_batch *b_ = nullptr;
+};
+
 }  // namespace jitalloc
 
 #endif  // JITALLOC_JITALLOC_HPP

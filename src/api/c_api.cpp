@@ -3,6 +3,7 @@
 #include <jitalloc/jitalloc.h>
 
 #include "arena/arena.h"
+#include "batch/batch.h"
 
 #include <sys/mman.h>
 
@@ -11,6 +12,7 @@
 #include <cstdio>
 #include <cstring>
 #include <mutex>
+#include <new>
 
 using namespace jitalloc;
 
@@ -204,6 +206,37 @@ void *jit_arena_map_near(jit_arena *a, size_t len, int prot) {
         return ret_ptr(EINVAL, nullptr);
     uint8_t *p = map_in_window(a->placement, len, prot);
     return ret_ptr(p ? 0 : errno, p);
+}
+
+jit_batch *jit_batch_create(jit_arena *a) {
+    if (!a && !(a = jit_default_arena()))
+        return nullptr;
+    auto *b = new (std::nothrow) jit_batch(a);
+    return static_cast<jit_batch *>(ret_ptr(b ? 0 : ENOMEM, b));
+}
+
+void *jit_batch_alloc(jit_batch *b, const void *code, size_t len, const char *name) {
+    void *p = nullptr;
+    int rc = b ? b->alloc(code, len, name, &p) : EINVAL;
+    return ret_ptr(rc, p);
+}
+
+int jit_batch_update(jit_batch *b, void *dst, const void *src, size_t len) {
+    return ret(b ? b->update(dst, src, len) : EINVAL);
+}
+
+int jit_batch_commit(jit_batch *b) { return ret(b ? b->commit() : EINVAL); }
+
+void jit_batch_abort(jit_batch *b) {
+    if (b)
+        b->abort();
+}
+
+void jit_batch_destroy(jit_batch *b) {
+    if (b) {
+        b->abort();
+        delete b;
+    }
 }
 
 int jit_arena_check(jit_arena *a, char *msg, size_t msg_len) {

@@ -145,6 +145,12 @@ struct jit_arena {
     //   may fail (then it is still in transit: abort_free)
     int finish_free(const jitalloc::Transit &t);
 
+    // The live allocation starting at p (exact) or containing it. write_len > 0: a write
+    // of write_len bytes at p is about to be made; it must fit in the allocation, which
+    // counts as holding code from now on (out.held_code tells whether it did before).
+    // Inside the fork gate; takes the locks it needs.
+    bool locate(const void *p, bool exact, jitalloc::Located &out, size_t write_len = 0);
+
     int write(Chunk *c, uint8_t *dst, const void *src, size_t len);
     int write_traps(Chunk *c, uint8_t *dst, size_t len);
 
@@ -166,10 +172,6 @@ private:
     // buddy_lock held: c is bound to this arena and covers p (then it stays so).
     bool owns_locked(const Chunk *c, const void *p) const;
     jitalloc::Slab *lock_slab(Chunk *c, const void *p, jitalloc::SlabClass **held);
-    // The live allocation starting at p (exact) or containing it. write_len > 0: a write
-    // of write_len bytes at p is about to be made; it must fit in the allocation, which
-    // counts as holding code from now on (out.held_code tells whether it did before).
-    bool locate(const void *p, bool exact, jitalloc::Located &out, size_t write_len = 0);
     // class lock of the slab held; takes buddy_lock:
     void release_slab_if_empty(jitalloc::Slab *dead);
     // buddy_lock held:

@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cctype>
 #include <cerrno>
 #include <cstdint>
@@ -25,6 +26,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace jt {
@@ -43,6 +45,33 @@ using IntFn = int (*)(int);
 inline int call_int(const void *code, int x = 0) {
     return reinterpret_cast<IntFn>(const_cast<void *>(code))(x);
 }
+
+// A second thread that keeps running JIT code (fn) until destroyed, so the process has
+// more than one thread and another CPU executes code of the arena.
+class Runner {
+public:
+    explicit Runner(const void *fn) : fn_(fn), t_([this] { run(); }) {
+        while (!started_.load(std::memory_order_acquire))
+            std::this_thread::yield();
+    }
+    ~Runner() {
+        stop_.store(true, std::memory_order_relaxed);
+        t_.join();
+    }
+
+private:
+    void run() {
+        started_.store(true, std::memory_order_release);
+        int sum = 0;
+        while (!stop_.load(std::memory_order_relaxed))
+            sum += call_int(fn_, 1);
+        sink_ = sum;
+    }
+    const void *fn_;
+    std::atomic<bool> stop_{false}, started_{false};
+    volatile int sink_ = 0;
+    std::thread t_;
+};
 
 // A deterministic byte pattern (not code; only compared, never run). Eight bytes per
 // step, so megabytes of it stay cheap under the sanitizers.

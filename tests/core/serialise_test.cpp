@@ -27,33 +27,6 @@ struct MembarrierCount : CallCount {
     MembarrierCount() : CallCount(os::Call::membarrier) {}
 };
 
-// A second thread that keeps running JIT code (fn) until destroyed, so the process has
-// more than one thread and another CPU executes code of the arena.
-class Runner {
-public:
-    explicit Runner(const void *fn) : fn_(fn), t_([this] { run(); }) {
-        while (!started_.load(std::memory_order_acquire))
-            std::this_thread::yield();
-    }
-    ~Runner() {
-        stop_.store(true, std::memory_order_relaxed);
-        t_.join();
-    }
-
-private:
-    void run() {
-        started_.store(true, std::memory_order_release);
-        int sum = 0;
-        while (!stop_.load(std::memory_order_relaxed))
-            sum += call_int(fn_, 1);
-        sink_ = sum;
-    }
-    const void *fn_;
-    std::atomic<bool> stop_{false}, started_{false};
-    volatile int sink_ = 0;
-    std::thread t_;
-};
-
 TEST(Serialise, SingleThreadedProcessNeverSerialises) {
     if (!jitalloc::process_single_threaded())
         GTEST_SKIP() << "this process has made threads already (run this test on its own)";

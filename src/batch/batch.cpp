@@ -1,0 +1,332 @@
+// Batches (see batch.h): staging of allocations and live updates in runs of consecutive
+// addresses, and the all-or-nothing commit.
+#include "batch/batch.h"
+
+#include "observe/observe.h"
+#include "serialise/serialise.h"
+
+#include <algorithm>
+#include <cerrno>
+
+using namespace jitalloc;
+
+namespace {
+
+uint8_t trap_byte() { return poke_detail::trap_page()[0]; }
+
+size_t cache_slot(const uint8_t *end, size_t slots) {
+    auto a = reinterpret_cast<uintptr_t>(end) >> 4;  // allocations are 16-byte aligned
+    return static_cast<size_t>((a * 0x9E3779B97F4A7C15ull) >> 58) % slots;
+}
+
+// One kernel write: the runs order[first, last) of one chunk, back to back.
+struct Range {
+    size_t first, last;
+    uint8_t *dst;
+    size_t len;
+    bool fresh;    // every byte holds traps now: rolled back with traps
+    bool live;     // holds updates of published allocations
+    uint8_t *old;  // not fresh: the bytes before the write (malloc'ed), to roll back with
+};
+
+// Owns the ranges' copies of old bytes.
+struct Ranges : Vec<Range> {
+    ~Ranges() {
+        for (Range &g : *this)
+            std::free(g.old);
+    }
+};
+
+}  // namespace
+
+jit_batch::~jit_batch() { abort(); }
+
+// ---------------------------------------------------------------- staging
+
+int jit_batch::stage(Chunk *c, uint8_t *dst, size_t len, bool fresh, bool live, size_t *run,
+                     size_t *at) {
+    size_t slot = cache_slot(dst, kRunCache);
+    if (size_t cached = run_ending_[slot]) {
+        Run &r = runs_[cached - 1];
+        if (r.chunk == c && r.end() == dst) {
+            if (r.bytes + len > r.room) {
+                size_t room = std::max(r.room * 2, r.bytes + len);
+                void *p = std::realloc(r.staged, room);
+                if (!p)
+                    return ENOMEM;
+                r.staged = static_cast<uint8_t *>(p);
+                r.room = room;
+            }
+            *run = cached - 1;
+            *at = r.bytes;
+            r.bytes += len;
+            r.fresh = r.fresh && fresh;
+            r.live = r.live || live;
+            run_ending_[slot] = 0;
+            run_ending_[cache_slot(r.end(), kRunCache)] = cached;
+            return 0;
+        }
+    }
+    if (!runs_.reserve(runs_.size() + 1))
+        return ENOMEM;
+    size_t room = std::max<size_t>(len, 64);
+    auto *staged = static_cast<uint8_t *>(std::malloc(room));
+    if (!staged)
+        return ENOMEM;
+    runs_.push(Run{c, dst, len, staged, room, live, fresh, true});
+    run_ending_[cache_slot(dst + len, kRunCache)] = runs_.size();
+    *run = runs_.size() - 1;
+    *at = 0;
+    return 0;
+}
+
+jit_batch::Alloc *jit_batch::own_alloc(const uint8_t *p) {
+    auto contains = [p](const Alloc &a) { return p >= a.t.start && p < a.t.start + a.t.usable; };
+    if (allocs_.empty())
+        return nullptr;
+    if (contains(allocs_.back()))  // the usual case: relocations of what was just added
+        return &allocs_.back();
+    // Index the allocations by address once enough of them are not indexed yet; without
+    // memory for the index the unindexed ones are searched one by one.
+    size_t indexed = alloc_index_.size();
+    if (allocs_.size() - indexed > 32 && alloc_index_.reserve(allocs_.size())) {
+        for (size_t i = indexed; i < allocs_.size(); i++)
+            alloc_index_.push(AllocAt{allocs_[i].t.start, i});
+        std::sort(alloc_index_.begin(), alloc_index_.end(),
+                  [](const AllocAt &a, const AllocAt &b) { return a.start < b.start; });
+        indexed = allocs_.size();
+    }
+    const AllocAt *it = std::upper_bound(alloc_index_.begin(), alloc_index_.end(), p,
+                                         [](const uint8_t *q, const AllocAt &a) { return q < a.start; });
+    if (it != alloc_index_.begin() && contains(allocs_[(it - 1)->index]))
+        return &allocs_[(it - 1)->index];
+    for (size_t i = indexed; i < allocs_.size(); i++)
+        if (contains(allocs_[i]))
+            return &allocs_[i];
+    return nullptr;
+}
+
+int jit_batch::alloc(const void *code, size_t len, const char *name, void **out) {
+    if (len == 0 || len > JIT_MAX_ALLOC_SIZE || !out)
+        return EINVAL;
+    // What can fail before the memory is taken, so a failure changes nothing.
+    if (!allocs_.reserve(allocs_.size() + 1))
+        return ENOMEM;
+    const size_t names_before = names_.size();
+    size_t name_at = kNoName;
+    if (arena->observed && name) {
+        size_t n = std::strlen(name) + 1;
+        if (!names_.grow(n))
+            return ENOMEM;
+        std::memcpy(names_.data() + names_before, name, n);
+        name_at = names_before;
+    }
+    Transit t;
+    {
+        GateGuard op(arena->gate);
+        if (int rc = arena->take(len, code != nullptr, t)) {
+            names_.shrink_to(names_before);
+            return rc;
+        }
+    }
+    // The whole usable size is staged — code, then the trap tail — so the next object of
+    // the slab continues the same range (and a stale object is overwritten whole).
+    size_t run, at;
+    if (int rc = stage(t.chunk, t.start, t.usable, !t.stale, false, &run, &at)) {
+        GateGuard op(arena->gate);
+        arena->give_back(t, !t.stale);  // nothing was written
+        names_.shrink_to(names_before);
+        return rc;
+    }
+    uint8_t *to = runs_[run].staged + at;
+    size_t n = code ? len : 0;
+    if (n)
+        std::memcpy(to, code, n);  // read now: memmove semantics
+    std::memset(to + n, trap_byte(), t.usable - n);
+    allocs_.push(Alloc{t, run, at, name_at, code != nullptr});  // reserved: cannot fail
+    *out = t.start;
+    return 0;
+}
+
+int jit_batch::update(void *dst, const void *src, size_t len) {
+    if (!dst || !src || len == 0 || len > JIT_MAX_ALLOC_SIZE)
+        return EINVAL;
+    auto *p = static_cast<uint8_t *>(dst);
+    if (Alloc *a = own_alloc(p)) {
+        // Inside an allocation of this batch: straight into its staged bytes.
+        size_t off = static_cast<size_t>(p - a->t.start);
+        if (len > a->t.usable - off)
+            return EINVAL;
+        std::memmove(runs_[a->run].staged + a->at + off, src, len);
+        a->with_code = true;
+        own_updates_++;
+        return 0;
+    }
+    Located loc;
+    {
+        GateGuard op(arena->gate);
+        if (!arena->locate(p, false, loc))  // no write_len: marks nothing yet
+            return EINVAL;
+    }
+    if (len > loc.usable - static_cast<size_t>(p - loc.start))
+        return EINVAL;
+    // Each byte is written at most once per batch: overlapping live updates are refused.
+    const LiveWrite *next = std::lower_bound(live_.begin(), live_.end(), p,
+                                             [](const LiveWrite &w, const uint8_t *q) { return w.dst < q; });
+    size_t i = static_cast<size_t>(next - live_.begin());
+    if (i < live_.size() && live_[i].dst < p + len)
+        return EINVAL;
+    if (i > 0 && live_[i - 1].dst + live_[i - 1].len > p)
+        return EINVAL;
+    if (!live_.reserve(live_.size() + 1))
+        return ENOMEM;
+    size_t run, at;
+    if (int rc = stage(loc.chunk, p, len, false, true, &run, &at))
+        return rc;
+    std::memmove(runs_[run].staged + at, src, len);  // read now: memmove semantics
+    live_.insert_reserved(i, LiveWrite{p, len, run});
+    return 0;
+}
+
+// ---------------------------------------------------------------- commit
+
+int jit_batch::commit() {
+    if (runs_.empty())
+        return 0;
+    GateGuard op(arena->gate);
+    int rc = 0;
+    bool replaces_code = false;  // a live update rewrites code that may have run
+    // Live updates are checked again: the allocation must still be live, in the chunk
+    // staged for it. From here on it counts as holding code (even if the commit fails).
+    for (const LiveWrite &w : live_) {
+        Located loc;
+        if (!arena->locate(w.dst, false, loc, w.len) || loc.chunk != runs_[w.run].chunk) {
+            rc = EINVAL;
+            break;
+        }
+        replaces_code = replaces_code || loc.held_code;
+    }
+
+    // Ranges: runs in address order, adjacent ones of one chunk merged. Everything that
+    // needs memory is done before the first write.
+    Ranges ranges;
+    if (!rc && (!order_.reserve(runs_.size()) || !pieces_.reserve(runs_.size()) ||
+                !ranges.reserve(runs_.size())))
+        rc = ENOMEM;
+    if (!rc) {
+        order_.clear();
+        pieces_.clear();
+        for (size_t i = 0; i < runs_.size(); i++)
+            order_.push(i);
+        std::sort(order_.begin(), order_.end(),
+                  [this](size_t a, size_t b) { return runs_[a].dst < runs_[b].dst; });
+        for (size_t i = 0; i < order_.size(); i++) {
+            const Run &r = runs_[order_[i]];
+            pieces_.push({{r.staged, 0}, r.bytes});
+            bool joins = i > 0 && runs_[order_[i - 1]].chunk == r.chunk &&
+                         runs_[order_[i - 1]].end() == r.dst;
+            if (!joins)
+                ranges.push(Range{i, i, r.dst, 0, true, false, nullptr});
+            Range &g = ranges.back();
+            g.last = i + 1;
+            g.len += r.bytes;
+            g.fresh = g.fresh && r.fresh;
+            g.live = g.live || r.live;
+        }
+        for (Range &g : ranges) {
+            if (g.fresh) {
+                // Trailing trap bytes over memory that holds traps need no writing.
+                Writer::Piece &tail = pieces_[g.last - 1];
+                while (tail.len > 0 && tail.src.data[tail.len - 1] == trap_byte()) {
+                    tail.len--;
+                    g.len--;
+                }
+            } else if (!(g.old = static_cast<uint8_t *>(std::malloc(g.len)))) {
+                rc = ENOMEM;
+                break;
+            } else {
+                std::memcpy(g.old, g.dst, g.len);
+            }
+        }
+    }
+
+    size_t touched = 0;  // ranges [0, touched) may have been written (the last one failed)
+    bool touched_live = false;
+    if (!rc) {
+        for (size_t i = 0; i < ranges.size(); i++) {
+            Range &g = ranges[i];
+            if (g.len == 0)
+                continue;
+            touched = i + 1;
+            touched_live = touched_live || g.live;
+            rc = poke_pieces(*arena->writer, runs_[order_[g.first]].chunk->mapping, g.dst,
+                             pieces_.data() + g.first, g.last - g.first, g.len, Undo::none);
+            if (rc)
+                break;
+        }
+    }
+
+    if (rc) {
+        // Roll back every range touched, the failed one included: traps into fresh
+        // memory, the old bytes elsewhere.
+        for (size_t i = 0; i < touched; i++) {
+            Range &g = ranges[i];
+            if (g.len == 0)
+                continue;
+            const Writer::Piece undo = g.fresh ? Writer::Piece{poke_detail::trap_source(), g.len}
+                                               : Writer::Piece{{g.old, 0}, g.len};
+            bool ok = poke_pieces(*arena->writer, runs_[order_[g.first]].chunk->mapping, g.dst,
+                                  &undo, 1, g.len, Undo::none) == 0;
+            for (size_t k = g.first; k < g.last; k++)
+                runs_[order_[k]].restored = ok;
+        }
+        if (touched_live)
+            after_code_write(replaces_code ? Replaces::live_code : Replaces::unrun,
+                             arena->sync_core);
+        give_back_all();
+        clear();
+        return rc;
+    }
+
+    for (const Alloc &a : allocs_) {
+        arena->publish(a.t, a.with_code);
+        if (arena->observed)
+            observe_alloc(arena, a.t.start, a.t.length,
+                          a.name == kNoName ? nullptr : names_.data() + a.name);
+    }
+    arena->total_allocs.fetch_add(allocs_.size(), std::memory_order_relaxed);
+    arena->total_updates.fetch_add(live_.size() + own_updates_, std::memory_order_relaxed);
+    // One serialisation for the whole batch, and only if code that may have run was
+    // rewritten (on x86-64; see src/serialise for other architectures).
+    after_code_write(replaces_code ? Replaces::live_code : Replaces::unrun, arena->sync_core);
+    clear();
+    return 0;
+}
+
+// ---------------------------------------------------------------- abort
+
+void jit_batch::give_back_all() {
+    // Memory as before holds traps, unless it was taken stale (lazy trap fill).
+    for (const Alloc &a : allocs_)
+        arena->give_back(a.t, !a.t.stale && runs_[a.run].restored);
+}
+
+void jit_batch::abort() {
+    if (!allocs_.empty()) {
+        GateGuard op(arena->gate);
+        give_back_all();
+    }
+    clear();
+}
+
+void jit_batch::clear() {
+    for (Run &r : runs_)
+        std::free(r.staged);
+    runs_.clear();
+    std::memset(run_ending_, 0, sizeof run_ending_);
+    allocs_.clear();
+    alloc_index_.clear();
+    live_.clear();
+    names_.clear();
+    own_updates_ = 0;
+}

@@ -1,0 +1,183 @@
+// Batches: many writes into one arena's code memory — the code of new allocations and
+// updates of live ones — gathered and made at one commit, in as few kernel writes as
+// their addresses allow, with at most one cross-CPU serialisation at the end.
+//
+// A batch talks to the arena only through its transit protocol (take / publish /
+// give_back), locate() and the poke layer: it adds no branch to the arena.
+//
+// How it works:
+//  - jit_batch_alloc takes memory into transit at once (the address is final, the memory
+//    is not live: lookups, jit_free and jit_size reject it) and stages the allocation's
+//    bytes — code, then traps up to its usable size — in a run: a buffer for one range of
+//    consecutive addresses of one chunk. An allocation that starts where a run ends (the
+//    next object of the same slab: the slab layer hands out the lowest free address
+//    first) is appended to that run, so a batch of allocations of one size class becomes
+//    one range. jit_batch_update stages live-code updates the same way; an update inside
+//    an allocation of the same batch goes straight into its staged bytes.
+//  - Commit re-checks every live update (its allocation must still be live), sorts the
+//    runs by address, merges adjacent runs into one write (pwritev gathers the pieces),
+//    writes each range with poke_pieces, publishes the allocations, and serialises the
+//    other CPUs once if any write replaced code that may have run (src/serialise).
+//  - All or nothing: if any write fails, the ranges already written are rolled back
+//    (traps into fresh memory, the saved old bytes elsewhere), the allocations are given
+//    back, and the error is returned; other CPUs are serialised if live code was touched
+//    meanwhile. Rolled-back bytes are exact "as far as the writer allows", the promise of
+//    a failed jit_update.
+// Invariants:
+//  - Every Alloc's Transit belongs to the batch until commit publishes it or abort / a
+//    failed commit gives it back; nothing else can reach that memory.
+//  - Runs never overlap one another; each lies inside one chunk; a run's bytes are what
+//    its range must hold after the commit.
+//  - Live updates never overlap one another (checked when they are added): live_ is
+//    sorted by address.
+// The library is built without exceptions: all memory is taken with malloc-style calls
+// that can fail (ENOMEM), never through throwing containers.
+// A batch is used by one thread at a time; other threads may use the arena meanwhile.
+#pragma once
+
+#include "arena/arena.h"
+
+#include <jitalloc/jitalloc.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <type_traits>
+
+namespace jitalloc {
+
+// A growable array of trivially copyable T whose growth reports failure instead of
+// throwing.
+template <class T>
+class Vec {
+    static_assert(std::is_trivially_copyable_v<T>);
+
+public:
+    Vec() = default;
+    Vec(const Vec &) = delete;
+    Vec &operator=(const Vec &) = delete;
+    ~Vec() { std::free(data_); }
+
+    bool reserve(size_t n) {
+        if (n <= cap_)
+            return true;
+        size_t cap = cap_ ? cap_ : 8;
+        while (cap < n)
+            cap *= 2;
+        void *p = std::realloc(data_, cap * sizeof(T));
+        if (!p)
+            return false;
+        data_ = static_cast<T *>(p);
+        cap_ = cap;
+        return true;
+    }
+    // Grows by n elements (uninitialised); false (unchanged) if there is no memory.
+    bool grow(size_t n) {
+        if (!reserve(size_ + n))
+            return false;
+        size_ += n;
+        return true;
+    }
+    bool push(const T &v) {
+        if (!reserve(size_ + 1))
+            return false;
+        data_[size_++] = v;
+        return true;
+    }
+    // Inserts v before position i (room must have been reserved).
+    void insert_reserved(size_t i, const T &v) {
+        std::memmove(data_ + i + 1, data_ + i, (size_ - i) * sizeof(T));
+        data_[i] = v;
+        size_++;
+    }
+    void shrink_to(size_t n) { size_ = n; }
+    void clear() { size_ = 0; }
+    size_t size() const { return size_; }
+    bool empty() const { return size_ == 0; }
+    T *data() { return data_; }
+    const T *data() const { return data_; }
+    T &operator[](size_t i) { return data_[i]; }
+    const T &operator[](size_t i) const { return data_[i]; }
+    T *begin() { return data_; }
+    T *end() { return data_ + size_; }
+    T &back() { return data_[size_ - 1]; }
+
+private:
+    T *data_ = nullptr;
+    size_t size_ = 0, cap_ = 0;
+};
+
+}  // namespace jitalloc
+
+struct jit_batch {
+    explicit jit_batch(jit_arena *a) : arena(a) {}
+    ~jit_batch();
+    jit_batch(const jit_batch &) = delete;
+    jit_batch &operator=(const jit_batch &) = delete;
+
+    jit_arena *const arena;
+
+    // Operations behind the C API (errno values). A call that fails leaves the batch
+    // as it was.
+    int alloc(const void *code, size_t len, const char *name, void **out);
+    int update(void *dst, const void *src, size_t len);
+    int commit();
+    void abort();
+
+private:
+    struct Run {
+        jitalloc::Chunk *chunk;
+        uint8_t *dst;
+        size_t bytes;        // staged bytes: what [dst, dst + bytes) must hold
+        uint8_t *staged;     // malloc'ed, `room` bytes
+        size_t room;
+        bool live;           // holds bytes of published allocations (live updates)
+        bool fresh;          // all of its range holds traps now (new, clean memory)
+        bool restored;       // after a failed commit: its range is as before the commit
+        uint8_t *end() const { return dst + bytes; }
+    };
+    struct Alloc {
+        jitalloc::Transit t;
+        size_t run;          // where its bytes are staged
+        size_t at;           // offset of t.start in that run
+        size_t name;         // offset into names_, or kNoName
+        bool with_code;
+    };
+    struct LiveWrite {
+        uint8_t *dst;
+        size_t len;
+        size_t run;          // where its bytes are staged
+    };
+    struct AllocAt {
+        uint8_t *start;
+        size_t index;        // into allocs_
+    };
+    static constexpr size_t kNoName = SIZE_MAX;
+    static constexpr size_t kRunCache = 64;
+
+    // Room for len more bytes at dst in chunk c: appended to the run ending at dst, or a
+    // new run. The run's index in *run, the bytes at runs_[*run].staged + *at. ENOMEM
+    // with nothing changed.
+    int stage(jitalloc::Chunk *c, uint8_t *dst, size_t len, bool fresh, bool live, size_t *run,
+              size_t *at);
+    // The allocation of this batch whose usable size contains p, or nullptr.
+    Alloc *own_alloc(const uint8_t *p);
+    // Gives every allocation back: free if its run's range is as before (traps, unless
+    // it was taken stale), else quarantined (see jit_arena::give_back).
+    void give_back_all();
+    void clear();
+
+    jitalloc::Vec<Run> runs_;
+    // Direct-mapped cache: run index + 1 by a hash of the address it ends at (0: none).
+    // A miss only costs a merge at staging time; adjacent runs still merge at commit.
+    size_t run_ending_[kRunCache] = {};
+    jitalloc::Vec<Alloc> allocs_;
+    jitalloc::Vec<AllocAt> alloc_index_;  // allocs_[0, alloc_index_.size()) by address
+    jitalloc::Vec<LiveWrite> live_;       // by address, none overlapping
+    jitalloc::Vec<char> names_;           // NUL-terminated names (observed arenas)
+    size_t own_updates_ = 0;              // updates into allocations of this batch
+
+    // Commit's scratch, kept for the next commit.
+    jitalloc::Vec<size_t> order_;          // run indices by address
+    jitalloc::Vec<jitalloc::Writer::Piece> pieces_;  // one per run, in address order
+};

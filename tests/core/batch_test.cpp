@@ -1,0 +1,555 @@
+// Batches (jit_batch_*, jitalloc::Batch): many writes made at one commit.
+//
+//  - contents: after commit every allocation reads as its code followed by traps up to
+//    jit_size, updates land, code runs; before commit nothing is live;
+//  - few kernel writes: allocations of one size class are consecutive and become one
+//    write; adjacent live updates merge (pwrite calls counted through the os seam);
+//  - serialisation: none for new code and first writes into reservations, exactly one per
+//    batch that rewrites code that has run (membarrier calls counted, a second thread runs
+//    JIT code);
+//  - errors, all or nothing: bad input adds nothing and leaves the batch usable; a commit
+//    failing at any kernel write (fault injection, every strict writer) leaves no
+//    allocation, live code unchanged, the arena consistent; abort gives everything back;
+//  - W^X after batches on every writer; threads running batches, jit_alloc and jit_free
+//    at once; lazy trap fill (stale objects overwritten whole); the C++ API.
+#include "helpers.h"
+
+#include <jitalloc/jitalloc.hpp>
+
+#include "os/os.h"
+
+#include <atomic>
+#include <memory>
+#include <random>
+#include <set>
+#include <thread>
+
+namespace os = jitalloc::os;
+using namespace jt;
+
+namespace {
+
+struct WriteCount : CallCount {
+    WriteCount() : CallCount(os::Call::pwrite) {}
+};
+struct MembarrierCount : CallCount {
+    MembarrierCount() : CallCount(os::Call::membarrier) {}
+};
+
+struct BatchHolder {
+    explicit BatchHolder(jit_arena *a) : b(jit_batch_create(a)) {}
+    ~BatchHolder() { jit_batch_destroy(b); }
+    operator jit_batch *() const { return b; }
+    jit_batch *b;
+};
+
+// Code of a given length that returns `value` (>= 6 bytes), the rest nops.
+std::vector<uint8_t> fn_code(int value, size_t len) { return ret_imm(value, len < 6 ? 6 : len); }
+
+// Every allocation reads as its code then traps up to its usable size.
+::testing::AssertionResult Holds(void *p, const std::vector<uint8_t> &code) {
+    size_t usable = jit_size(p);
+    if (usable < code.size())
+        return ::testing::AssertionFailure() << "jit_size " << usable << " < " << code.size();
+    if (!code.empty() && !same_bytes(p, code))
+        return ::testing::AssertionFailure() << "code differs at " << p;
+    if (!all_bytes(static_cast<uint8_t *>(p) + code.size(), usable - code.size(), kTrap))
+        return ::testing::AssertionFailure() << "tail is not traps at " << p;
+    return ::testing::AssertionSuccess();
+}
+
+class BatchWriters : public ::testing::TestWithParam<jit_writer> {};
+
+TEST_P(BatchWriters, AllocationsHoldTheirCodeAfterCommitAndNothingIsLiveBefore) {
+    ArenaHolder a(GetParam());
+    ASSERT_NE(a.get(), nullptr);
+    BatchHolder b(a);
+    ASSERT_NE(b.b, nullptr);
+    std::mt19937 rng(42);
+    std::vector<std::pair<void *, std::vector<uint8_t>>> fns;
+    for (int i = 0; i < 300; i++) {
+        // 64..512 B functions, a few page runs, and reservations.
+        size_t len = i % 50 == 49 ? 70 * KiB + i : 64 + rng() % 449;
+        auto code = fn_code(i, len);
+        bool reserve = i % 10 == 3;
+        void *p = jit_batch_alloc(b, reserve ? nullptr : code.data(), len, "f");
+        ASSERT_NE(p, nullptr) << i;
+        EXPECT_EQ(jit_size(p), 0u) << "a batch allocation is live before the commit";
+        EXPECT_EQ(jit_free(p), -1);
+        EXPECT_EQ(errno, EINVAL);
+        fns.push_back({p, reserve ? std::vector<uint8_t>() : code});
+    }
+    struct jit_stats before = stats_of(a);
+    EXPECT_EQ(before.allocations, 0u);
+    ASSERT_EQ(jit_batch_commit(b), 0);
+    struct jit_stats after = stats_of(a);
+    EXPECT_EQ(after.allocations, fns.size());
+    EXPECT_EQ(after.total_allocs, fns.size());
+    std::set<uintptr_t> starts;
+    for (size_t i = 0; i < fns.size(); i++) {
+        auto &[p, code] = fns[i];
+        EXPECT_TRUE(starts.insert(reinterpret_cast<uintptr_t>(p)).second);
+        EXPECT_TRUE(Holds(p, code)) << i;
+        if (JT_CAN_RUN_CODE && !code.empty()) {
+            EXPECT_EQ(call_int(p), static_cast<int>(i));
+        }
+    }
+    EXPECT_TRUE(ArenaOk(a));
+    EXPECT_TRUE(wx_mappings().empty() || GetParam() == JIT_WRITER_PERSISTENT_ALIAS);
+    for (auto &f : fns)
+        EXPECT_EQ(jit_free(f.first), 0);
+    EXPECT_TRUE(ArenaOk(a));
+}
+
+TEST_P(BatchWriters, UpdatesOfLiveCodeAndOfTheBatchsOwnAllocationsLand) {
+    ArenaHolder a(GetParam());
+    ASSERT_NE(a.get(), nullptr);
+    std::vector<void *> live;
+    for (int i = 0; i < 8; i++) {
+        auto code = add_imm(i, 64);
+        live.push_back(jit_arena_alloc(a, code.data(), code.size()));
+        ASSERT_NE(live.back(), nullptr);
+    }
+    BatchHolder b(a);
+    auto fresh = add_imm(0, 100);
+    void *q = jit_batch_alloc(b, fresh.data(), fresh.size(), nullptr);
+    ASSERT_NE(q, nullptr);
+    for (int i = 0; i < 8; i++) {
+        int32_t imm = 100 + i;
+        ASSERT_EQ(jit_batch_update(b, static_cast<uint8_t *>(live[i]) + kAddImmOff, &imm, 4), 0);
+    }
+    int32_t imm = 1000;  // a "relocation" into the batch's own allocation
+    ASSERT_EQ(jit_batch_update(b, static_cast<uint8_t *>(q) + kAddImmOff, &imm, 4), 0);
+    for (int i = 0; i < 8; i++)
+        EXPECT_TRUE(same_bytes(live[i], add_imm(i, 64))) << "written before the commit";
+    ASSERT_EQ(jit_batch_commit(b), 0);
+    EXPECT_TRUE(Holds(q, add_imm(1000, 100)));
+    for (int i = 0; i < 8; i++)
+        EXPECT_TRUE(Holds(live[i], add_imm(100 + i, 64))) << i;
+    if (JT_CAN_RUN_CODE) {
+        EXPECT_EQ(call_int(q, 1), 1001);
+        EXPECT_EQ(call_int(live[3], 1), 104);
+    }
+    EXPECT_EQ(stats_of(a).total_updates, 9u);
+    EXPECT_EQ(jit_free(q), 0);
+    for (void *p : live)
+        EXPECT_EQ(jit_free(p), 0);
+    EXPECT_TRUE(ArenaOk(a));
+}
+
+INSTANTIATE_TEST_SUITE_P(Writers, BatchWriters, ::testing::ValuesIn(kAllWriters),
+                         [](const auto &info) { return std::string(writer_name(info.param)); });
+
+// Writers that go through the kernel: a batch of functions of one size is one write.
+class BatchKernelWrites : public ::testing::TestWithParam<jit_writer> {};
+
+TEST_P(BatchKernelWrites, ConsecutiveAllocationsAndAdjacentUpdatesBecomeOneWrite) {
+    jit_arena_options o = options(GetParam());
+    ArenaHolder a(o);
+    ASSERT_NE(a.get(), nullptr);
+    BatchHolder b(a);
+    std::vector<void *> ps;
+    for (int i = 0; i < 32; i++) {
+        auto code = fn_code(i, 60);  // one class (64 B), a fresh slab: consecutive objects
+        ps.push_back(jit_batch_alloc(b, code.data(), code.size(), nullptr));
+        ASSERT_NE(ps.back(), nullptr);
+    }
+    {
+        WriteCount count;
+        ASSERT_EQ(jit_batch_commit(b), 0);
+        EXPECT_EQ(count.calls(), 1u) << "32 consecutive 64-byte functions";
+    }
+    for (int i = 0; i < 32; i++)
+        EXPECT_TRUE(Holds(ps[i], fn_code(i, 60)));
+    // Updates of the first byte after each function's code: 32 adjacent-by-object
+    // updates that cover whole objects merge; scattered ones do not.
+    for (int i = 0; i < 32; i++) {
+        std::vector<uint8_t> whole = fn_code(i + 100, jit_size(ps[i]));
+        ASSERT_EQ(jit_batch_update(b, ps[i], whole.data(), whole.size()), 0);
+    }
+    {
+        WriteCount count;
+        ASSERT_EQ(jit_batch_commit(b), 0);
+        EXPECT_EQ(count.calls(), 1u) << "updates of 32 whole adjacent objects";
+    }
+    for (int i = 0; i < 32; i++)
+        EXPECT_TRUE(same_bytes(ps[i], fn_code(i + 100, jit_size(ps[i]))));
+    for (int i = 0; i < 32; i += 2) {
+        uint8_t x = 0x5a;  // after the ret: never run
+        ASSERT_EQ(jit_batch_update(b, static_cast<uint8_t *>(ps[i]) + 6, &x, 1), 0);
+    }
+    {
+        WriteCount count;
+        ASSERT_EQ(jit_batch_commit(b), 0);
+        EXPECT_EQ(count.calls(), 16u) << "16 scattered one-byte updates";
+    }
+    for (void *p : ps)
+        EXPECT_EQ(jit_free(p), 0);
+}
+
+TEST_P(BatchKernelWrites, AThousandMixedFunctionsTakeFewWrites) {
+    ArenaHolder a(GetParam());
+    ASSERT_NE(a.get(), nullptr);
+    BatchHolder b(a);
+    std::mt19937 rng(7);
+    std::vector<void *> ps;
+    for (int i = 0; i < 1000; i++) {
+        auto code = fn_code(i, 64 + rng() % 449);
+        ps.push_back(jit_batch_alloc(b, code.data(), code.size(), nullptr));
+        ASSERT_NE(ps.back(), nullptr);
+    }
+    WriteCount count;
+    ASSERT_EQ(jit_batch_commit(b), 0);
+    // 21 size classes between 64 and 512 B, about 48 functions each: one range per slab
+    // (8 to 64 objects a slab), about 60 slabs. One write per function would be 1 000.
+    EXPECT_LE(count.calls(), 100u);
+    for (void *p : ps)
+        EXPECT_EQ(jit_free(p), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Writers, BatchKernelWrites,
+                         ::testing::Values(JIT_WRITER_PROC_MEM, JIT_WRITER_MEMFD),
+                         [](const auto &info) { return std::string(writer_name(info.param)); });
+
+TEST(Batch, SerialisesOnceAndOnlyWhenCodeThatRanIsRewritten) {
+    if (!JT_CAN_RUN_CODE)
+        GTEST_SKIP() << "needs x86-64 code";
+    ArenaHolder a(JIT_WRITER_PROC_MEM);
+    ASSERT_NE(a.get(), nullptr);
+    ASSERT_EQ(stats_of(a).sync_core, 1u) << "membarrier SYNC_CORE not available here";
+    auto spin = ret_imm(7, 64);
+    void *spin_fn = jit_arena_alloc(a, spin.data(), spin.size());
+    ASSERT_NE(spin_fn, nullptr);
+    Runner runner(spin_fn);
+    std::vector<void *> reservations, live;
+    for (int i = 0; i < 4; i++) {
+        reservations.push_back(jit_arena_alloc(a, nullptr, 64));
+        auto code = ret_imm(i, 64);
+        live.push_back(jit_arena_alloc(a, code.data(), code.size()));
+    }
+    BatchHolder b(a);
+    MembarrierCount count;
+    // New code and first writes into reservations: nothing to serialise.
+    for (int i = 0; i < 50; i++) {
+        auto code = ret_imm(i, 64 + i);
+        ASSERT_NE(jit_batch_alloc(b, code.data(), code.size(), nullptr), nullptr);
+    }
+    for (int i = 0; i < 4; i++) {
+        auto code = ret_imm(10 + i, 64);
+        ASSERT_EQ(jit_batch_update(b, reservations[i], code.data(), code.size()), 0);
+    }
+    ASSERT_EQ(jit_batch_commit(b), 0);
+    EXPECT_EQ(count.calls(), 0u);
+    EXPECT_EQ(call_int(reservations[2]), 12);
+    // Rewriting code that has held code: one serialisation for the whole batch.
+    for (int i = 0; i < 4; i++) {
+        int32_t imm = 20 + i;
+        ASSERT_EQ(jit_batch_update(b, static_cast<uint8_t *>(live[i]) + kRetImmOff, &imm, 4), 0);
+        ASSERT_EQ(jit_batch_update(b, static_cast<uint8_t *>(reservations[i]) + kRetImmOff, &imm, 4), 0);
+    }
+    ASSERT_EQ(jit_batch_commit(b), 0);
+    EXPECT_EQ(count.calls(), 1u);
+    EXPECT_EQ(call_int(live[1]), 21);
+    EXPECT_EQ(call_int(reservations[3]), 23);
+}
+
+TEST(Batch, BadInputAddsNothingAndTheBatchStaysUsable) {
+    ArenaHolder a(JIT_WRITER_PROC_MEM);
+    ASSERT_NE(a.get(), nullptr);
+    auto code = fn_code(5, 64);
+    void *live = jit_arena_alloc(a, code.data(), code.size());
+    void *other_live = jit_arena_alloc(a, code.data(), code.size());
+    ASSERT_TRUE(live && other_live);
+    ArenaHolder other(JIT_WRITER_PROC_MEM);
+    void *foreign = jit_arena_alloc(other, code.data(), code.size());
+    ASSERT_NE(foreign, nullptr);
+    BatchHolder b(a);
+    void *p = jit_batch_alloc(b, code.data(), code.size(), nullptr);
+    ASSERT_NE(p, nullptr);
+    uint8_t x = 0x90;
+    uint8_t big[200] = {};
+    auto einval = [](long rc) { return rc == -1 && errno == EINVAL; };
+    EXPECT_TRUE(einval(jit_batch_alloc(nullptr, code.data(), 64, nullptr) ? 0 : -1));
+    EXPECT_TRUE(einval(jit_batch_alloc(b, code.data(), 0, nullptr) ? 0 : -1));
+    EXPECT_TRUE(einval(jit_batch_alloc(b, code.data(), JIT_MAX_ALLOC_SIZE + 1, nullptr) ? 0 : -1));
+    EXPECT_TRUE(einval(jit_batch_update(nullptr, live, &x, 1)));
+    EXPECT_TRUE(einval(jit_batch_update(b, nullptr, &x, 1)));
+    EXPECT_TRUE(einval(jit_batch_update(b, live, nullptr, 1)));
+    EXPECT_TRUE(einval(jit_batch_update(b, live, &x, 0)));
+    EXPECT_TRUE(einval(jit_batch_update(b, foreign, &x, 1))) << "another arena's code";
+    EXPECT_TRUE(einval(jit_batch_update(b, &x, &x, 1))) << "not code memory";
+    EXPECT_TRUE(einval(jit_batch_update(b, static_cast<uint8_t *>(live) + jit_size(live) - 1, &x, 2)))
+        << "past the end of a live allocation";
+    EXPECT_TRUE(einval(jit_batch_update(b, static_cast<uint8_t *>(p) + 10, big, sizeof big)))
+        << "past the end of the batch's own allocation";
+    EXPECT_TRUE(einval(jit_batch_commit(nullptr)));
+    // Overlapping live updates: the second is refused, the first stays.
+    ASSERT_EQ(jit_batch_update(b, static_cast<uint8_t *>(live) + 8, &x, 1), 0);
+    uint8_t two[2] = {0x90, 0x90};
+    EXPECT_TRUE(einval(jit_batch_update(b, static_cast<uint8_t *>(live) + 7, two, 2)));
+    EXPECT_TRUE(einval(jit_batch_update(b, static_cast<uint8_t *>(live) + 8, &x, 1)));
+    ASSERT_EQ(jit_batch_update(b, static_cast<uint8_t *>(live) + 9, &x, 1), 0);  // adjacent: fine
+    // Nothing of the refused calls happened; what was added is committed.
+    EXPECT_EQ(stats_of(a).allocations, 2u);
+    ASSERT_EQ(jit_batch_commit(b), 0);
+    EXPECT_EQ(stats_of(a).allocations, 3u);
+    EXPECT_TRUE(Holds(p, code));
+    auto expect = code;
+    expect[8] = expect[9] = 0x90;
+    EXPECT_TRUE(same_bytes(live, expect));
+    EXPECT_TRUE(same_bytes(other_live, code));
+    EXPECT_TRUE(ArenaOk(a));
+    EXPECT_EQ(jit_batch_commit(b), 0) << "an empty batch commits";
+    jit_batch_abort(nullptr);
+    jit_batch_destroy(nullptr);
+}
+
+TEST(Batch, CommitFailsWhenAnUpdatedAllocationWasFreedAndChangesNothing) {
+    ArenaHolder a(JIT_WRITER_PROC_MEM);
+    ASSERT_NE(a.get(), nullptr);
+    auto code = fn_code(1, 64);
+    void *keep = jit_arena_alloc(a, code.data(), code.size());
+    void *gone = jit_arena_alloc(a, code.data(), code.size());
+    ASSERT_TRUE(keep && gone);
+    BatchHolder b(a);
+    void *p = jit_batch_alloc(b, code.data(), code.size(), nullptr);
+    ASSERT_NE(p, nullptr);
+    uint8_t x = 0x90;
+    ASSERT_EQ(jit_batch_update(b, static_cast<uint8_t *>(keep) + 6, &x, 1), 0);
+    ASSERT_EQ(jit_batch_update(b, static_cast<uint8_t *>(gone) + 6, &x, 1), 0);
+    ASSERT_EQ(jit_free(gone), 0);
+    struct jit_stats before = stats_of(a);
+    EXPECT_EQ(jit_batch_commit(b), -1);
+    EXPECT_EQ(errno, EINVAL);
+    struct jit_stats after = stats_of(a);
+    EXPECT_EQ(after.allocations, before.allocations);
+    EXPECT_EQ(after.bytes_in_use, before.bytes_in_use);
+    EXPECT_EQ(after.total_allocs, before.total_allocs);
+    EXPECT_EQ(after.total_updates, before.total_updates);
+    EXPECT_TRUE(same_bytes(keep, code)) << "the other update was made";
+    EXPECT_EQ(jit_size(p), 0u);
+    EXPECT_TRUE(all_bytes(p, 64, kTrap));
+    EXPECT_TRUE(ArenaOk(a));
+    // The memory went back: the next allocation of that size may take it.
+    EXPECT_EQ(jit_batch_commit(b), 0) << "the batch is empty and usable again";
+    EXPECT_EQ(jit_free(keep), 0);
+}
+
+TEST(Batch, AbortGivesEverythingBack) {
+    ArenaHolder a(JIT_WRITER_PROC_MEM);
+    ASSERT_NE(a.get(), nullptr);
+    auto code = fn_code(3, 64);
+    void *live = jit_arena_alloc(a, code.data(), code.size());
+    ASSERT_NE(live, nullptr);
+    struct jit_stats before = stats_of(a);
+    BatchHolder b(a);
+    std::vector<uint8_t> src = pattern(3 * MiB, 1);
+    std::vector<void *> ps;
+    for (int i = 0; i < 20; i++)
+        ps.push_back(jit_batch_alloc(b, src.data(), 64 + i * 100, nullptr));
+    ps.push_back(jit_batch_alloc(b, src.data(), 100 * KiB, nullptr));  // page run
+    ps.push_back(jit_batch_alloc(b, src.data(), 3 * MiB, nullptr));    // large
+    for (void *p : ps)
+        ASSERT_NE(p, nullptr);
+    uint8_t x = 0x90;
+    ASSERT_EQ(jit_batch_update(b, static_cast<uint8_t *>(live) + 6, &x, 1), 0);
+    jit_batch_abort(b);
+    EXPECT_TRUE(same_bytes(live, code));
+    for (void *p : ps)
+        EXPECT_EQ(jit_size(p), 0u);
+    struct jit_stats after = stats_of(a);
+    EXPECT_EQ(after.allocations, before.allocations);
+    EXPECT_EQ(after.bytes_in_use, before.bytes_in_use);
+    EXPECT_TRUE(ArenaOk(a));
+    // The slab objects are free again: the same ones come back.
+    void *again = jit_arena_alloc(a, code.data(), 64);
+    EXPECT_EQ(again, ps[0]);
+    EXPECT_EQ(jit_free(again), 0);
+    EXPECT_EQ(jit_free(live), 0);
+}
+
+// A commit failing at the k-th kernel write (or mapping change), for every k: nothing of
+// the batch happens, live code keeps its bytes, the arena stays consistent and usable.
+struct FaultCase {
+    jit_writer writer;
+    os::Call call;
+};
+
+class BatchFaults : public ::testing::TestWithParam<FaultCase> {};
+
+TEST_P(BatchFaults, AFailedCommitChangesNothing) {
+    ArenaHolder a(GetParam().writer);
+    ASSERT_NE(a.get(), nullptr);
+    std::vector<void *> live;
+    std::vector<std::vector<uint8_t>> live_code;
+    for (int i = 0; i < 6; i++) {
+        live_code.push_back(fn_code(i, 100));
+        live.push_back(jit_arena_alloc(a, live_code[i].data(), 100));
+        ASSERT_NE(live.back(), nullptr);
+    }
+    BatchHolder b(a);
+    bool succeeded = false;
+    int failures = 0;
+    for (uint64_t nth = 1; !succeeded && nth < 200; nth++) {
+        struct jit_stats before = stats_of(a);
+        std::vector<void *> ps;
+        for (int i = 0; i < 40; i++) {
+            auto code = fn_code(1000 + i, 64 + (i % 4) * 100);
+            ps.push_back(jit_batch_alloc(b, code.data(), code.size(), nullptr));
+            ASSERT_NE(ps.back(), nullptr);
+        }
+        for (int i = 0; i < 6; i++) {
+            auto code = fn_code(2000 + i, 100);
+            ASSERT_EQ(jit_batch_update(b, live[i], code.data(), code.size()), 0);
+        }
+        os::set_fault({nth, EIO, os::mask_of(GetParam().call), false, false});
+        int rc = jit_batch_commit(b);
+        int err = errno;
+        bool injected = os::faults_injected() > 0;
+        os::clear_fault();
+        if (rc == 0) {
+            succeeded = true;
+            for (int i = 0; i < 6; i++)
+                EXPECT_TRUE(same_bytes(live[i], fn_code(2000 + i, 100)));
+            for (int i = 0; i < 40; i++)
+                EXPECT_TRUE(Holds(ps[i], fn_code(1000 + i, 64 + (i % 4) * 100)));
+            break;
+        }
+        failures++;
+        ASSERT_TRUE(injected) << "the commit failed without an injected fault";
+        EXPECT_EQ(err, EIO) << "at fault " << nth;
+        for (int i = 0; i < 6; i++)
+            EXPECT_TRUE(same_bytes(live[i], live_code[i])) << "live code changed, fault " << nth;
+        for (void *p : ps)
+            EXPECT_EQ(jit_size(p), 0u) << "an allocation of the failed batch is live";
+        struct jit_stats after = stats_of(a);
+        EXPECT_EQ(after.allocations, before.allocations);
+        EXPECT_EQ(after.bytes_in_use, before.bytes_in_use);
+        EXPECT_TRUE(ArenaOk(a)) << "fault " << nth;
+    }
+    EXPECT_TRUE(succeeded);
+    EXPECT_GT(failures, 0);
+    for (void *p : live)
+        EXPECT_EQ(jit_free(p), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Writers, BatchFaults,
+    ::testing::Values(FaultCase{JIT_WRITER_PROC_MEM, os::Call::pwrite},
+                      FaultCase{JIT_WRITER_MEMFD, os::Call::pwrite},
+                      FaultCase{JIT_WRITER_TEMP_ALIAS, os::Call::mmap},
+                      FaultCase{JIT_WRITER_MPROTECT, os::Call::mprotect}),
+    [](const auto &info) { return std::string(writer_name(info.param.writer)); });
+
+TEST(Batch, ThreadsRunBatchesWhileOthersAllocateAndFree) {
+    ArenaHolder a(JIT_WRITER_PROC_MEM);
+    ASSERT_NE(a.get(), nullptr);
+    constexpr int kThreads = 3, kRounds = 30, kPerBatch = 20;
+    std::atomic<int> bad{0};
+    std::vector<std::thread> ts;
+    for (int t = 0; t < kThreads; t++)
+        ts.emplace_back([&, t] {
+            jit_batch *b = jit_batch_create(a);
+            std::vector<std::pair<void *, std::vector<uint8_t>>> mine;
+            for (int r = 0; r < kRounds; r++) {
+                for (int i = 0; i < kPerBatch; i++) {
+                    auto code = fn_code(t * 100000 + r * 100 + i, 64 + (i * 37) % 400);
+                    void *p = jit_batch_alloc(b, code.data(), code.size(), nullptr);
+                    if (!p)
+                        bad++;
+                    else
+                        mine.push_back({p, code});
+                }
+                if (!mine.empty() && r % 3 == 2) {  // also update some of this thread's live code
+                    uint8_t x = static_cast<uint8_t>(r);  // after the ret: never run
+                    if (jit_batch_update(b, static_cast<uint8_t *>(mine[0].first) + 6, &x, 1) != 0)
+                        bad++;
+                    mine[0].second[6] = x;
+                }
+                if (jit_batch_commit(b) != 0)
+                    bad++;
+                for (size_t k = 0; k + 10 < mine.size(); k++) {  // free all but the newest
+                    if (!Holds(mine[k].first, mine[k].second) || jit_free(mine[k].first) != 0)
+                        bad++;
+                }
+                if (mine.size() > 10)
+                    mine.erase(mine.begin(), mine.end() - 10);
+            }
+            for (auto &m : mine)
+                if (!Holds(m.first, m.second) || jit_free(m.first) != 0)
+                    bad++;
+            jit_batch_destroy(b);
+        });
+    std::thread churn([&] {  // plain allocations and frees in the same arena meanwhile
+        for (int i = 0; i < 2000; i++) {
+            auto code = fn_code(i, 64 + i % 300);
+            void *p = jit_arena_alloc(a, code.data(), code.size());
+            if (!p || !Holds(p, code) || jit_free(p) != 0)
+                bad++;
+        }
+    });
+    for (auto &t : ts)
+        t.join();
+    churn.join();
+    EXPECT_EQ(bad.load(), 0);
+    EXPECT_EQ(stats_of(a).allocations, 0u);
+    EXPECT_TRUE(ArenaOk(a));
+}
+
+TEST(Batch, LazyTrapFillArenasOverwriteStaleObjectsWhole) {
+    jit_arena_options o = options(JIT_WRITER_PROC_MEM);
+    o.flags |= JIT_ARENA_LAZY_TRAP_FILL;
+    ArenaHolder a(o);
+    ASSERT_NE(a.get(), nullptr);
+    void *keep = jit_arena_alloc(a, nullptr, 200);  // keeps the slab (208-byte class)
+    ASSERT_NE(keep, nullptr);
+    std::vector<void *> old;
+    auto whole = pattern(208, 3);  // fills its object: no trap tail
+    for (int i = 0; i < 8; i++)
+        old.push_back(jit_arena_alloc(a, whole.data(), whole.size()));
+    for (void *p : old)
+        ASSERT_EQ(jit_free(p), 0);  // stale: the bytes stay
+    ASSERT_TRUE(same_bytes(old[0], whole));
+    BatchHolder b(a);
+    std::vector<void *> ps;
+    for (int i = 0; i < 8; i++) {
+        auto code = fn_code(i, 193 + i);  // same class, shorter: a trap tail over old bytes
+        ps.push_back(jit_batch_alloc(b, code.data(), code.size(), nullptr));
+        ASSERT_NE(ps.back(), nullptr);
+    }
+    EXPECT_EQ(ps[0], old[0]) << "the stale objects were not reused";
+    ASSERT_EQ(jit_batch_commit(b), 0);
+    for (int i = 0; i < 8; i++)
+        EXPECT_TRUE(Holds(ps[i], fn_code(i, 193 + i))) << i;
+    for (void *p : ps)
+        EXPECT_EQ(jit_free(p), 0);
+    EXPECT_EQ(jit_free(keep), 0);
+    EXPECT_TRUE(ArenaOk(a));
+}
+
+TEST(Batch, CppApi) {
+    auto arena = jitalloc::Arena::create(jitalloc::ArenaOptions().writer(jitalloc::Writer::ProcMem));
+    ASSERT_TRUE(arena.ok());
+    auto batch = jitalloc::Batch::create(arena.value());
+    ASSERT_TRUE(batch.ok());
+    auto code = fn_code(77, 64);
+    auto bytes = std::as_bytes(std::span(code));
+    auto p = batch->load(bytes, "f");
+    auto r = batch->reserve(100);
+    ASSERT_TRUE(p.ok() && r.ok());
+    EXPECT_EQ(batch->update(r.value(), bytes), 0);
+    EXPECT_EQ(batch->update(nullptr, bytes), EINVAL);
+    EXPECT_EQ(batch->commit(), 0);
+    jitalloc::Code f(p.value()), g(r.value());
+    EXPECT_TRUE(Holds(f.data(), code));
+    EXPECT_TRUE(Holds(g.data(), code));
+    if (JT_CAN_RUN_CODE) {
+        EXPECT_EQ(f.as<IntFn>()(0), 77);
+    }
+    auto dropped = batch->load(bytes);
+    ASSERT_TRUE(dropped.ok());
+    batch->abort();
+    EXPECT_EQ(jit_size(dropped.value()), 0u);
+}
+
+}  // namespace
