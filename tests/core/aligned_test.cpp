@@ -32,7 +32,7 @@ TEST_P(Aligned, EveryAlignmentAndSize) {
                     << p << " align " << align << " len " << len;
                 EXPECT_GE(jit_size(p), len);
                 EXPECT_TRUE(same_bytes(p, code)) << "align " << align << " len " << len;
-                EXPECT_TRUE(all_bytes(static_cast<uint8_t *>(p) + len, jit_size(p) - len, kTrap));
+                EXPECT_TRUE(all_traps(static_cast<uint8_t *>(p) + len, jit_size(p) - len));
                 live.push_back(p);
             }
         }
@@ -52,7 +52,7 @@ TEST_P(Aligned, ReserveAlignedThenWriteAndRun) {
         void *p = jit_arena_alloc_aligned(a, nullptr, 40, align, nullptr);
         ASSERT_NE(p, nullptr);
         EXPECT_TRUE(aligned_to(p, align));
-        EXPECT_TRUE(all_bytes(p, jit_size(p), kTrap));
+        EXPECT_TRUE(all_traps(p, jit_size(p)));
         auto code = ret_imm(static_cast<int32_t>(align));
         ASSERT_EQ(jit_arena_update(a, p, code.data(), code.size()), 0);
 #if JT_CAN_RUN_CODE
@@ -103,7 +103,7 @@ TEST_P(Shrink, SlabObjectTailBecomesTraps) {
     ASSERT_EQ(jit_arena_shrink_alloc(a, p, 50), 0);
     EXPECT_EQ(jit_size(p), usable);
     EXPECT_TRUE(std::memcmp(p, code.data(), 50) == 0);
-    EXPECT_TRUE(all_bytes(static_cast<uint8_t *>(p) + 50, usable - 50, kTrap));
+    EXPECT_TRUE(all_traps(static_cast<uint8_t *>(p) + 50, usable - 50));
     EXPECT_EQ(stats_of(a).bytes_requested, 50u);
     EXPECT_TRUE(ArenaOk(a));
     EXPECT_EQ(jit_arena_free(a, p), 0);
@@ -125,7 +125,7 @@ TEST_P(Shrink, PageRunGivesBackWholePages) {
     ASSERT_EQ(jit_arena_shrink_alloc(a, p, 5000), 0);
     EXPECT_EQ(jit_size(p), 2 * 4 * KiB);
     EXPECT_TRUE(same_bytes(p, code));
-    EXPECT_TRUE(all_bytes(static_cast<uint8_t *>(p) + 5000, 2 * 4 * KiB - 5000, kTrap));
+    EXPECT_TRUE(all_traps(static_cast<uint8_t *>(p) + 5000, 2 * 4 * KiB - 5000));
     auto after = stats_of(a);
     EXPECT_EQ(after.bytes_in_use, before.bytes_in_use - 15 * 4 * KiB);
     EXPECT_EQ(after.bytes_requested, 5000u);
@@ -141,7 +141,7 @@ TEST_P(Shrink, PageRunGivesBackWholePages) {
     // The freed pages hold traps and are handed out again.
     void *q = jit_arena_alloc(a, nullptr, 8 * 4 * KiB);
     ASSERT_NE(q, nullptr);
-    EXPECT_TRUE(all_bytes(q, jit_size(q), kTrap));
+    EXPECT_TRUE(all_traps(q, jit_size(q)));
     auto *given_back = static_cast<uint8_t *>(p) + 8 * KiB;
     EXPECT_TRUE(q >= given_back && static_cast<uint8_t *>(q) + jit_size(q) <= given_back + 15 * 4 * KiB)
         << "the 8 pages came from " << q << ", not from the pages given back at " << (void *)given_back;
@@ -162,7 +162,7 @@ TEST_P(Shrink, LargeAllocationTailBecomesTraps) {
     ASSERT_EQ(jit_arena_shrink_alloc(a, p, 100), 0);
     EXPECT_EQ(jit_size(p), usable);
     EXPECT_TRUE(std::memcmp(p, code.data(), 100) == 0);
-    EXPECT_TRUE(all_bytes(static_cast<uint8_t *>(p) + 100, usable - 100, kTrap));
+    EXPECT_TRUE(all_traps(static_cast<uint8_t *>(p) + 100, usable - 100));
     EXPECT_EQ(stats_of(a).bytes_requested, 100u);
     EXPECT_EQ(jit_arena_free(a, p), 0);
     EXPECT_TRUE(ArenaOk(a));
@@ -218,7 +218,7 @@ TEST(AlignedApi, CppWrappers) {
     ASSERT_TRUE(r);
     EXPECT_TRUE(aligned_to(r->data(), 4096));
     EXPECT_EQ(r->shrink(100), 0);
-    EXPECT_TRUE(all_bytes(static_cast<uint8_t *>(r->data()) + 100, r->size() - 100, kTrap));
+    EXPECT_TRUE(all_traps(static_cast<uint8_t *>(r->data()) + 100, r->size() - 100));
     auto code = ret_imm(5);
     auto l = arena->load_aligned(std::as_bytes(std::span(code)), 64);
     ASSERT_TRUE(l);

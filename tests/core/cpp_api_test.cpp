@@ -211,7 +211,7 @@ TEST(CppApi, CodeOfAnotherArenaIsRefused) {
     EXPECT_EQ(wrong.update(0, {0xc3}), EINVAL);
     EXPECT_EQ(wrong.reset(), EINVAL);
     EXPECT_EQ(jit_size(p), 16u);
-    EXPECT_TRUE(all_bytes(p, 16, kTrap));
+    EXPECT_TRUE(all_traps(p, 16));
     wrong.release();
     ja::Code right(p);  // adopts p with the arena that owns it now
     EXPECT_EQ(right.arena_id(), b->id());
