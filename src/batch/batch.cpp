@@ -2,6 +2,7 @@
 // addresses, and the all-or-nothing commit.
 #include "batch/batch.h"
 
+#include "arch/arch.h"
 #include "observe/observe.h"
 #include "serialise/serialise.h"
 
@@ -11,8 +12,6 @@
 using namespace jitalloc;
 
 namespace {
-
-uint8_t trap_byte() { return poke_detail::trap_page()[0]; }
 
 size_t cache_slot(const uint8_t *end, size_t slots) {
     auto a = reinterpret_cast<uintptr_t>(end) >> 4;  // allocations are 16-byte aligned
@@ -142,7 +141,9 @@ int jit_batch::alloc(const void *code, size_t len, const char *name, void **out)
     size_t n = code ? len : 0;
     if (n)
         std::memcpy(to, code, n);  // read now: memmove semantics
-    std::memset(to + n, trap_byte(), t.usable - n);
+    // Trap instructions in the phase of their destination (arch.h).
+    poke_detail::copy_source(to + n, poke_detail::trap_source(), t.usable - n,
+                             reinterpret_cast<uintptr_t>(t.start) + n);
     allocs_.push(Alloc{t, run, at, name_at, code != nullptr});  // reserved: cannot fail
     *out = t.start;
     return 0;
@@ -237,7 +238,8 @@ int jit_batch::commit() {
             if (g.fresh) {
                 // Trailing trap bytes over memory that holds traps need no writing.
                 Writer::Piece &tail = pieces_[g.last - 1];
-                while (tail.len > 0 && tail.src.data[tail.len - 1] == trap_byte()) {
+                while (tail.len > 0 && tail.src.data[tail.len - 1] ==
+                                           arch::trap_byte_at(reinterpret_cast<uintptr_t>(g.dst) + g.len - 1)) {
                     tail.len--;
                     g.len--;
                 }

@@ -38,7 +38,7 @@ TEST(LazyFill, FreeLeavesTheCodeAndReuseOverwritesTheWholeObject) {
     EXPECT_EQ(count.writes(), 0u) << "free wrote into code memory";
     EXPECT_EQ(jit_size(p), 0u);
     EXPECT_TRUE(same_bytes(p, f1)) << "the freed code was not left in place";
-    if (JT_CAN_RUN_CODE) {
+    {
         EXPECT_EQ(call_int(p), 11);  // the weaker promise: a stale call runs the old code
     }
     // The next allocation of the class reuses the stale object: shorter code (same size
@@ -48,8 +48,8 @@ TEST(LazyFill, FreeLeavesTheCodeAndReuseOverwritesTheWholeObject) {
     ASSERT_EQ(q, p) << "the stale object was not the one reused";
     EXPECT_EQ(count.writes(), 1u);
     EXPECT_TRUE(same_bytes(q, f2));
-    EXPECT_TRUE(all_bytes(static_cast<uint8_t *>(q) + f2.size(), usable - f2.size(), kTrap));
-    if (JT_CAN_RUN_CODE) {
+    EXPECT_TRUE(all_traps(static_cast<uint8_t *>(q) + f2.size(), usable - f2.size()));
+    {
         EXPECT_EQ(call_int(q), 22);
     }
     EXPECT_TRUE(ArenaOk(a));
@@ -72,7 +72,7 @@ TEST(LazyFill, ReservationsAreTrapsPreferringCleanObjects) {
     ASSERT_NE(r1, nullptr);
     EXPECT_NE(r1, stale);
     EXPECT_EQ(count.writes(), 0u);
-    EXPECT_TRUE(all_bytes(r1, jit_size(r1), kTrap));
+    EXPECT_TRUE(all_traps(r1, jit_size(r1)));
     // Fill the slab up with reservations until the stale object is the one left: taking it
     // costs one trap fill, and it reads as traps like any reservation.
     std::vector<void *> rs{r1};
@@ -83,7 +83,7 @@ TEST(LazyFill, ReservationsAreTrapsPreferringCleanObjects) {
         rs.push_back(r);
         if (r == stale)
             got_stale = r;
-        EXPECT_TRUE(all_bytes(r, jit_size(r), kTrap));
+        EXPECT_TRUE(all_traps(r, jit_size(r)));
     }
     ASSERT_EQ(got_stale, stale);
     EXPECT_EQ(count.writes(), 1u);
@@ -122,7 +122,7 @@ TEST(LazyFill, PageRunsAndLargeAllocationsAreStillFilledOnFree) {
     void *p = jit_arena_alloc(a, big.data(), big.size());
     ASSERT_NE(p, nullptr);
     ASSERT_EQ(jit_free(p), 0);
-    EXPECT_TRUE(all_bytes(p, big.size(), kTrap));
+    EXPECT_TRUE(all_traps(p, big.size()));
     EXPECT_TRUE(ArenaOk(a));
     EXPECT_EQ(jit_free(keep), 0);
 }
@@ -135,7 +135,7 @@ TEST(LazyFill, DefaultArenasStillFillOnFree) {
     void *p = jit_arena_alloc(a, f.data(), f.size());
     ASSERT_TRUE(keep && p);
     ASSERT_EQ(jit_free(p), 0);
-    EXPECT_TRUE(all_bytes(p, 112, kTrap));
+    EXPECT_TRUE(all_traps(p, 112));
     EXPECT_EQ(jit_free(keep), 0);
 }
 
@@ -160,7 +160,7 @@ TEST(LazyFill, FailedReuseWriteLeavesNoAllocation) {
             if (short_io) {  // short writes are completed
                 ASSERT_EQ(q, p);
                 EXPECT_TRUE(same_bytes(q, f2));
-                EXPECT_TRUE(all_bytes(static_cast<uint8_t *>(q) + 196, jit_size(q) - 196, kTrap));
+                EXPECT_TRUE(all_traps(static_cast<uint8_t *>(q) + 196, jit_size(q) - 196));
                 ASSERT_EQ(jit_free(q), 0);
             } else {
                 EXPECT_EQ(q, nullptr);
@@ -172,7 +172,7 @@ TEST(LazyFill, FailedReuseWriteLeavesNoAllocation) {
         void *q = jit_arena_alloc(a, f2.data(), f2.size());
         ASSERT_EQ(q, p);
         EXPECT_TRUE(same_bytes(q, f2));
-        EXPECT_TRUE(all_bytes(static_cast<uint8_t *>(q) + 196, jit_size(q) - 196, kTrap));
+        EXPECT_TRUE(all_traps(static_cast<uint8_t *>(q) + 196, jit_size(q) - 196));
         EXPECT_EQ(jit_free(q), 0);
         EXPECT_EQ(jit_free(keep), 0);
         EXPECT_TRUE(ArenaOk(a));

@@ -39,7 +39,7 @@ TEST(Serialise, SingleThreadedProcessNeverSerialises) {
     ASSERT_NE(p, nullptr);
     ASSERT_EQ(jit_update(p, f2.data(), f2.size()), 0);  // live code: no other thread
     ASSERT_EQ(jit_update(p, f1.data(), f1.size()), 0);
-    if (JT_CAN_RUN_CODE) {
+    {
         EXPECT_EQ(call_int(p), 1);
     }
     EXPECT_EQ(jit_free(p), 0);
@@ -56,8 +56,6 @@ TEST(Serialise, FlagTurnsFalseWithTheFirstThread) {
 class SerialiseWithThreads : public ::testing::TestWithParam<size_t> {};
 
 TEST_P(SerialiseWithThreads, OnlyUpdatesOfLiveCodeSerialise) {
-    if (!JT_CAN_RUN_CODE)
-        GTEST_SKIP() << "needs x86-64 code";
     ArenaHolder a(JIT_WRITER_PROC_MEM);
     ASSERT_NE(a.get(), nullptr);
     ASSERT_EQ(stats_of(a).sync_core, 1u) << "membarrier SYNC_CORE not available here";
@@ -118,8 +116,6 @@ INSTANTIATE_TEST_SUITE_P(Paths, SerialiseWithThreads,
                          });
 
 TEST(Serialise, NoSyncCoreFlagNeverSerialises) {
-    if (!JT_CAN_RUN_CODE)
-        GTEST_SKIP() << "needs x86-64 code";
     jit_arena_options o = options(JIT_WRITER_PROC_MEM);
     o.flags |= JIT_ARENA_NO_SYNC_CORE;
     ArenaHolder a(o);
@@ -140,8 +136,6 @@ TEST(Serialise, NoSyncCoreFlagNeverSerialises) {
 // once. No serialisation runs (the memory held only traps), yet the other thread must
 // always run the new code, never the traps (SIGTRAP) nor the previous occupant's code.
 TEST(Serialise, NewCodeRunsOnAnotherThreadAsSoonAsPublished) {
-    if (!JT_CAN_RUN_CODE)
-        GTEST_SKIP() << "needs x86-64 code";
     ArenaHolder a(JIT_WRITER_PROC_MEM);
     ASSERT_NE(a.get(), nullptr);
     std::atomic<void *> published{nullptr};
