@@ -20,7 +20,8 @@ static_assert(JIT_MAX_ALIGN == kPageSize, "aligned allocations rely on page-alig
 
 namespace {
 
-std::mutex g_default_lock;  // guards creation of g_default
+// Guards creation of g_default; process/locks.h orders it before the registry.
+constinit std::mutex &g_default_lock = process_lock(ProcessLock::default_arena);
 std::atomic<jit_arena *> g_default{nullptr};
 
 // errno-style result to the C convention.
@@ -78,6 +79,10 @@ jit_arena *jit_default_arena(void) {
     jit_arena *a = g_default.load(std::memory_order_acquire);
     if (a)
         return a;
+    if (fork_in_progress_here()) {  // this thread holds g_default_lock (see locks.h)
+        errno = EDEADLK;
+        return nullptr;
+    }
     std::lock_guard<std::mutex> g(g_default_lock);
     a = g_default.load(std::memory_order_acquire);
     if (!a) {
@@ -182,6 +187,8 @@ size_t jit_arena_shrink(jit_arena *a) { return a ? a->shrink() : 0; }
 
 size_t jit_shrink(void) {
     size_t released = 0;
+    if (fork_in_progress_here())
+        return 0;
     for_each_arena([&](jit_arena *a) { released += a->shrink(); });
     return released;
 }
@@ -242,6 +249,8 @@ void jit_batch_destroy(jit_batch *b) {
 int jit_arena_check(jit_arena *a, char *msg, size_t msg_len) {
     if (!a)
         return ret(EINVAL);
+    if (fork_in_progress_here())
+        return ret(EDEADLK);
     std::string why;
     if (a->check(why))
         return 0;

@@ -6,6 +6,7 @@
 #include "serialise/serialise.h"
 
 #include <sched.h>
+#include <time.h>
 
 #include <cerrno>
 #include <cstring>
@@ -26,12 +27,14 @@ size_t round_up(size_t v, size_t to) { return (v + to - 1) / to * to; }
 
 // ---------------------------------------------------------------- fork gate
 
-void ForkGate::enter() {
+bool ForkGate::enter() {
     for (;;) {
         inflight_.fetch_add(1, std::memory_order_seq_cst);
         if (!closing_.load(std::memory_order_seq_cst))
-            return;
+            return true;
         inflight_.fetch_sub(1, std::memory_order_seq_cst);
+        if (fork_in_progress_here())
+            return false;  // this thread closed the gate: waiting would never end
         std::lock_guard<std::mutex> wait_for_fork(lock_);
     }
 }
@@ -39,8 +42,16 @@ void ForkGate::enter() {
 void ForkGate::close() {
     lock_.lock();
     closing_.store(true, std::memory_order_seq_cst);
-    while (inflight_.load(std::memory_order_seq_cst) != 0)
-        sched_yield();
+    for (unsigned spins = 0; inflight_.load(std::memory_order_seq_cst) != 0; spins++) {
+        if (spins < 64) {
+            sched_yield();
+        } else {
+            // An operation is blocked in the kernel (a page fault, a slow write): wait
+            // without keeping a CPU busy.
+            struct timespec pause = {0, 50 * 1000};
+            nanosleep(&pause, nullptr);
+        }
+    }
 }
 
 void ForkGate::open() {
@@ -320,6 +331,8 @@ int jit_arena::alloc(const void *code, size_t len, const char *name, void **out,
     if (len == 0 || len > JIT_MAX_ALLOC_SIZE)
         return EINVAL;
     GateGuard op(gate);
+    if (!op)
+        return EDEADLK;
     Transit t;
     if (int rc = take(len, code != nullptr, t, align))
         return rc;
@@ -434,6 +447,8 @@ bool jit_arena::locate(const void *p, bool exact, Located &out, size_t write_len
 
 size_t jit_arena::usable_size(const void *p) {
     GateGuard op(gate);
+    if (!op)
+        return 0;
     Located loc;
     return p && locate(p, true, loc) ? loc.usable : 0;
 }
@@ -444,6 +459,8 @@ int jit_arena::update(void *dst, const void *src, size_t len) {
     if (!dst || !src || len == 0 || len > JIT_MAX_ALLOC_SIZE)
         return EINVAL;
     GateGuard op(gate);
+    if (!op)
+        return EDEADLK;
     // From here on the allocation counts as live code, even if this write fails (at
     // worst a later update serialises once too often).
     Located loc;
@@ -477,6 +494,8 @@ int jit_arena::free(void *p) {
     if (!p)
         return EINVAL;
     GateGuard op(gate);
+    if (!op)
+        return EDEADLK;
     Transit t;
     if (int rc = begin_free(p, t))
         return rc;
@@ -605,6 +624,8 @@ int jit_arena::finish_free(const Transit &t) {
 
 size_t jit_arena::shrink() {
     GateGuard op(gate);
+    if (!op)
+        return 0;
     for (SlabClass &k : classes) {
         std::unique_lock<std::mutex> g(k.lock);
         // Bounded: a slab whose stale objects cannot be trap-filled is cached again.

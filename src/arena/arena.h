@@ -14,13 +14,15 @@
 //  - Every public operation runs inside the fork gate (shared, entered once, before any
 //    lock). fork() closes the gate of every arena and waits for operations in flight, so
 //    the child never inherits a half-done operation, a held lock or a half-written
-//    allocation — without fork() having to take the dozens of per-class locks.
+//    allocation — without fork() having to take the dozens of per-class locks. The
+//    process-wide locks and their order are in process/locks.h.
 #pragma once
 
 #include "buddy/buddy.h"
 #include "chunk/chunk.h"
 #include "chunk/window.h"
 #include "poke/writer.h"
+#include "process/locks.h"
 #include "slab/slab.h"
 
 #include <jitalloc/jitalloc.h>
@@ -32,10 +34,12 @@
 namespace jitalloc {
 
 // Lets many operations run at once, and fork() wait for all of them and keep new ones
-// out. Not reentrant: an operation enters once.
+// out. Not reentrant: an operation enters once. enter() fails (false) only for the
+// thread running the fork handlers while the gate is closed (an atfork handler calling
+// the library inside the fork window): it would wait for itself.
 class ForkGate {
 public:
-    void enter();
+    bool enter();
     void leave() { inflight_.fetch_sub(1, std::memory_order_release); }
     void close();   // fork prepare
     void open();    // after fork, in parent and child
@@ -48,13 +52,19 @@ private:
 
 class GateGuard {
 public:
-    explicit GateGuard(ForkGate &g) : g_(g) { g_.enter(); }
-    ~GateGuard() { g_.leave(); }
+    explicit GateGuard(ForkGate &g) : g_(g), inside_(g.enter()) {}
+    ~GateGuard() {
+        if (inside_)
+            g_.leave();
+    }
     GateGuard(const GateGuard &) = delete;
     GateGuard &operator=(const GateGuard &) = delete;
+    // false: not entered (see ForkGate::enter); the operation fails with EDEADLK.
+    explicit operator bool() const { return inside_; }
 
 private:
     ForkGate &g_;
+    bool inside_;
 };
 
 // Result of resolving a pointer to its allocation.
@@ -105,6 +115,7 @@ struct jit_arena {
     std::atomic<uint64_t> total_allocs{0}, total_frees{0}, total_updates{0};
     jitalloc::ForkGate gate;
     jit_arena *next_arena = nullptr;  // global arena list (registry lock)
+    bool dying = false;               // jit_arena_destroy under way (registry lock)
 
     // Operations behind the C API; errors as errno values.
     // align: a power of two up to kPageSize (the C API checks it).
@@ -188,18 +199,24 @@ namespace jitalloc {
 // Creates and registers an arena (errno-style result). Used by the C API.
 int arena_create(const jit_arena_options *opts, jit_arena **out);
 int arena_destroy(jit_arena *a);
-// Calls fn on every registered arena with the registry lock held.
+// Calls fn on every registered arena (but those being destroyed) with the registry lock
+// held. Not from the fork window (fork_in_progress_here()): the caller checks.
 template <class Fn>
 void for_each_arena(Fn &&fn);
-std::mutex &arena_registry_lock();
 jit_arena *arena_registry_head();
 // The registered arena with that id, or nullptr.
 jit_arena *arena_with_id(uint64_t id);
+// fork handlers (process/fork.cpp), registry lock held: every arena's fork_prepare /
+// fork_parent / fork_child.
+void arenas_fork_prepare();
+void arenas_fork_parent();
+void arenas_fork_child();
 }  // namespace jitalloc
 
 template <class Fn>
 void jitalloc::for_each_arena(Fn &&fn) {
-    std::lock_guard<std::mutex> g(arena_registry_lock());
+    std::lock_guard<std::mutex> g(process_lock(ProcessLock::registry));
     for (jit_arena *a = arena_registry_head(); a; a = a->next_arena)
-        fn(a);
+        if (!a->dying)
+            fn(a);
 }

@@ -27,6 +27,8 @@ int jit_arena::shrink_alloc(void *p, size_t len) {
     if (!p || len == 0)
         return EINVAL;
     GateGuard op(gate);
+    if (!op)
+        return EDEADLK;
     Located loc;
     if (!locate(p, true, loc) || len > loc.usable)
         return EINVAL;

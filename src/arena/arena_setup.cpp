@@ -1,7 +1,10 @@
 // Arena creation and destruction, the arena registry, writer selection and fork().
 //
-// The registry lists every live arena; registry_lock guards it and is taken first
-// (before any arena lock) by fork handlers, jit_shrink and destruction. Each arena gets an
+// The registry lists every live arena; the registry lock (process/locks.h) guards it and
+// is taken before any arena's gate: by the fork handlers, jit_shrink, jit_dump and
+// destruction. An arena being destroyed stays registered until its chunks are gone, and
+// the destruction runs inside the arena's gate, so fork() waits for it: a child never
+// inherits an arena half torn down nor a lock its destroyer held. Each arena gets an
 // id at registration, one more than the last: an id names one arena for the life of the
 // process, so a handle holding an id can tell a destroyed arena from a new one at the
 // same address (jit_arena_by_id).
@@ -12,7 +15,6 @@
 #include "os/os.h"
 
 #include <linux/membarrier.h>
-#include <pthread.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -26,10 +28,9 @@ using namespace jitalloc;
 
 namespace {
 
-std::mutex g_registry_lock;
+constinit std::mutex &g_registry_lock = process_lock(ProcessLock::registry);
 jit_arena *g_registry = nullptr;  // guarded by g_registry_lock
 uint64_t g_last_id = 0;           // guarded by g_registry_lock; ids are never reused
-std::once_flag g_atfork_once;
 
 constexpr size_t kMaxNearRange = size_t{2} << 30;
 static_assert(JIT_DEFAULT_NEAR_RANGE < arch::kDirectBranchReach,
@@ -142,30 +143,10 @@ int validate(const jit_arena_options &o) {
     return 0;
 }
 
-void atfork_prepare() {
-    g_registry_lock.lock();
-    for (jit_arena *a = g_registry; a; a = a->next_arena)
-        a->fork_prepare();
-}
-
-void atfork_parent() {
-    for (jit_arena *a = g_registry; a; a = a->next_arena)
-        a->fork_parent();
-    g_registry_lock.unlock();
-}
-
-void atfork_child() {
-    proc_mem_after_fork_child();
-    for (jit_arena *a = g_registry; a; a = a->next_arena)
-        a->fork_child();
-    g_registry_lock.unlock();
-}
-
 }  // namespace
 
 namespace jitalloc {
 
-std::mutex &arena_registry_lock() { return g_registry_lock; }
 jit_arena *arena_registry_head() { return g_registry; }
 
 jit_arena *arena_with_id(uint64_t id) {
@@ -176,7 +157,25 @@ jit_arena *arena_with_id(uint64_t id) {
     return nullptr;
 }
 
+void arenas_fork_prepare() {
+    for (jit_arena *a = g_registry; a; a = a->next_arena)
+        a->fork_prepare();
+}
+
+void arenas_fork_parent() {
+    for (jit_arena *a = g_registry; a; a = a->next_arena)
+        a->fork_parent();
+}
+
+void arenas_fork_child() {
+    for (jit_arena *a = g_registry; a; a = a->next_arena)
+        a->fork_child();
+}
+
 int arena_create(const jit_arena_options *user, jit_arena **out) {
+    if (fork_in_progress_here())
+        return EDEADLK;  // from an atfork handler inside the fork window: see locks.h
+    ensure_fork_handlers();
     jit_arena_options o;
     jit_arena_options_init(&o);
     if (user) {
@@ -209,7 +208,6 @@ int arena_create(const jit_arena_options *user, jit_arena **out) {
     a->lazy_fill = a->opts.flags & JIT_ARENA_LAZY_TRAP_FILL;
     if (!(o.flags & JIT_ARENA_NO_SYNC_CORE))
         a->sync_core = os::membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE, 0) == 0;
-    std::call_once(g_atfork_once, [] { pthread_atfork(atfork_prepare, atfork_parent, atfork_child); });
     {
         std::lock_guard<std::mutex> g(g_registry_lock);
         a->id = ++g_last_id;
@@ -221,18 +219,30 @@ int arena_create(const jit_arena_options *user, jit_arena **out) {
 }
 
 int arena_destroy(jit_arena *a) {
+    if (fork_in_progress_here())
+        return EDEADLK;
+    {
+        std::lock_guard<std::mutex> g(g_registry_lock);
+        jit_arena *p = g_registry;
+        while (p && p != a)
+            p = p->next_arena;
+        if (!p || a->dying)
+            return EINVAL;  // unknown, or another thread is destroying it
+        a->dying = true;
+    }
+    {
+        GateGuard op(a->gate);  // cannot fail: this thread is not forking
+        if (a->observed)
+            observe_arena_destroyed(a);
+        a->destroy_all();
+    }
     {
         std::lock_guard<std::mutex> g(g_registry_lock);
         jit_arena **pp = &g_registry;
-        while (*pp && *pp != a)
+        while (*pp != a)
             pp = &(*pp)->next_arena;
-        if (!*pp)
-            return EINVAL;
         *pp = a->next_arena;
     }
-    if (a->observed)
-        observe_arena_destroyed(a);
-    a->destroy_all();
     delete a;
     return 0;
 }

@@ -3,6 +3,7 @@
 
 #include "os/os.h"
 
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <vector>
@@ -11,6 +12,8 @@ using namespace jitalloc;
 
 int jit_arena::stats(struct jit_stats *out) {
     GateGuard op(gate);
+    if (!op)
+        return EDEADLK;
     std::memset(out, 0, sizeof *out);
     out->writer = writer->kind();
     out->writer_name = jit_writer_name(out->writer);
@@ -65,6 +68,10 @@ int jit_arena::stats(struct jit_stats *out) {
 
 bool jit_arena::check(std::string &msg) {
     GateGuard op(gate);
+    if (!op) {
+        msg = "called from an atfork handler inside the fork window";
+        return false;
+    }
     for (unsigned i = 0; i < kNumClasses; i++) {
         std::lock_guard<std::mutex> g(classes[i].lock);
         if (!classes[i].check(i, msg, lazy_fill))

@@ -123,6 +123,10 @@ int jit_batch::alloc(const void *code, size_t len, const char *name, void **out)
     Transit t;
     {
         GateGuard op(arena->gate);
+        if (!op) {
+            names_.shrink_to(names_before);
+            return EDEADLK;
+        }
         if (int rc = arena->take(len, code != nullptr, t)) {
             names_.shrink_to(names_before);
             return rc;
@@ -166,6 +170,8 @@ int jit_batch::update(void *dst, const void *src, size_t len) {
     Located loc;
     {
         GateGuard op(arena->gate);
+        if (!op)
+            return EDEADLK;
         if (!arena->locate(p, false, loc))  // no write_len: marks nothing yet
             return EINVAL;
     }
@@ -195,6 +201,8 @@ int jit_batch::commit() {
     if (runs_.empty())
         return 0;
     GateGuard op(arena->gate);
+    if (!op)
+        return EDEADLK;
     int rc = 0;
     bool replaces_code = false;  // a live update rewrites code that may have run
     // Live updates are checked again: the allocation must still be live, in the chunk

@@ -2,6 +2,7 @@
 // register it; and the reverse. Chunk metadata is recycled through a process-wide pool
 // so it stays type-stable (see chunk.h).
 #include "chunk/chunk.h"
+#include "process/locks.h"
 
 #include "chunk/chunk_map.h"
 #include "os/os.h"
@@ -16,7 +17,7 @@ namespace jitalloc {
 
 namespace {
 
-std::mutex g_pool_lock;  // guards the pool below
+constinit std::mutex &g_pool_lock = process_lock(ProcessLock::chunk_pool);  // the pool below
 Chunk *g_pool = nullptr; // recycled metadata, linked through next
 size_t g_meta_count = 0; // Chunk objects ever created (live + pooled)
 
@@ -132,8 +133,7 @@ void chunk_abandon(Chunk *c) {
     if (c->mapping.rw_alias)
         os::munmap(c->mapping.rw_alias, c->size);
     os::munmap(c->base, c->size);
-    if (c->mapping.fd >= 0)
-        os::close(c->mapping.fd);
+    poke_detail::close_memfd(c->mapping.fd, c->mapping.fd_id);
     meta_recycle(c);
 }
 

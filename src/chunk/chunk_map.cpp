@@ -2,6 +2,7 @@
 // space (47 bits on x86-64, 48 on arm64: arch.h). Leaves are created on first use and live as long as the process, so
 // lookups need no lock: one acquire load per level.
 #include "chunk/chunk_map.h"
+#include "process/locks.h"
 
 #include <atomic>
 #include <mutex>
@@ -21,7 +22,7 @@ struct Leaf {
 };
 
 std::atomic<Leaf *> g_root[size_t{1} << kRootBits];
-std::mutex g_grow_lock;  // serialises leaf creation
+constinit std::mutex &g_grow_lock = process_lock(ProcessLock::chunk_map);  // leaf creation
 
 bool split(uintptr_t addr, size_t &root, size_t &leaf) {
     if (addr >> kAddressBits)

@@ -152,6 +152,10 @@ extern "C" int jit_dump(FILE *f, unsigned flags) {
         errno = EINVAL;
         return -1;
     }
+    if (fork_in_progress_here()) {  // the registry lock is this thread's (process/locks.h)
+        errno = EDEADLK;
+        return -1;
+    }
     std::fprintf(f, "jitalloc-dump 1 pid %ld\n", static_cast<long>(getpid()));
     for_each_arena([&](jit_arena *a) {
         struct jit_stats st;

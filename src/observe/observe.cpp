@@ -25,6 +25,7 @@
 // after the allocation; it is linked into jitalloc's descriptor list and announced
 // through its register function, where GDB keeps a breakpoint (see "GDB's symbols").
 #include "observe/observe.h"
+#include "process/locks.h"
 
 #include "arena/arena.h"
 #include "observe/gdb_symfile.h"
@@ -83,7 +84,7 @@ struct Record {
     jit_code_entry *gdb = nullptr;  // with its ELF image right behind it
 };
 
-std::mutex g_lock;
+constinit std::mutex &g_lock = process_lock(ProcessLock::observers);
 std::map<uintptr_t, Record> g_records;  // guarded by g_lock
 
 // perf map state, guarded by g_lock.

@@ -2,7 +2,7 @@
 //
 // Invariants:
 //  - No other file calls mmap, munmap, mprotect, madvise, memfd_create, ftruncate, open,
-//    close, read, pwrite(v), membarrier or mincore directly. One exception, outside the
+//    close, read, pwrite(v), membarrier, mincore, fstat or fcntl directly. One exception, outside the
 //    allocator: src/observe writes the perf map (/tmp/perf-PID.map), a profiler's side
 //    file, with plain open/write/rename; it never touches code memory.
 //  - Each function has the system call's contract (result, errno), so callers read like
@@ -12,6 +12,8 @@
 
 #include <sys/types.h>
 #include <sys/uio.h>
+
+struct stat;
 
 #include <cstddef>
 #include <cstdint>
@@ -31,6 +33,8 @@ enum class Call : unsigned {
     pwrite,
     membarrier,
     mincore,
+    fstat,
+    fcntl,
     count
 };
 const char *call_name(Call c);
@@ -48,6 +52,15 @@ ssize_t read(int fd, void *buf, size_t len);
 ssize_t pwritev(int fd, const struct iovec *iov, int iovcnt, off_t off);
 int membarrier(int cmd, unsigned flags);
 int mincore(void *addr, size_t len, unsigned char *vec);
+// fstat: identifies a descriptor (process/descriptors.h). Counted, never failed by
+// injection: on a descriptor it fails only with EBADF, which is what the identity checks
+// look for, and the foreign-descriptor tests make that happen for real.
+int fstat(int fd, struct stat *st);
+// fcntl(F_DUPFD_CLOEXEC): a copy of fd at the lowest free number >= min.
+int dup_at_least(int fd, int min);
+// Not injected (queries, no resource): RLIMIT_NOFILE's soft limit; getpid().
+long descriptor_limit();
+pid_t getpid();
 
 // The kernel's page size (AT_PAGESZ: 4, 16 or 64 KiB on arm64), read once at load. No
 // system call, so no fault injection. Everything that changes protections or mappings

@@ -5,6 +5,8 @@
 #include <fcntl.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -52,7 +54,8 @@ Inject inject(Call c) {
 const char *call_name(Call c) {
     static const char *const names[] = {"mmap",  "munmap", "mprotect", "madvise",
                                         "memfd_create", "ftruncate", "open", "close",
-                                        "read",  "pwrite", "membarrier", "mincore"};
+                                        "read",  "pwrite", "membarrier", "mincore",
+                                        "fstat", "fcntl"};
     unsigned i = static_cast<unsigned>(c);
     return i < static_cast<unsigned>(Call::count) ? names[i] : "?";
 }
@@ -149,6 +152,26 @@ size_t page_size() {
     }();
     return size;
 }
+
+int fstat(int fd, struct stat *st) {
+    (void)inject(Call::fstat);  // counted only: see os.h
+    return ::fstat(fd, st);
+}
+
+int dup_at_least(int fd, int min) {
+    if (inject(Call::fcntl) == Inject::fail)
+        return -1;
+    return ::fcntl(fd, F_DUPFD_CLOEXEC, min);
+}
+
+long descriptor_limit() {
+    struct rlimit r;
+    if (::getrlimit(RLIMIT_NOFILE, &r) != 0 || r.rlim_cur == RLIM_INFINITY)
+        return 1024;
+    return static_cast<long>(r.rlim_cur);
+}
+
+pid_t getpid() { return ::getpid(); }
 
 void set_fault(const Fault &f) {
     g_fault.armed.store(false, std::memory_order_relaxed);

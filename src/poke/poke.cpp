@@ -3,10 +3,12 @@
 // Sources have memmove semantics: one that lies in code memory (overlapping the
 // destination or not) is copied before the write, whatever the writer.
 #include "poke/writer.h"
+#include "process/locks.h"
 
 #include "arch/arch.h"
 #include "chunk/chunk.h"
 #include "os/os.h"
+#include "process/identity.h"
 
 #include <fcntl.h>
 #include <linux/memfd.h>
@@ -29,17 +31,21 @@ namespace poke_detail {
 
 static_assert(kTrapPage % arch::kTrapInsnSize == 0);
 
-const uint8_t *trap_page() {
-    alignas(kTrapPage) static const auto page = [] {
-        struct Page {
-            uint8_t bytes[kTrapPage];
-        } p;
-        for (size_t i = 0; i < kTrapPage; i++)
-            p.bytes[i] = arch::trap_byte_at(i);
-        return p;
-    }();
-    return page.bytes;
+namespace {
+// Constant-initialised: no guard variable, so no lock a thread could hold across fork().
+struct alignas(kTrapPage) TrapPageBytes {
+    uint8_t bytes[kTrapPage];
+};
+constexpr TrapPageBytes make_trap_page() {
+    TrapPageBytes p{};
+    for (size_t i = 0; i < kTrapPage; i++)
+        p.bytes[i] = arch::trap_byte_at(i);
+    return p;
 }
+constexpr TrapPageBytes kTrapPageBytes = make_trap_page();
+}  // namespace
+
+const uint8_t *trap_page() { return kTrapPageBytes.bytes; }
 
 // Calls piece(at, from, n) for consecutive pieces of a repeating source laid over
 // [pos, pos+len): each piece is the source bytes from `from` for destination position
@@ -129,6 +135,29 @@ int pwrite_pieces(int fd, const Writer::Piece *pieces, size_t n, uint64_t off) {
     }
 }
 
+int write_through_alias(int fd, const Writer::Piece *pieces, size_t n, uint64_t off) {
+    // mmap offsets are whole OS pages: map those covering the write.
+    os::PageSpan pages = os::page_span(static_cast<uintptr_t>(off), pieces_len(pieces, n),
+                                       os::page_size());
+    uint64_t first = pages.start;
+    size_t span = pages.len;
+    void *rw = os::mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_SHARED, fd, static_cast<off_t>(first));
+    if (rw == MAP_FAILED)
+        return errno;
+    // The alias is page-aligned, so its addresses have the phase of the file offsets.
+    copy_pieces(static_cast<uint8_t *>(rw) + (off - first), pieces, n);
+    // The writable alias must not outlive the write: retry, and if the kernel still
+    // refuses, take its write permission away.
+    for (int tries = 0; os::munmap(rw, span) != 0; ++tries) {
+        if (tries == 2) {
+            int e = errno;
+            (void)os::mprotect(rw, span, PROT_NONE);
+            return e;
+        }
+    }
+    return 0;
+}
+
 int map_anon_chunk(ChunkMapping &m, uint8_t *at, size_t size, bool huge) {
     void *p = os::mmap(at, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
                        -1, 0);
@@ -146,23 +175,34 @@ int map_anon_chunk(ChunkMapping &m, uint8_t *at, size_t size, bool huge) {
     return 0;
 }
 
-static int new_memfd() {
+// A new memfd of the library, at a high number, identified (process/descriptors.h).
+static int new_memfd(FileId &id) {
     // MFD_EXEC: with vm.memfd_noexec=1 a memfd is otherwise created non-executable.
     int fd = os::memfd_create("jitalloc", MFD_CLOEXEC | MFD_EXEC);
     if (fd < 0 && errno == EINVAL)  // kernels before 6.3 reject MFD_EXEC
         fd = os::memfd_create("jitalloc", MFD_CLOEXEC);
+    if (fd >= 0)
+        fd = keep_fd(fd, id);
     return fd < 0 ? -errno : fd;
 }
 
-int map_memfd_chunk(ChunkMapping &m, uint8_t *at, size_t size, bool huge) {
-    int fd = new_memfd();
+void close_memfd(int &fd, const FileId &id) {
+    if (fd >= 0)
+        close_if_ours(fd, id);
+    fd = -1;
+}
+
+int map_memfd_chunk(ChunkMapping &m, uint8_t *at, size_t size, bool huge, FileWrite fill) {
+    FileId id;
+    int fd = new_memfd(id);
     if (fd < 0)
         return -fd;
     int rc = 0;
     if (os::ftruncate(fd, static_cast<off_t>(size)) != 0)
         rc = errno;
     if (!rc)
-        rc = pwrite_all(fd, trap_source(), size, 0);
+        const Writer::Piece traps{trap_source(), size};
+        rc = fill(fd, &traps, 1, 0);
     // MAP_POPULATE: one pass over the page cache now instead of a fault per page later.
     if (!rc && os::mmap(at, size, PROT_READ | PROT_EXEC, MAP_SHARED | MAP_FIXED | MAP_POPULATE, fd,
                         0) == MAP_FAILED)
@@ -176,6 +216,8 @@ int map_memfd_chunk(ChunkMapping &m, uint8_t *at, size_t size, bool huge) {
     m.base = at;
     m.size = size;
     m.fd = fd;
+    m.fd_id = id;
+    m.generation = process_generation();
     return 0;
 }
 
@@ -187,64 +229,144 @@ int unmap_memfd_chunk(ChunkMapping &m) {
     // permission if the kernel refuses twice.
     if (m.rw_alias && os::munmap(m.rw_alias, m.size) != 0 && os::munmap(m.rw_alias, m.size) != 0)
         (void)os::mprotect(m.rw_alias, m.size, PROT_NONE);
-    if (m.fd >= 0)
-        os::close(m.fd);
+    close_memfd(m.fd, m.fd_id);
     m = ChunkMapping{};
     return 0;
 }
 
-int memfd_fork_prepare(ChunkMapping &m) {
-    if (m.poisoned)
-        return 0;
-    int fd = new_memfd();
+namespace {
+
+// A new memfd holding the chunk's bytes, for a fork() child. 0 or an errno.
+int copy_into_new_memfd(ChunkMapping &m, FileWrite fill) {
+    FileId id;
+    int fd = new_memfd(id);
     if (fd < 0)
         return -fd;
     int rc = 0;
     if (os::ftruncate(fd, static_cast<off_t>(m.size)) != 0)
         rc = errno;
     if (!rc)
-        rc = pwrite_all(fd, {m.base, 0}, m.size, 0);
+        const Writer::Piece bytes{{m.base, 0}, m.size};
+        rc = fill(fd, &bytes, 1, 0);
     if (rc) {
         os::close(fd);
         return rc;
     }
     m.fork_fd = fd;
+    m.fork_fd_id = id;
     return 0;
 }
 
-int memfd_fork_child(ChunkMapping &m) {
-    if (m.fork_fd < 0) {
-        // No private copy could be made: never write into memory shared with the
-        // parent. Drop the shared writable alias, refuse writes.
-        if (m.rw_alias && os::munmap(m.rw_alias, m.size) == 0)
-            m.rw_alias = nullptr;
-        m.poisoned = true;
-        return EIO;
-    }
-    int rc = 0;
-    if (os::mmap(m.base, m.size, PROT_READ | PROT_EXEC, MAP_SHARED | MAP_FIXED, m.fork_fd, 0) ==
-        MAP_FAILED)
-        rc = errno;
-    if (!rc && m.rw_alias &&
-        os::mmap(m.rw_alias, m.size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, m.fork_fd, 0) ==
-            MAP_FAILED)
-        rc = errno;
+}  // namespace
+
+int memfd_fork_prepare(ChunkMapping &m, FileWrite fill) {
+    if (m.poisoned)
+        return 0;
+    int rc = copy_into_new_memfd(m, fill);
     if (rc) {
-        m.poisoned = true;
-        os::close(m.fork_fd);
-        m.fork_fd = -1;
+        // No memfd for the child: a private anonymous snapshot of the bytes instead,
+        // taken now, while no write is in flight (the child inherits it copy-on-write;
+        // it could not take one itself: the parent may write before the child's handler
+        // runs). Without memory even for that, the child gets no view (memfd_fork_child).
+        void *snap = os::mmap(nullptr, m.size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (snap != MAP_FAILED) {
+            std::memcpy(snap, m.base, m.size);
+            m.fork_snapshot = static_cast<uint8_t *>(snap);
+        }
+    }
+    return rc;
+}
+
+namespace {
+
+void drop_snapshot(ChunkMapping &m) {
+    if (m.fork_snapshot && os::munmap(m.fork_snapshot, m.size) != 0)
+        (void)os::munmap(m.fork_snapshot, m.size);
+    m.fork_snapshot = nullptr;
+}
+
+// Takes write permission away from a mapping for good: unmapped, or failing that
+// inaccessible. The persistent alias of a chunk whose memfd is shared with the parent.
+void drop_alias(uint8_t *&alias, size_t size) {
+    if (!alias)
+        return;
+    if (os::munmap(alias, size) != 0 && os::munmap(alias, size) != 0)
+        (void)os::mprotect(alias, size, PROT_NONE);
+    alias = nullptr;
+}
+
+// The child has no private memfd: its view of the chunk is still the parent's memfd.
+// Replace it by the private snapshot the parent took (ROX), or, without one, by an
+// inaccessible reservation: never a view the parent can write. Writes fail from now on.
+void keep_private_snapshot(ChunkMapping &m) {
+    drop_alias(m.rw_alias, m.size);
+    bool copied = false;
+    if (m.fork_snapshot) {
+        copied = os::mmap(m.base, m.size, PROT_READ | PROT_WRITE,
+                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != MAP_FAILED;
+        if (copied) {
+            std::memcpy(m.base, m.fork_snapshot, m.size);
+            copied = os::mprotect(m.base, m.size, PROT_READ | PROT_EXEC) == 0;
+        }
+    }
+    if (!copied &&
+        os::mmap(m.base, m.size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE,
+                 -1, 0) == MAP_FAILED &&
+        os::mprotect(m.base, m.size, PROT_NONE) != 0)
+        (void)os::munmap(m.base, m.size);  // the range is then free; the chunk keeps its size
+    drop_snapshot(m);
+    // The descriptor addresses the parent's memfd: no write may go through it.
+    close_memfd(m.fd, m.fd_id);
+    m.poisoned = true;
+}
+
+// Switches the chunk to the private memfd prepared by the parent. 0 or an errno;
+// view_private tells whether the code view is the child's own afterwards (if not, the
+// caller snapshots it).
+int adopt_private_copy(ChunkMapping &m, bool &view_private) {
+    int rc = 0;
+    view_private = false;
+    if (os::mmap(m.base, m.size, PROT_READ | PROT_EXEC, MAP_SHARED | MAP_FIXED, m.fork_fd, 0) ==
+        MAP_FAILED) {
+        rc = errno;
+        close_memfd(m.fork_fd, m.fork_fd_id);
         return rc;
     }
-    os::close(m.fd);
+    // The code view is the child's own now; the parent's memfd goes.
+    view_private = true;
+    close_memfd(m.fd, m.fd_id);
     m.fd = m.fork_fd;
+    m.fd_id = m.fork_fd_id;
     m.fork_fd = -1;
-    return 0;
+    m.generation = process_generation();
+    if (m.rw_alias &&
+        os::mmap(m.rw_alias, m.size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, m.fd, 0) ==
+            MAP_FAILED) {
+        rc = errno;
+        drop_alias(m.rw_alias, m.size);  // still the parent's memory
+        m.poisoned = true;               // the persistent alias writer writes through it
+    }
+    return rc;
+}
+
+}  // namespace
+
+int memfd_fork_child(ChunkMapping &m) {
+    if (m.poisoned)
+        return EIO;  // already a private snapshot (an earlier generation's failed copy)
+    if (m.fork_fd >= 0) {
+        bool view_private;
+        int rc = adopt_private_copy(m, view_private);
+        if (view_private)
+            return rc;
+    }
+    keep_private_snapshot(m);
+    return EIO;
 }
 
 void memfd_fork_parent(ChunkMapping &m) {
-    if (m.fork_fd >= 0)
-        os::close(m.fork_fd);
-    m.fork_fd = -1;
+    close_memfd(m.fork_fd, m.fork_fd_id);
+    drop_snapshot(m);
 }
 
 }  // namespace poke_detail
@@ -252,8 +374,9 @@ void memfd_fork_parent(ChunkMapping &m) {
 // ---- /proc/self/mem descriptor ----
 
 namespace {
-std::mutex g_proc_mem_lock;  // guards g_proc_mem_fd changes
-int g_proc_mem_fd = -1;
+constinit std::mutex &g_proc_mem_lock = process_lock(ProcessLock::proc_mem);  // changes of:
+int g_proc_mem_fd = -1;  // read without the lock (atomic builtins)
+FileId g_proc_mem_id;    // what g_proc_mem_fd is
 }  // namespace
 
 int proc_mem_fd() {
@@ -262,21 +385,36 @@ int proc_mem_fd() {
         return fd;
     std::lock_guard<std::mutex> g(g_proc_mem_lock);
     if (g_proc_mem_fd < 0) {
+        FileId id;
         fd = os::open("/proc/self/mem", O_RDWR | O_CLOEXEC);
+        if (fd >= 0)
+            fd = keep_fd(fd, id);
         if (fd < 0)
             return -1;
+        g_proc_mem_id = id;
         __atomic_store_n(&g_proc_mem_fd, fd, __ATOMIC_RELEASE);
     }
     return g_proc_mem_fd;
 }
 
-void proc_mem_after_fork_child() {
-    // The inherited descriptor still addresses the parent's memory: writing through it
-    // would patch the parent. Drop it; the child opens its own on first use.
-    if (g_proc_mem_fd >= 0)
-        os::close(g_proc_mem_fd);
-    g_proc_mem_fd = -1;
-    new (&g_proc_mem_lock) std::mutex();
+bool proc_mem_lost(int fd) {
+    std::lock_guard<std::mutex> g(g_proc_mem_lock);
+    if (g_proc_mem_fd != fd)
+        return true;  // another thread replaced it already
+    if (still_ours(fd, g_proc_mem_id))
+        return false;
+    // Closed behind the library's back, perhaps re-used by the program: forget the
+    // number without closing it.
+    __atomic_store_n(&g_proc_mem_fd, -1, __ATOMIC_RELEASE);
+    return true;
+}
+
+void proc_mem_forget_parent() {
+    // No lock: in a _Fork() child it may be held by a thread the child does not have.
+    // The process is new and has not written yet (process/identity.h), so nothing races.
+    int fd = __atomic_exchange_n(&g_proc_mem_fd, -1, __ATOMIC_ACQ_REL);
+    if (fd >= 0)
+        close_if_ours(fd, g_proc_mem_id);
 }
 
 // ---- poke ----
@@ -356,7 +494,13 @@ bool matches(const uint8_t *dst, const Writer::Piece *pieces, size_t n) {
 
 int poke_pieces(const Writer &w, const ChunkMapping &m, uint8_t *dst, const Writer::Piece *pieces,
                 size_t n, size_t len, Undo undo) {
+    // A new process (no fork handler ran: _Fork, clone) is noticed here, before any write.
+    uint64_t generation = process_generation();
     if (m.poisoned)
+        return EIO;
+    // A memfd of an older generation is shared with another process: writing it would
+    // change that process's code too.
+    if (m.fd >= 0 && m.generation != generation)
         return EIO;
     if (dst < m.base || len > m.size || dst + len > m.base + m.size)
         return EINVAL;
@@ -443,8 +587,7 @@ int probe_writer(const Writer &w) {
         if (m.rw_alias)
             os::munmap(m.rw_alias, m.size);
         os::munmap(at, kSize);
-        if (m.fd >= 0)
-            os::close(m.fd);
+        poke_detail::close_memfd(m.fd, m.fd_id);
     }
     return rc;
 }

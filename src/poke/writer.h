@@ -12,6 +12,8 @@
 //    descriptor, so one Writer object serves every arena.
 #pragma once
 
+#include "process/descriptors.h"
+
 #include <jitalloc/jitalloc.h>
 
 #include <cstddef>
@@ -28,8 +30,12 @@ struct ChunkMapping {
     uint8_t *base = nullptr;     // ROX view
     size_t size = 0;
     int fd = -1;                 // memfd behind the view (memfd-family writers)
+    FileId fd_id;                // what fd must still be (process/descriptors.h)
+    uint64_t generation = 0;     // process generation the memfd is private to (identity.h)
     uint8_t *rw_alias = nullptr; // persistent RW view (persistent alias writer only)
     int fork_fd = -1;            // copy prepared for the child across fork()
+    FileId fork_fd_id;
+    uint8_t *fork_snapshot = nullptr;  // RW anonymous copy for the child if fork_fd failed
     bool poisoned = false;       // child after a failed fork copy: every write fails
 };
 
@@ -73,8 +79,10 @@ public:
     virtual int write(const ChunkMapping &m, uint8_t *dst, const Piece *pieces, size_t n) const = 0;
 
     // fork(): prepare runs in the parent with the arena locked (no write in flight);
-    // child runs in the child; parent runs in the parent after fork(). In the child, a
-    // failed fork_child leaves the chunk unwritable (writes fail), never shared.
+    // child runs in the child; parent runs in the parent after fork(). Where no private
+    // copy could be made (prepare or child failed), the child keeps a private snapshot
+    // of the bytes taken in prepare, or no view at all, and its writes fail (EIO):
+    // never a view the parent writes.
     virtual int fork_prepare(ChunkMapping &) const { return 0; }
     virtual int fork_child(ChunkMapping &) const { return 0; }
     virtual void fork_parent(ChunkMapping &) const {}
@@ -120,7 +128,13 @@ bool holds_only_traps(const uint8_t *p, size_t len);
 // Process-wide descriptor for /proc/self/mem (opened on first use, reopened in a forked
 // child). -1 with errno if it cannot be opened.
 int proc_mem_fd();
-void proc_mem_after_fork_child();
+// A write through fd (from proc_mem_fd()) failed: true if fd was no longer the library's
+// /proc/self/mem (closed or replaced behind its back) and has been forgotten, so the
+// write is worth retrying with proc_mem_fd(); false if the failure is the write's own.
+bool proc_mem_lost(int fd);
+// This is a new process (process/identity.h): the descriptor addresses the parent's
+// memory. Drops it without taking a lock; the next proc_mem_fd() opens the child's own.
+void proc_mem_forget_parent();
 
 // Shared pieces of the writer implementations.
 namespace poke_detail {
@@ -148,13 +162,23 @@ inline void copy_pieces(uint8_t *dst, const Writer::Piece *pieces, size_t n) {
 }
 // Total length of the pieces.
 size_t pieces_len(const Writer::Piece *pieces, size_t n);
+// How a memfd-family writer puts bytes into its memfd at file offset off: the memfd
+// writer with pwritev, the alias writers through a short-lived RW mapping (so they need
+// no pwrite at all, e.g. under a seccomp policy that refuses it). 0 or an errno.
+using FileWrite = int (*)(int fd, const Writer::Piece *pieces, size_t n, uint64_t off);
+// Maps the pages of [off, off+len) read-write (MAP_SHARED), copies, unmaps (if the kernel
+// refuses to unmap, the alias loses its write permission and the error is returned).
+int write_through_alias(int fd, const Writer::Piece *pieces, size_t n, uint64_t off);
 // Anonymous private chunk: RW, huge-page advice, trap fill, then RX. 0 or errno.
 int map_anon_chunk(ChunkMapping &m, uint8_t *at, size_t size, bool huge);
-// memfd chunk: new memfd, trap filled, ROX MAP_SHARED view at `at`. 0 or errno.
-int map_memfd_chunk(ChunkMapping &m, uint8_t *at, size_t size, bool huge);
+// memfd chunk: new memfd, trap filled with `fill`, ROX MAP_SHARED view at `at`. 0 or errno.
+int map_memfd_chunk(ChunkMapping &m, uint8_t *at, size_t size, bool huge, FileWrite fill);
 int unmap_memfd_chunk(ChunkMapping &m);
+// Closes a memfd of the library if it still is one (never a program's descriptor that
+// took its number); fd becomes -1.
+void close_memfd(int &fd, const FileId &id);
 // fork support shared by memfd writers.
-int memfd_fork_prepare(ChunkMapping &m);
+int memfd_fork_prepare(ChunkMapping &m, FileWrite fill);
 int memfd_fork_child(ChunkMapping &m);
 void memfd_fork_parent(ChunkMapping &m);
 }  // namespace poke_detail

@@ -3,8 +3,11 @@
 //    proc_mem (pwrite to /proc/self/mem) and mprotect (flip RW/RX around a memcpy);
 //  - memfd-backed chunks (the ROX view is MAP_SHARED of a memfd): memfd (pwrite to the
 //    memfd), temp_alias (map a RW view for one write) and persistent_alias (keep one).
-//    Across fork the parent hands the child a private copy of every memfd.
+//    The alias writers fill and copy memfds through RW mappings too: they work where
+//    pwrite is refused. Across fork the parent hands the child a private copy of every
+//    memfd.
 #include "poke/writer.h"
+#include "process/locks.h"
 
 #include "os/os.h"
 
@@ -39,17 +42,25 @@ public:
     jit_writer kind() const override { return JIT_WRITER_PROC_MEM; }
     bool kernel_syncs_icache() const override { return true; }
     int write(const ChunkMapping &, uint8_t *dst, const Piece *pieces, size_t n) const override {
-        int fd = proc_mem_fd();
-        if (fd < 0)
-            return errno;
-        return pwrite_pieces(fd, pieces, n, reinterpret_cast<uintptr_t>(dst));
+        // A descriptor closed (or replaced) behind the library's back shows as a failed
+        // write, EBADF mostly: then /proc/self/mem is reopened and the write made once
+        // more. No check on the way in: the hot path stays one system call.
+        for (int attempt = 0;; attempt++) {
+            int fd = proc_mem_fd();
+            if (fd < 0)
+                return errno;
+            int rc = pwrite_pieces(fd, pieces, n, reinterpret_cast<uintptr_t>(dst));
+            if (rc == 0 || attempt == 1 || !proc_mem_lost(fd))
+                return rc;
+        }
     }
 };
 
 // Serialises mprotect writes: two writes to different allocations on one page would
 // otherwise race, one thread turning the page back to RX while the other still copies
-// (SIGSEGV). No write is in flight across fork() (the arena's fork gate).
-std::mutex g_mprotect_lock;
+// (SIGSEGV). fork() takes it (process/locks.h): the probe at arena creation writes
+// outside any arena's gate.
+constinit std::mutex &g_mprotect_lock = process_lock(ProcessLock::mprotect);
 
 class MprotectWriter final : public AnonWriter {
 public:
@@ -72,63 +83,62 @@ public:
     }
 };
 
+// The memfd family differs in how bytes get into the memfd (FileWrite): every write,
+// the trap fill of a new chunk and the private copy made for a fork() child go the same
+// way, so an alias writer never needs pwrite.
 class MemfdFamily : public Writer {
 public:
+    constexpr MemfdFamily(FileWrite file_write, bool maps_to_write)
+        : file_write_(file_write), maps_to_write_(maps_to_write) {}
     int map(ChunkMapping &m, uint8_t *at, size_t size, bool huge) const override {
-        return map_memfd_chunk(m, at, size, huge);
+        return map_memfd_chunk(m, at, size, huge, file_write_);
     }
     int unmap(ChunkMapping &m) const override { return unmap_memfd_chunk(m); }
-    int fork_prepare(ChunkMapping &m) const override { return memfd_fork_prepare(m); }
+    int write(const ChunkMapping &m, uint8_t *dst, const Piece *pieces, size_t n) const override {
+        // A writer that maps the memfd for the write checks first that it is still the
+        // library's (a program's file under that number would be mapped: SIGBUS past its
+        // end). A pwrite needs no check on the way in: with the memfd closed behind the
+        // library's back it fails (EBADF), and the failure is checked.
+        if (maps_to_write_ && !still_ours(m.fd, m.fd_id))
+            return EBADF;
+        int rc = file_write_(m.fd, pieces, n, static_cast<uint64_t>(dst - m.base));
+        if (rc && !maps_to_write_ && !still_ours(m.fd, m.fd_id))
+            return EBADF;  // the memfd is gone: nothing can be written, nothing was
+        return rc;
+    }
+    int fork_prepare(ChunkMapping &m) const override { return memfd_fork_prepare(m, file_write_); }
     int fork_child(ChunkMapping &m) const override { return memfd_fork_child(m); }
     void fork_parent(ChunkMapping &m) const override { memfd_fork_parent(m); }
+
+protected:
+    FileWrite file_write_;
+    bool maps_to_write_;  // file_write_ maps the memfd
 };
 
 class MemfdWriter final : public MemfdFamily {
 public:
+    constexpr MemfdWriter() : MemfdFamily(pwrite_pieces, false) {}
     jit_writer kind() const override { return JIT_WRITER_MEMFD; }
-    int write(const ChunkMapping &m, uint8_t *dst, const Piece *pieces, size_t n) const override {
-        return pwrite_pieces(m.fd, pieces, n, static_cast<uint64_t>(dst - m.base));
-    }
 };
 
 class TempAliasWriter final : public MemfdFamily {
 public:
+    constexpr TempAliasWriter() : MemfdFamily(write_through_alias, true) {}
     jit_writer kind() const override { return JIT_WRITER_TEMP_ALIAS; }
-    int write(const ChunkMapping &m, uint8_t *dst, const Piece *pieces, size_t n) const override {
-        size_t len = pieces_len(pieces, n);
-        // mmap offsets are whole OS pages: map those covering the write.
-        size_t off = static_cast<size_t>(dst - m.base);
-        os::PageSpan pages = os::page_span(off, len, os::page_size());
-        size_t first = pages.start, span = pages.len;
-        void *rw = os::mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_SHARED, m.fd,
-                            static_cast<off_t>(first));
-        if (rw == MAP_FAILED)
-            return errno;
-        copy_pieces(static_cast<uint8_t *>(rw) + (off - first), pieces, n);
-        // The writable alias must not outlive the write: retry, and if the kernel still
-        // refuses, take its write permission away.
-        for (int tries = 0; os::munmap(rw, span) != 0; ++tries) {
-            if (tries == 2) {
-                int e = errno;
-                (void)os::mprotect(rw, span, PROT_NONE);
-                return e;
-            }
-        }
-        return 0;
-    }
 };
 
 class PersistentAliasWriter final : public MemfdFamily {
 public:
+    constexpr PersistentAliasWriter() : MemfdFamily(write_through_alias, true) {}
     jit_writer kind() const override { return JIT_WRITER_PERSISTENT_ALIAS; }
     int map(ChunkMapping &m, uint8_t *at, size_t size, bool huge) const override {
-        int rc = map_memfd_chunk(m, at, size, huge);
+        int rc = map_memfd_chunk(m, at, size, huge, file_write_);
         if (rc)
             return rc;
         void *rw = os::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, m.fd, 0);
         if (rw == MAP_FAILED) {
             rc = errno;
-            os::close(m.fd);
+            close_memfd(m.fd, m.fd_id);
             m = ChunkMapping{};
             return rc;
         }

@@ -1,7 +1,7 @@
 # Proves the fault-injection seam sees every system call: outside src/os/, the library
 # may not call mmap, munmap, mprotect, madvise, memfd_create, ftruncate, open, close,
-# read, write, pwrite(v), pread, membarrier, mincore, mremap, syscall or ioctl directly
-# (only through jitalloc::os::). The same scanner must find the raw calls inside
+# read, write, pwrite(v), pread, membarrier, mincore, mremap, fstat, fcntl, syscall or
+# ioctl directly (only through jitalloc::os::). The same scanner must find the raw calls inside
 # src/os/ (so it is known to work), and it lists every os:: call site for the coverage
 # table in tests/reliability/README.md.
 #
@@ -11,7 +11,7 @@ if(NOT SRC)
   message(FATAL_ERROR "pass -DSRC=<path to src>")
 endif()
 
-set(names "mmap|munmap|mprotect|madvise|memfd_create|ftruncate|open|openat|close|read|write|pwrite|pwrite64|pwritev|pread|preadv|membarrier|mincore|mremap|syscall|ioctl|fork|clone|rename|unlink|dup|dup2")
+set(names "mmap|munmap|mprotect|madvise|memfd_create|ftruncate|open|openat|close|read|write|pwrite|pwrite64|pwritev|pread|preadv|membarrier|mincore|mremap|syscall|ioctl|fork|clone|rename|unlink|dup|dup2|fstat|fcntl")
 # A call in expression position: after a delimiter, `return` or a cast, optionally
 # written ::name(. Member calls (x.open(), p->write()), qualified names (os::mmap,
 # ForkGate::open) and declarations (int write(...)) do not match.
