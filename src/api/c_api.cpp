@@ -102,6 +102,8 @@ jit_arena *jit_default_arena(void) {
 uint64_t jit_arena_id(const jit_arena *a) { return a ? a->id : 0; }
 
 jit_arena *jit_arena_by_id(uint64_t id) {
+    if (fork_in_progress_here())  // this thread holds the registry lock (see locks.h)
+        return static_cast<jit_arena *>(ret_ptr(EDEADLK, nullptr));
     jit_arena *a = id ? arena_with_id(id) : nullptr;
     return static_cast<jit_arena *>(ret_ptr(a ? 0 : EINVAL, a));
 }

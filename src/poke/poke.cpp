@@ -200,9 +200,10 @@ int map_memfd_chunk(ChunkMapping &m, uint8_t *at, size_t size, bool huge, FileWr
     int rc = 0;
     if (os::ftruncate(fd, static_cast<off_t>(size)) != 0)
         rc = errno;
-    if (!rc)
+    if (!rc) {
         const Writer::Piece traps{trap_source(), size};
         rc = fill(fd, &traps, 1, 0);
+    }
     // MAP_POPULATE: one pass over the page cache now instead of a fault per page later.
     if (!rc && os::mmap(at, size, PROT_READ | PROT_EXEC, MAP_SHARED | MAP_FIXED | MAP_POPULATE, fd,
                         0) == MAP_FAILED)
@@ -245,9 +246,10 @@ int copy_into_new_memfd(ChunkMapping &m, FileWrite fill) {
     int rc = 0;
     if (os::ftruncate(fd, static_cast<off_t>(m.size)) != 0)
         rc = errno;
-    if (!rc)
+    if (!rc) {
         const Writer::Piece bytes{{m.base, 0}, m.size};
         rc = fill(fd, &bytes, 1, 0);
+    }
     if (rc) {
         os::close(fd);
         return rc;

@@ -132,6 +132,17 @@ unsigned refused() {
         bad |= 1024;
     if (f)
         std::fclose(f);
+    errno = 0;
+    if (!edeadlk(jit_arena_by_id(jit_arena_id(g_target.arena)) == nullptr))
+        bad |= 2048;
+    errno = 0;
+    if (!edeadlk(jit_shrink_alloc(g_target.live, 1) != 0))
+        bad |= 4096;
+    jit_batch *b = jit_batch_create(g_target.arena);
+    errno = 0;
+    if (!b || !edeadlk(jit_batch_alloc(b, kRet42, sizeof kRet42, nullptr) == nullptr))
+        bad |= 8192;
+    jit_batch_destroy(b);
     return bad;
 }
 
