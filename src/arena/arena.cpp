@@ -398,7 +398,7 @@ bool fits(const void *p, size_t len, const uint8_t *start, size_t usable) {
 }
 }  // namespace
 
-bool jit_arena::locate(const void *p, bool exact, Located &out, size_t write_len) {
+bool jit_arena::locate(const void *p, bool exact, Located &out, size_t write_len, bool pin) {
     Chunk *c = chunk_lookup(p);
     if (!c)
         return false;
@@ -414,6 +414,8 @@ bool jit_arena::locate(const void *p, bool exact, Located &out, size_t write_len
         if (ok) {
             bool held = write_len > 0 ? s->mark_code(idx) : s->held_code(idx);
             out = {c, s, idx, s->object(idx), s->size, held};
+            if (pin)
+                c->writes_in_flight.fetch_add(1, std::memory_order_seq_cst);
         }
         k->lock.unlock();
         return ok;
@@ -426,6 +428,8 @@ bool jit_arena::locate(const void *p, bool exact, Located &out, size_t write_len
             return false;
         out = {c, nullptr, 0, c->base, c->size, c->held_code};
         c->held_code |= write_len > 0;
+        if (pin)
+            c->writes_in_flight.fetch_add(1, std::memory_order_seq_cst);
         return true;
     }
     PageState st = d.state.load(std::memory_order_relaxed);
@@ -442,6 +446,8 @@ bool jit_arena::locate(const void *p, bool exact, Located &out, size_t write_len
         return false;
     out = {c, nullptr, head, start, usable, h.held_code};
     h.held_code |= write_len > 0;
+    if (pin)
+        c->writes_in_flight.fetch_add(1, std::memory_order_seq_cst);
     return true;
 }
 
@@ -464,9 +470,10 @@ int jit_arena::update(void *dst, const void *src, size_t len) {
     // From here on the allocation counts as live code, even if this write fails (at
     // worst a later update serialises once too often).
     Located loc;
-    if (!locate(dst, false, loc, len))
+    if (!locate(dst, false, loc, len, /*pin=*/true))
         return EINVAL;
     int rc = write(loc.chunk, static_cast<uint8_t *>(dst), src, len);
+    loc.chunk->writes_in_flight.fetch_sub(1, std::memory_order_release);
     if (rc)
         return rc;
     // An allocation that has held code may be running on other CPUs: they must refetch

@@ -160,7 +160,10 @@ struct jit_arena {
     // of write_len bytes at p is about to be made; it must fit in the allocation, which
     // counts as holding code from now on (out.held_code tells whether it did before).
     // Inside the fork gate; takes the locks it needs.
-    bool locate(const void *p, bool exact, jitalloc::Located &out, size_t write_len = 0);
+    // pin: on success the chunk counts a write in flight (Chunk::writes_in_flight) until
+    // the caller drops it.
+    bool locate(const void *p, bool exact, jitalloc::Located &out, size_t write_len = 0,
+                bool pin = false);
 
     int write(Chunk *c, uint8_t *dst, const void *src, size_t len);
     int write_traps(Chunk *c, uint8_t *dst, size_t len);

@@ -4,6 +4,8 @@
 #include "chunk/chunk.h"
 #include "process/locks.h"
 
+#include <sched.h>
+
 #include "chunk/chunk_map.h"
 #include "os/os.h"
 
@@ -119,6 +121,10 @@ Chunk *chunk_create(const Writer &w, const Placement &where, size_t size, bool h
 // same addresses and register them, which a later erase would undo.
 int chunk_destroy(const Writer &w, Chunk *c) {
     chunk_map_erase(c);
+    // Out of the map no new update can find the chunk; let those in flight finish (one
+    // kernel write each).
+    while (c->writes_in_flight.load(std::memory_order_acquire) != 0)
+        sched_yield();
     int rc = w.unmap(c->mapping);
     if (rc) {
         (void)chunk_map_insert(c);  // the slots' leaves exist: cannot fail

@@ -85,6 +85,11 @@ struct Chunk {
     std::atomic<jit_arena *> arena{nullptr};
     // --- end of the binding ---
 
+    // Updates between their lookup and the end of their write (taken under the lock that
+    // confirmed the allocation live, see jit_arena::locate). chunk_destroy waits for none
+    // before unmapping, so an update racing the free of its allocation (a stale pointer
+    // whose range was reused, then released) never touches unmapped memory.
+    std::atomic<uint32_t> writes_in_flight{0};
     bool live = false;         // large: the allocation is live
     uint64_t requested = 0;    // large: bytes asked for
     bool held_code = false;    // large: the allocation has held code (see slab.h)
