@@ -77,6 +77,14 @@ const std::vector<std::string> &placement_contender_names();
 // temp_alias against floor_memfd.
 const std::vector<std::string> &floor_contender_names();
 
+// Lazy trap fill (JIT_ARENA_LAZY_TRAP_FILL, issue 11 item 5): a freed slab object keeps
+// its bytes until its slot is reused, and the trap tail is folded into the write that
+// reuses it, so a load+unload cycle makes one kernel write instead of two:
+//   jitalloc_proc_mem_lazy, jitalloc_memfd_lazy
+// They run where that matters (load_unload, churn); bench/report.py measures them
+// against their writer's floor and against asmjit dual+pools+fill.
+const std::vector<std::string> &lazy_contender_names();
+
 // A fresh contender; nullptr (with a message on stderr) if it cannot work here.
 std::unique_ptr<Contender> make_contender(const std::string &name);
 

@@ -74,11 +74,13 @@ private:
 };
 
 std::unique_ptr<Contender> make_jitalloc(jit_writer w,
-                                         jit_placement where = JIT_PLACE_NEAR_LIBRARY) {
+                                         jit_placement where = JIT_PLACE_NEAR_LIBRARY,
+                                         unsigned flags = 0) {
     jit_arena_options o;
     jit_arena_options_init(&o);
     o.writer = w;
     o.placement = where;
+    o.flags |= flags;
     o.name = jit_writer_name(w);
     jit_arena *a = jit_arena_create(&o);
     if (!a) {
@@ -355,6 +357,12 @@ const std::vector<std::string> &floor_contender_names() {
     return names;
 }
 
+const std::vector<std::string> &lazy_contender_names() {
+    static const std::vector<std::string> names = {"jitalloc_proc_mem_lazy",
+                                                   "jitalloc_memfd_lazy"};
+    return names;
+}
+
 const std::vector<std::string> &placement_contender_names() {
     static const std::vector<std::string> names = {"jitalloc_anywhere", "ideal_near"};
     return names;
@@ -378,6 +386,10 @@ std::unique_ptr<Contender> make_contender(const std::string &name) {
     if (name == "ideal_near") return std::make_unique<IdealContender>(true);
     if (name == "floor_proc_mem") return std::make_unique<FloorContender>(false);
     if (name == "floor_memfd") return std::make_unique<FloorContender>(true);
+    if (name == "jitalloc_proc_mem_lazy")
+        return make_jitalloc(JIT_WRITER_PROC_MEM, JIT_PLACE_NEAR_LIBRARY, JIT_ARENA_LAZY_TRAP_FILL);
+    if (name == "jitalloc_memfd_lazy")
+        return make_jitalloc(JIT_WRITER_MEMFD, JIT_PLACE_NEAR_LIBRARY, JIT_ARENA_LAZY_TRAP_FILL);
     if (name == "jitalloc_anywhere")
         return make_jitalloc(JIT_WRITER_PROC_MEM, JIT_PLACE_ANYWHERE);
     std::fprintf(stderr, "unknown contender %s\n", name.c_str());
