@@ -7,9 +7,13 @@
 #                                     KUnit kernel (stock vs jitalloc) -> RESULTS.md
 #   bash kernel-port/test.sh --full   also the figures, (3) qemu boot checks,
 #                                     (4) boot-time direct-map measurements on a
-#                                     fragmented guest -> RESULTS.md, and KUnit
-#                                     in a debug kernel (lockdep, DEBUG_VM,
-#                                     kmemleak, KFENCE)
+#                                     fragmented guest -> RESULTS.md, raw logs
+#                                     in kernel-port/results/, and (5) a debug
+#                                     boot (KUnit at boot and the workload with
+#                                     lockdep, DEBUG_VM, kmemleak, KFENCE);
+#                                     JITALLOC_FULL_KERNELS (default "stock on"),
+#                                     JITALLOC_FULL_HIBERNATION=1 and
+#                                     JITALLOC_FULL_KUNIT_DEBUG=1: see boot/full.sh
 #   bash kernel-port/test.sh --bisect compiles every prefix of the series
 #                                     with CONFIG_EXECMEM_JITALLOC on and
 #                                     checks the series' symbols resolve at
@@ -36,7 +40,7 @@ for a in "$@"; do
 	--full) FULL=1; FIGURES=1 ;;
 	--figures) FIGURES=1 ;;
 	--bisect) BISECT=1 ;;
-	-h|--help) sed -n 2,25p "$0"; exit 0 ;;
+	-h|--help) sed -n 2,29p "$0"; exit 0 ;;
 	*) echo "unknown argument: $a" >&2; exit 2 ;;
 	esac
 done

@@ -3,27 +3,36 @@
 # its variables (HERE, KCACHE, SRC, JOBS, TARBALL) and helpers (log, pass,
 # fail).
 #
-# Three kernels from the same config (boot/config, olddefconfig):
+# Kernels from the same config (boot/config, olddefconfig), selected by
+# JITALLOC_FULL_KERNELS (default "stock on"; add "off" for the option-off
+# kernel):
 #   stock  Debian's 6.12 tree, unpatched           ($KCACHE/build-stock)
 #   off    the patched tree, CONFIG_EXECMEM_JITALLOC off  ($KCACHE/build-off)
 #   on     the patched tree, option on             ($KCACHE/build-boot)
 # Each is built in full (bzImage and modules) and booted in qemu (TCG,
-# 2 CPUs, 2 GiB) with a busybox initramfs holding modules built for it:
-# (3) module load/unload, lib/test_bpf with the JIT, a kprobe via tracefs,
-#     /proc/kcore against the BPF JIT image, ptdump, no kernel warnings; for
-#     the option-on kernel also the boot-time KUnit run and a hibernation
-#     to a virtio swap disk and resume with BPF programs, a module and a
-#     kprobe live across it;
+# 2 CPUs, 3 GiB) with a busybox initramfs holding modules built for it:
+# (3) module load/unload (data, rodata and ro_after_init read back; with the
+#     cache, from its data pool), lib/test_bpf with the JIT, a kprobe via
+#     tracefs, /proc/kcore against the BPF JIT image, ptdump, no kernel
+#     warnings; for the option-on kernel with JITALLOC_FULL_HIBERNATION=1
+#     (boot/config-hibernation added to every kernel's config: block layer,
+#     PCI, virtio, swap) also a hibernation to a virtio swap disk and resume
+#     with BPF programs, a module and a kprobe live across it;
 # (4) in the same boots, on a guest made to look long-running (free memory
 #     fragmented by boot/mods/frag.c, 1 GiB direct-map pages): DirectMap4k/
 #     2M/1G, direct_map_level{2,3}_splits, load failures and cached chunks
 #     after 5000 BPF programs, 100 modules, kprobes and ftrace trampolines;
 #     the option-on kernel boots three times: with execmem_jitalloc=0, with
 #     the cache, and with the cache while fail_page_alloc fails every
-#     allocation of order >= 9.  Writes the boot section of RESULTS.md.
-# (5) KUnit in a debug kernel (kunit/kunitconfig + kunit/debug.config:
-#     lockdep, DEBUG_VM, kmemleak, KFENCE): the suite passes and the kernel
-#     log has no lockdep report, warning, BUG or leak report.
+#     allocation of order >= 9.  Writes the boot section of RESULTS.md and
+#     copies the boot logs to kernel-port/results/.
+# (5) the debug boot: boot/config has PROVE_LOCKING, DEBUG_VM, DEBUG_LIST,
+#     kmemleak and KFENCE (the figure boots switch KFENCE's sampling off), so
+#     one more boot of the option-on kernel with KFENCE sampling runs the
+#     KUnit suite at boot and the whole workload, and passes when the log has
+#     no lockdep report (lockdep still on at the end), warning, BUG, KFENCE
+#     or kmemleak report.  JITALLOC_FULL_KUNIT_DEBUG=1 also runs kunit.py with
+#     kunit/kunitconfig + kunit/debug.config (one more kernel build).
 #
 # bisect_tests (--bisect): every prefix of the series compiled in
 # $KCACHE/src-bisect with boot/config (the option on wherever it exists),
@@ -50,11 +59,14 @@ prepare_stock_tree() {
 }
 
 # $1 = build dir name, $2 = on|off (CONFIG_EXECMEM_JITALLOC)
+HIBERNATION=${JITALLOC_FULL_HIBERNATION:-0}
 kernel_config() {
+	local f=("$HERE/boot/config")
+	[ "$HIBERNATION" = 1 ] && f+=("$HERE/boot/config-hibernation")
 	if [ "$2" = on ]; then
-		cat "$HERE/boot/config"
+		cat "${f[@]}"
 	else
-		grep -v EXECMEM_JITALLOC "$HERE/boot/config"
+		cat "${f[@]}" | grep -v EXECMEM_JITALLOC
 		[ "$1" = build-stock ] || echo '# CONFIG_EXECMEM_JITALLOC is not set'
 	fi
 }
@@ -177,11 +189,16 @@ lval() {	# boot MEASURE|STATS phase key: a value init printed
 }
 mval() { lval "$1" MEASURE "$2" "$3"; }	# boot phase key
 
-BOOTS="stock off jit0 jit1 jitfail"
+FULL_KERNELS=${JITALLOC_FULL_KERNELS:-stock on}
+has_kernel() { case " $FULL_KERNELS " in *" $1 "*) return 0 ;; esac; return 1; }
+# the figure boots, in RESULTS.md column order
+BOOTS=""
+has_kernel stock && BOOTS+="stock "
+has_kernel off && BOOTS+="off "
+has_kernel on && BOOTS+="jit0 jit1 jitfail"
+declare -A BOOT_LABEL=([stock]=stock [off]=off [jit0]="on, =0" [jit1]=jitalloc [jitfail]="no 2M page")
 PHASES="boot before_load fragmented after_bpf after_modules after_probes after_unload"
-delta() {	# boot key from to
-	echo $(( $(mval "$1" "$4" "$2") - $(mval "$1" "$3" "$2") ))
-}
+delta() { delta_of "$2" "$3" "$4" "$1"; }	# boot key from to
 # boot phase pool: cached 2 MiB chunks of the cache's code or data pool at a
 # phase (the order-9 line of that pool's table in the stats)
 chunks() {
@@ -190,6 +207,15 @@ chunks() {
 	} END { print v }' "$BOOT_OUT/boot-$1.log.txt"
 }
 stat_val() { lval "$1" STATS "$2" "$3"; }	# boot phase key
+table_head() {	# first column's name
+	local m
+	echo -n "| $1 | metric "
+	for m in $BOOTS; do echo -n "| ${BOOT_LABEL[$m]} "; done
+	echo "|"
+	echo -n "|---|---"
+	for m in $BOOTS; do echo -n "|---:"; done
+	echo "|"
+}
 row() {	# label, then a command printing the value for a boot
 	local label=$1 m
 	shift
@@ -199,6 +225,7 @@ row() {	# label, then a command printing the value for a boot
 }
 sum_failures() {	# boot: load failures over all phases
 	local m=$1 ph t=0 v
+	[ -e "$BOOT_OUT/boot-$m.log.txt" ] || { echo –; return; }
 	for ph in after_bpf after_modules after_probes; do
 		v=$(mval "$m" "$ph" load_failures)
 		t=$((t + ${v:-1000000}))
@@ -220,27 +247,38 @@ write_results() {	# boot section of RESULTS.md, see test.sh
 		echo "their buddies held, plus 384 MiB untouched).  Then 5000 JITed BPF socket"
 		echo "filters (8..407 instructions, kept loaded), $NR_MODS small modules, 10 kprobes"
 		echo "and 10 ftrace trampolines (one function-tracer instance per function)."
-		echo "Columns:"
+		echo "The boot kernels have lockdep, DEBUG_VM, kmemleak and KFENCE on (the debug"
+		echo "boot, part 5, uses them); the figure boots pass \`kfence.sample_interval=0\`,"
+		echo "so no KFENCE pool (mapped with 4 KiB pages) is set up.  None of these"
+		echo "options changes how the direct map is mapped.  Columns:"
 		echo
+		has_kernel stock && {
 		echo "* **stock**: Debian's linux-source-6.12, unpatched, same config."
 		echo "  Upstream (6.17) still serves BPF from vmalloc + set_memory_rox() as"
 		echo "  6.12 does (its ROX cache covers modules, ftrace and kprobes only), so the"
 		echo "  stock BPF rows stand for upstream too;"
-		echo "* **off**: the series applied, CONFIG_EXECMEM_JITALLOC off;"
-		echo "* **on, =0**: the option on, booted with \`execmem_jitalloc=0\`;"
-		echo "* **jitalloc**: the option on (the cache serves BPF, kprobes, ftrace and module text);"
+		}
+		has_kernel off && echo "* **off**: the series applied, CONFIG_EXECMEM_JITALLOC off;"
+		echo "* **on, =0**: the option on, booted with \`execmem_jitalloc=0\`: every caller"
+		echo "  takes its unpatched path (vmalloc + set_memory_rox()/set_memory_ro()), so"
+		echo "  this column is the stock path in the series' kernel$(has_kernel stock || echo "; the unpatched kernel was not built in this run (JITALLOC_FULL_KERNELS=$FULL_KERNELS), so this column stands for stock 6.12 and, for BPF, for upstream 6.17 too, which serves BPF the same way")$(has_kernel stock && echo ";")"
+		echo "* **jitalloc**: the option on (the cache serves BPF, kprobes, ftrace, module"
+		echo "  text and module data);"
 		echo "* **no 2M page**: the same, with fail_page_alloc failing every allocation of"
 		echo "  order >= 9 made by the loading processes: every chunk is built from"
 		echo "  lower-order blocks (composite) or the stock path serves."
 		echo
-		echo "**Summary**: 2 MiB direct-map pages split by the 5000 BPF programs: stock"
-		echo "$(delta stock direct_map_level2_splits fragmented after_bpf), jitalloc $(delta jit1 direct_map_level2_splits fragmented after_bpf); 1 GiB pages split: stock"
-		echo "$(delta stock direct_map_level3_splits fragmented after_bpf), jitalloc $(delta jit1 direct_map_level3_splits fragmented after_bpf).  Over the whole workload (BPF, modules,"
-		echo "probes): 2 MiB splits stock $(delta stock direct_map_level2_splits fragmented after_probes), jitalloc $(delta jit1 direct_map_level2_splits fragmented after_probes), no-2M-page $(delta jitfail direct_map_level2_splits fragmented after_probes); load"
-		echo "failures stock $(sum_failures stock), jitalloc $(sum_failures jit1), no-2M-page $(sum_failures jitfail)."
+		local ref=jit0 rl="on, =0"
+		has_kernel stock && { ref=stock; rl=stock; }
+		if has_kernel on; then
+		echo "**Summary**: 2 MiB direct-map pages split by the 5000 BPF programs: $rl"
+		echo "$(delta $ref direct_map_level2_splits fragmented after_bpf), jitalloc $(delta jit1 direct_map_level2_splits fragmented after_bpf); 1 GiB pages split: $rl"
+		echo "$(delta $ref direct_map_level3_splits fragmented after_bpf), jitalloc $(delta jit1 direct_map_level3_splits fragmented after_bpf).  Over the whole workload (BPF, modules,"
+		echo "probes): 2 MiB splits $rl $(delta $ref direct_map_level2_splits fragmented after_probes), jitalloc $(delta jit1 direct_map_level2_splits fragmented after_probes), no-2M-page $(delta jitfail direct_map_level2_splits fragmented after_probes); 1 GiB splits $rl $(delta $ref direct_map_level3_splits fragmented after_probes), jitalloc $(delta jit1 direct_map_level3_splits fragmented after_probes), no-2M-page $(delta jitfail direct_map_level3_splits fragmented after_probes); load"
+		echo "failures $rl $(sum_failures $ref), jitalloc $(sum_failures jit1), no-2M-page $(sum_failures jitfail)."
 		echo
-		echo "| phase | metric | stock | off | on, =0 | jitalloc | no 2M page |"
-		echo "|---|---|---:|---:|---:|---:|---:|"
+		fi
+		table_head phase
 		for phase in $PHASES; do
 			for k in DirectMap4k DirectMap2M DirectMap1G direct_map_level2_splits direct_map_level3_splits; do
 				row "$phase | $k" mval_of "$phase" "$k"
@@ -258,8 +296,7 @@ write_results() {	# boot section of RESULTS.md, see test.sh
 		echo
 		echo "Change per phase:"
 		echo
-		echo "| load | metric | stock | off | on, =0 | jitalloc | no 2M page |"
-		echo "|---|---|---:|---:|---:|---:|---:|"
+		table_head load
 		for k in direct_map_level2_splits direct_map_level3_splits DirectMap4k; do
 			row "fragmenting | $k" delta_of "$k" before_load fragmented
 			row "5000 BPF | $k" delta_of "$k" fragmented after_bpf
@@ -267,9 +304,11 @@ write_results() {	# boot section of RESULTS.md, see test.sh
 			row "kprobes, ftrace | $k" delta_of "$k" after_modules after_probes
 		done
 		echo
-		echo "Module rodata and ro_after_init still come from vmalloc and are made"
-		echo "read-only with set_memory_ro(), which splits the direct map in every column"
-		echo "(the modules rows); module text, BPF, kprobes and ftrace come from the cache."
+		echo "On the stock path each module's text is made ROX and its rodata and"
+		echo "ro_after_init read-only with set_memory_*(), which splits the direct-map"
+		echo "alias of every page; with the cache, text comes from the code pool and"
+		echo "data, rodata and ro_after_init from the data pool (the"
+		echo "module_data_from_cache check), chunks that are not in the direct map."
 		echo
 		echo "jitalloc cache statistics after the workload (jitalloc; no 2M page):"
 		echo
@@ -406,11 +445,43 @@ bisect_tests() {
 	done
 }
 
+# (5) the debug boot: the option-on kernel with KFENCE sampling on; the
+# kernel log must have no report of lockdep, KFENCE, kmemleak, DEBUG_VM or
+# DEBUG_LIST, and lockdep must still be on at the end (it turns itself off
+# after its first report)
+debug_boot() {
+	local t=$BOOT_OUT/boot-debug.log.txt bad
+	run_qemu build-boot debug "jtest_cache=1 jtest_debug=1"
+	check_boot_log debug
+	bad=$(grep -E 'WARNING:|BUG:|possible circular locking|possible recursive locking|inconsistent lock state|suspicious RCU usage|KFENCE: |kmemleak: [0-9]+ new suspected|list_(add|del) corruption|page dumped because' "$t")
+	if grep -q '^CHECK PASS lockdep_still_on' "$t" && grep -q '^CHECK PASS kunit_at_boot' "$t" &&
+	   grep -q '^CHECK PASS kmemleak_no_suspects' "$t" && [ -z "$bad" ]; then
+		pass "debug boot: KUnit at boot and workload, no lockdep, KFENCE, kmemleak, DEBUG_VM or warning report"
+	else
+		echo "$bad" | head -20
+		fail "debug boot: a report in the kernel log"
+	fi
+}
+
+# the boot logs of this run, for kernel-port/results/
+save_logs() {
+	local dst=$HERE/results k
+	mkdir -p "$dst"
+	for k in "$@"; do
+		[ -e "$BOOT_OUT/boot-$k.log.txt" ] && cp "$BOOT_OUT/boot-$k.log.txt" "$dst/boot-$k.log"
+	done
+}
+
 full_tests() {
-	local k ok=1
-	kunit_debug
-	if ! prepare_stock_tree; then fail "--full: unpacking the stock tree"; return; fi
-	for k in "build-stock off" "build-off off" "build-boot on"; do
+	local k ok=1 kernels=()
+	[ "${JITALLOC_FULL_KUNIT_DEBUG:-0}" = 1 ] && kunit_debug
+	has_kernel stock && kernels+=("build-stock off")
+	has_kernel off && kernels+=("build-off off")
+	has_kernel on && kernels+=("build-boot on")
+	if has_kernel stock && ! prepare_stock_tree; then
+		fail "--full: unpacking the stock tree"; return
+	fi
+	for k in "${kernels[@]}"; do
 		set -- $k
 		if build_kernel "$1" "$2"; then
 			pass "kernel $1 (option $2) builds"
@@ -420,12 +491,26 @@ full_tests() {
 		build_initramfs "$1" || { fail "--full: initramfs for $1"; ok=0; }
 	done
 	[ $ok = 1 ] || return
-	run_qemu build-stock stock "jtest_cache=0 jtest_frag=1"
-	run_qemu build-off off "jtest_cache=0 jtest_frag=1"
-	run_qemu build-boot jit0 "jtest_cache=0 jtest_frag=1 execmem_jitalloc=0"
-	run_qemu build-boot jit1 "jtest_cache=1 jtest_frag=1"
-	run_qemu build-boot jitfail "jtest_cache=1 jtest_frag=1 jtest_failhuge=1"
+	# no KFENCE pool in the figure boots (it is mapped with 4 KiB pages), and
+	# no boot-time KUnit run (the debug boot has it): its stock-path cases
+	# would split the direct map before the first measurement in one column
+	local fig="jtest_frag=1 kfence.sample_interval=0 kunit.enable=0"
+	has_kernel stock && run_qemu build-stock stock "jtest_cache=0 $fig"
+	has_kernel off && run_qemu build-off off "jtest_cache=0 $fig"
+	if has_kernel on; then
+		run_qemu build-boot jit0 "jtest_cache=0 $fig execmem_jitalloc=0"
+		run_qemu build-boot jit1 "jtest_cache=1 $fig"
+		run_qemu build-boot jitfail "jtest_cache=1 $fig jtest_failhuge=1"
+	fi
 	for k in $BOOTS; do check_boot_log $k || ok=0; done
-	hibernation_test
+	save_logs $BOOTS
+	if has_kernel on; then
+		debug_boot
+		save_logs debug
+		if [ "$HIBERNATION" = 1 ]; then
+			hibernation_test
+			save_logs hibernate resume
+		fi
+	fi
 	[ $ok = 1 ] && write_results
 }
