@@ -162,7 +162,9 @@ jit_arena *jit_arena_by_id(uint64_t id);
  * (jit_size) holds trap instructions. */
 void *jit_alloc(const void *code, size_t len);
 void *jit_arena_alloc(jit_arena *arena, const void *code, size_t len);
-/* Same, with a symbol name for profilers and debuggers (may be NULL). */
+/* Same, with a symbol name for profilers and debuggers (may be NULL). Observers (perf
+ * map, GDB) hear of the allocation when its code is written: at once if code != NULL,
+ * else at the first write into it (jit_update, a batch commit). */
 void *jit_arena_alloc_named(jit_arena *arena, const void *code, size_t len, const char *name);
 
 /* Same as jit_alloc / jit_arena_alloc_named, with the start address a multiple of align:

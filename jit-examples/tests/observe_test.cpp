@@ -116,6 +116,94 @@ TEST(PerfMap, EntriesAppearAndDisappear) {
     EXPECT_EQ(std::string::npos, map.find("perf_fn_c")) << map;
 }
 
+// A reservation (no code yet) is announced when its code is written, not before: perf
+// must not name traps, and GDB must not put breakpoints into bytes about to change.
+TEST(Observers, ReservationIsAnnouncedAtItsFirstWrite) {
+    jit_arena *a = make_arena(JIT_ARENA_PERF_MAP | JIT_ARENA_GDB_JIT);
+    ASSERT_NE(nullptr, a);
+    void *f = jit_arena_alloc_named(a, nullptr, sizeof kRet42, "reserved_fn");
+    ASSERT_NE(nullptr, f);
+    EXPECT_EQ(std::string::npos, perf_map().find("reserved_fn")) << perf_map();
+    EXPECT_EQ(nullptr, find_entry(f));
+    ASSERT_EQ(0, jit_update(f, kRet42, sizeof kRet42));
+    EXPECT_NE(std::string::npos, perf_map().find(line_for(f, sizeof kRet42, "reserved_fn"))) << perf_map();
+    const jit_code_entry *e = find_entry(f);
+    ASSERT_NE(nullptr, e);
+    EXPECT_EQ("reserved_fn", read_symfile(e).name);
+    // A later update re-announces it once: one entry in each, not two.
+    ASSERT_EQ(0, jit_update(f, kRet42, sizeof kRet42));
+    std::string map = perf_map();
+    EXPECT_EQ(map.find("reserved_fn"), map.rfind("reserved_fn")) << map;
+    size_t entries = 0;
+    for (const jit_code_entry *i = descriptor().first_entry; i; i = i->next_entry)
+        entries += read_symfile(i).addr == reinterpret_cast<uintptr_t>(f);
+    EXPECT_EQ(1u, entries);
+    EXPECT_EQ(42, reinterpret_cast<int (*)()>(f)());
+    ASSERT_EQ(0, jit_free(f));
+    EXPECT_EQ(std::string::npos, perf_map().find("reserved_fn"));
+    EXPECT_EQ(nullptr, find_entry(f));
+    ASSERT_EQ(0, jit_arena_destroy(a));
+}
+
+// The same through a batch: a reservation made in a batch, or before it, is announced
+// when a commit writes its code.
+TEST(Observers, BatchAnnouncesCodeItWrites) {
+    jit_arena *a = make_arena(JIT_ARENA_PERF_MAP | JIT_ARENA_GDB_JIT);
+    ASSERT_NE(nullptr, a);
+    void *f = jit_arena_alloc_named(a, nullptr, sizeof kRet42, "batch_reserved_fn");
+    ASSERT_NE(nullptr, f);
+    jit_batch *b = jit_batch_create(a);
+    ASSERT_NE(nullptr, b);
+    void *g = jit_batch_alloc(b, nullptr, sizeof kRet42, "batch_empty_fn");
+    void *h = jit_batch_alloc(b, nullptr, sizeof kRet42, "batch_own_fn");
+    ASSERT_TRUE(g && h);
+    ASSERT_EQ(0, jit_batch_update(b, h, kRet42, sizeof kRet42));
+    ASSERT_EQ(0, jit_batch_update(b, f, kRet42, sizeof kRet42));
+    EXPECT_EQ(nullptr, find_entry(f));
+    ASSERT_EQ(0, jit_batch_commit(b));
+    std::string map = perf_map();
+    EXPECT_NE(std::string::npos, map.find(line_for(f, sizeof kRet42, "batch_reserved_fn"))) << map;
+    EXPECT_NE(std::string::npos, map.find(line_for(h, sizeof kRet42, "batch_own_fn"))) << map;
+    EXPECT_EQ(std::string::npos, map.find("batch_empty_fn")) << map;  // still only traps
+    ASSERT_NE(nullptr, find_entry(f));
+    EXPECT_EQ("batch_reserved_fn", read_symfile(find_entry(f)).name);
+    ASSERT_NE(nullptr, find_entry(h));
+    EXPECT_EQ(nullptr, find_entry(g));
+    EXPECT_EQ(42, reinterpret_cast<int (*)()>(f)());
+    EXPECT_EQ(42, reinterpret_cast<int (*)()>(h)());
+    // A live update of announced code in a later batch leaves one entry, not two.
+    ASSERT_EQ(0, jit_batch_update(b, f, kRet42, sizeof kRet42));
+    ASSERT_EQ(0, jit_batch_commit(b));
+    size_t entries = 0;
+    for (const jit_code_entry *i = descriptor().first_entry; i; i = i->next_entry)
+        entries += read_symfile(i).addr == reinterpret_cast<uintptr_t>(f);
+    EXPECT_EQ(1u, entries);
+    jit_batch_destroy(b);
+    ASSERT_EQ(0, jit_arena_destroy(a));
+}
+
+// jit_shrink_alloc: the observers hear of the new length (GDB's symbol, the perf map).
+TEST(Observers, ShrinkTellsTheNewLength) {
+    jit_arena *a = make_arena(JIT_ARENA_PERF_MAP | JIT_ARENA_GDB_JIT);
+    ASSERT_NE(nullptr, a);
+    unsigned char code[64];
+    std::memset(code, 0x90, sizeof code);  // nops, then the function
+    std::memcpy(code, kRet42, sizeof kRet42);
+    void *f = jit_arena_alloc_named(a, code, sizeof code, "shrunk_fn");
+    ASSERT_NE(nullptr, f);
+    ASSERT_NE(nullptr, find_entry(f));
+    EXPECT_EQ(sizeof code, read_symfile(find_entry(f)).size);
+    ASSERT_EQ(0, jit_shrink_alloc(f, sizeof kRet42));
+    const jit_code_entry *e = find_entry(f);
+    ASSERT_NE(nullptr, e);
+    EXPECT_EQ(sizeof kRet42, read_symfile(e).size);
+    std::string map = perf_map();
+    EXPECT_NE(std::string::npos, map.find(line_for(f, sizeof kRet42, "shrunk_fn"))) << map;
+    EXPECT_EQ(map.find("shrunk_fn"), map.rfind("shrunk_fn")) << map;
+    EXPECT_EQ(42, reinterpret_cast<int (*)()>(f)());
+    ASSERT_EQ(0, jit_arena_destroy(a));
+}
+
 TEST(PerfMap, UnobservedArenaWritesNothing) {
     jit_arena *a = make_arena(0);
     ASSERT_NE(nullptr, a);
@@ -174,3 +262,84 @@ TEST(GdbJit, BatchGdbBreaksOnJitFunctionByName) {
     EXPECT_NE(std::string::npos, out.find("jit_answer_fn returned 42")) << out;
     EXPECT_NE(std::string::npos, out.find("exited normally")) << out;
 }
+
+// Code named at reservation and written later, code rewritten, code freed: GDB must hear
+// of each before the bytes change. Otherwise the breakpoint it inserted at the
+// reservation is overwritten (never hits) and, at its next stop, GDB writes the byte it
+// saved (a trap, or the old code) back over the new bytes.
+namespace {
+
+std::string gdb_on_target(const std::string &target_and_args, int continues) {
+    std::string cmds = "-ex 'break jit_answer_fn' -ex 'break jit_checkpoint' -ex 'break asm_answer' -ex run";
+    for (int i = 0; i < continues; i++)
+        cmds += " -ex continue";
+    return gdbjit_test::run_gdb(cmds, target_and_args);
+}
+
+size_t count(const std::string &s, const std::string &what) {
+    size_t n = 0;
+    for (size_t at = s.find(what); at != std::string::npos; at = s.find(what, at + 1))
+        n++;
+    return n;
+}
+
+#define SKIP_WITHOUT_GDB(out)                                                  \
+    do {                                                                       \
+        if (gdbjit_test::ptrace_refused(out))                                  \
+            GTEST_SKIP() << "ptrace is not permitted here:\n" << (out);        \
+    } while (0)
+
+}  // namespace
+
+// gdb_jit_target in a mode that reserves jit_answer_fn by name, stops, writes it, stops
+// and calls it: the breakpoint hits once and the call returns 42.
+#define EXPECT_RESERVED_THEN_WRITTEN_UNDER_GDB(mode)                                              \
+    do {                                                                                          \
+        if (!gdbjit_test::have_gdb())                                                             \
+            GTEST_SKIP() << "gdb is not installed";                                               \
+        std::string out = gdb_on_target(std::string(GDB_JIT_TARGET) + " " mode, 5);               \
+        SKIP_WITHOUT_GDB(out);                                                                    \
+        EXPECT_EQ(1u, count(out, "in jit_answer_fn ()")) << out;                                  \
+        EXPECT_NE(std::string::npos, out.find("jit_answer_fn returned 42 (reserved, then written)")) \
+            << out;                                                                               \
+        EXPECT_NE(std::string::npos, out.find("exited normally")) << out;                         \
+    } while (0)
+
+TEST(GdbJit, BreaksOnFunctionReservedThenWritten) { EXPECT_RESERVED_THEN_WRITTEN_UNDER_GDB("reserve"); }
+
+TEST(GdbJit, BreaksAgainAfterUpdate) {
+    if (!gdbjit_test::have_gdb())
+        GTEST_SKIP() << "gdb is not installed";
+    std::string out = gdb_on_target(std::string(GDB_JIT_TARGET) + " update", 5);
+    SKIP_WITHOUT_GDB(out);
+    EXPECT_EQ(2u, count(out, "in jit_answer_fn ()")) << out;
+    EXPECT_NE(std::string::npos, out.find("jit_answer_fn returned 42 (allocated with its code)")) << out;
+    EXPECT_NE(std::string::npos, out.find("jit_answer_fn returned 43 (after the update)")) << out;
+    EXPECT_NE(std::string::npos, out.find("exited normally")) << out;
+}
+
+TEST(GdbJit, FreedCodeStaysTrapsUnderGdb) {
+    if (!gdbjit_test::have_gdb())
+        GTEST_SKIP() << "gdb is not installed";
+    std::string out = gdb_on_target(std::string(GDB_JIT_TARGET) + " free", 4);
+    SKIP_WITHOUT_GDB(out);
+    EXPECT_EQ(1u, count(out, "in jit_answer_fn ()")) << out;
+    EXPECT_NE(std::string::npos, out.find("reserved again at the same address: 11 of 11 bytes are traps")) << out;
+    EXPECT_NE(std::string::npos, out.find("exited normally")) << out;
+}
+
+TEST(GdbJit, BreaksOnFunctionReservedThenWrittenByABatch) {
+    EXPECT_RESERVED_THEN_WRITTEN_UNDER_GDB("batch");
+}
+
+#ifdef GDB_JITRUNTIME_TARGET
+TEST(GdbJit, BreaksOnJitRuntimeFunction) {
+    if (!gdbjit_test::have_gdb())
+        GTEST_SKIP() << "gdb is not installed";
+    std::string out = gdb_on_target(GDB_JITRUNTIME_TARGET, 3);
+    SKIP_WITHOUT_GDB(out);
+    EXPECT_EQ(1u, count(out, "in asm_answer ()")) << out;
+    EXPECT_NE(std::string::npos, out.find("asm_answer returned 42")) << out;
+    EXPECT_NE(std::string::npos, out.find("exited normally")) << out;
+}
+#endif

@@ -10,7 +10,6 @@
 
 #include <cerrno>
 #include <cstring>
-#include <type_traits>
 
 using namespace jitalloc;
 
@@ -347,7 +346,7 @@ int jit_arena::alloc(const void *code, size_t len, const char *name, void **out,
     *out = t.start;
     total_allocs.fetch_add(1, std::memory_order_relaxed);
     if (observed)
-        observe_alloc(this, *out, len, name);
+        observe_alloc(this, *out, len, name, code != nullptr);
     return 0;
 }
 
@@ -467,6 +466,13 @@ int jit_arena::update(void *dst, const void *src, size_t len) {
     GateGuard op(gate);
     if (!op)
         return EDEADLK;
+    if (!observed)
+        return write_code(dst, src, len);
+    auto write = [&] { return write_code(dst, src, len); };
+    return observed_rewrite(dst, ArenaStep::of(write));
+}
+
+int jit_arena::write_code(void *dst, const void *src, size_t len) {
     // From here on the allocation counts as live code, even if this write fails (at
     // worst a later update serialises once too often).
     Located loc;
@@ -485,16 +491,28 @@ int jit_arena::update(void *dst, const void *src, size_t len) {
 
 // ---------------------------------------------------------------- free
 
+// Observers (observe.h) hear of a write into a live allocation before the bytes change
+// and after: they are found by the allocation's start, looked up first without pinning
+// its chunk — the observer lock is never waited for with a chunk pinned, since a free's
+// commit holds it while a chunk is destroyed, which waits for pinned writes.
+int jit_arena::observed_rewrite(const void *p, const ArenaStep &write, size_t new_len) {
+    Located loc;
+    if (!locate(p, false, loc))
+        return write();  // not live: the write fails as it would unobserved
+    observe_rewriting(this, loc.start);
+    int rc = write();
+    observe_rewritten(this, loc.start, rc == 0 && new_len == 0, rc == 0 ? new_len : 0);
+    return rc;
+}
+
 // A free is a small state machine: the allocation leaves every list (in transit, so
 // nobody else can free or reuse it), is trap-filled (may fail: it becomes live again),
 // then commits (the memory goes back to the slab or buddy, or the large chunk is
-// unmapped). Observers hear of it only at the commit, with their lock held across it.
+// unmapped). Observers let go of its bytes before the trap fill (observe_rewriting) and
+// hear of the free only at the commit, with their lock held across it.
 template <class Commit>
 int jit_arena::commit_free(void *p, Commit &&commit) {
-    if (!observed)
-        return commit();
-    using Fn = std::remove_reference_t<Commit>;
-    return observe_free(this, p, {[](void *fn) { return (*static_cast<Fn *>(fn))(); }, &commit});
+    return observed ? observe_free(this, p, ArenaStep::of(commit)) : commit();
 }
 
 int jit_arena::free(void *p) {
@@ -511,6 +529,8 @@ int jit_arena::free(void *p) {
     // arena keeps its bytes until it is reused. Observers hear of the free only at its
     // commit.
     bool lazy = lazy_fill && t.slab;
+    if (observed)
+        observe_rewriting(this, p);
     int rc = t.chunk->large || lazy ? 0 : write_traps(t.chunk, t.start, t.usable);
     if (!rc)
         rc = commit_free(p, [&] {
@@ -521,6 +541,8 @@ int jit_arena::free(void *p) {
         });
     if (rc) {
         abort_free(t);
+        if (observed)
+            observe_rewritten(this, p, false);
         return rc;
     }
     total_frees.fetch_add(1, std::memory_order_relaxed);

@@ -2,7 +2,7 @@
 //
 //   jit_alloc  -> size class -> SlabClass (its lock) -> Buddy (buddy lock) -> chunk_create
 //   jit_free   -> chunk_lookup -> page descriptor -> Slab / page run -> poke_traps -> commit
-//                 (observers told at the commit, see commit_free)
+//                 (observers told before the trap fill and at the commit, see commit_free)
 //
 // Locking rules:
 //  - SlabClass::lock guards one class's slabs; buddy_lock guards the buddy, the chunk
@@ -21,6 +21,7 @@
 #include "buddy/buddy.h"
 #include "chunk/chunk.h"
 #include "chunk/window.h"
+#include "observe/observe.h"
 #include "poke/writer.h"
 #include "process/locks.h"
 #include "slab/slab.h"
@@ -183,6 +184,12 @@ private:
     int take_large(size_t len, jitalloc::Transit &out);
     template <class Commit>
     int commit_free(void *p, Commit &&commit);
+    // update's write and shrink_alloc's work, once inside the gate.
+    int write_code(void *dst, const void *src, size_t len);
+    int shrink_live(void *p, size_t len);
+    // Runs write (a write into the live allocation containing p) with the observers told
+    // before and after; new_len > 0: a shrink to that length (only traps written).
+    int observed_rewrite(const void *p, const jitalloc::ArenaStep &write, size_t new_len = 0);
     // buddy_lock held: c is bound to this arena and covers p (then it stays so).
     bool owns_locked(const Chunk *c, const void *p) const;
     jitalloc::Slab *lock_slab(Chunk *c, const void *p, jitalloc::SlabClass **held);

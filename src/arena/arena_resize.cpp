@@ -11,6 +11,8 @@
 //   - large allocation (its own 2 MiB chunks): keeps its chunks; the tail holds traps.
 // A failed trap fill changes nothing (writes land whole or not at all). Shrinking and a
 // concurrent update or free of the same allocation is a caller race, as for jit_update.
+// Observers let go of the bytes before the tail is filled and hear of the new length
+// after (observe.h).
 #include "arena/arena.h"
 
 #include <cerrno>
@@ -29,6 +31,13 @@ int jit_arena::shrink_alloc(void *p, size_t len) {
     GateGuard op(gate);
     if (!op)
         return EDEADLK;
+    if (!observed)
+        return shrink_live(p, len);
+    auto shrink = [&] { return shrink_live(p, len); };
+    return observed_rewrite(p, ArenaStep::of(shrink), len);
+}
+
+int jit_arena::shrink_live(void *p, size_t len) {
     Located loc;
     if (!locate(p, true, loc) || len > loc.usable)
         return EINVAL;

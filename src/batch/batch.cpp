@@ -191,7 +191,7 @@ int jit_batch::update(void *dst, const void *src, size_t len) {
     if (int rc = stage(loc.chunk, p, len, false, true, &run, &at))
         return rc;
     std::memmove(runs_[run].staged + at, src, len);  // read now: memmove semantics
-    live_.insert_reserved(i, LiveWrite{p, len, run});
+    live_.insert_reserved(i, LiveWrite{p, len, run, loc.start});
     return 0;
 }
 
@@ -209,12 +209,18 @@ int jit_batch::commit() {
     // staged for it. From here on it counts as holding code (even if the commit fails).
     for (const LiveWrite &w : live_) {
         Located loc;
-        if (!arena->locate(w.dst, false, loc, w.len) || loc.chunk != runs_[w.run].chunk) {
+        if (!arena->locate(w.dst, false, loc, w.len) || loc.chunk != runs_[w.run].chunk ||
+            loc.start != w.alloc_start) {
             rc = EINVAL;
             break;
         }
         replaces_code = replaces_code || loc.held_code;
     }
+    // Observers let go of the bytes of live code before they change (observe.h).
+    const bool tell_observers = !rc && arena->observed;
+    if (tell_observers)
+        for (const LiveWrite &w : live_)
+            observe_rewriting(arena, w.alloc_start);
 
     // Ranges: runs in address order, adjacent ones of one chunk merged. Everything that
     // needs memory is done before the first write.
@@ -293,17 +299,24 @@ int jit_batch::commit() {
         if (touched_live)
             after_code_write(replaces_code ? Replaces::live_code : Replaces::unrun,
                              arena->sync_core);
+        if (tell_observers)
+            for (const LiveWrite &w : live_)
+                observe_rewritten(arena, w.alloc_start, false);
         give_back_all();
         clear();
         return rc;
     }
 
+    // Reservations without code are announced at their first code write.
     for (const Alloc &a : allocs_) {
         arena->publish(a.t, a.with_code);
         if (arena->observed)
             observe_alloc(arena, a.t.start, a.t.length,
-                          a.name == kNoName ? nullptr : names_.data() + a.name);
+                          a.name == kNoName ? nullptr : names_.data() + a.name, a.with_code);
     }
+    if (tell_observers)
+        for (const LiveWrite &w : live_)
+            observe_rewritten(arena, w.alloc_start, true);
     arena->total_allocs.fetch_add(allocs_.size(), std::memory_order_relaxed);
     arena->total_updates.fetch_add(live_.size() + own_updates_, std::memory_order_relaxed);
     // One serialisation for the whole batch, and only if code that may have run was

@@ -147,6 +147,7 @@ private:
         uint8_t *dst;
         size_t len;
         size_t run;          // where its bytes are staged
+        uint8_t *alloc_start;  // of the live allocation it writes into (observers)
     };
     struct AllocAt {
         uint8_t *start;
