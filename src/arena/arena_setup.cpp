@@ -13,6 +13,7 @@
 #include "diag/diag.h"
 #include "observe/observe.h"
 #include "os/os.h"
+#include "report/report.h"
 
 #include <linux/membarrier.h>
 
@@ -64,8 +65,9 @@ int parse_writer(const char *s) {
     return -1;
 }
 
-int choose_writer(const jit_arena_options &o, const Writer **out) {
+int choose_writer(const jit_arena_options &o, const Writer **out, WriterProbes &probes) {
     jit_writer want = o.writer;
+    probes.asked = want == JIT_WRITER_AUTO ? WriterProbes::Asked::auto_order : WriterProbes::Asked::options;
     if (want == JIT_WRITER_AUTO && !(o.flags & JIT_ARENA_IGNORE_ENV)) {
         if (const char *env = std::getenv("JITALLOC_WRITER"); env && *env) {
             int w = parse_writer(env);
@@ -79,11 +81,14 @@ int choose_writer(const jit_arena_options &o, const Writer **out) {
                 return EINVAL;
             }
             want = static_cast<jit_writer>(w);
+            if (want != JIT_WRITER_AUTO)
+                probes.asked = WriterProbes::Asked::environment;
         }
     }
     if (want != JIT_WRITER_AUTO) {
         const Writer *w = writer_for(want);
         int rc = probe_writer(*w);
+        probes.add(want, rc);
         if (rc)
             return rc;
         *out = w;
@@ -93,6 +98,7 @@ int choose_writer(const jit_arena_options &o, const Writer **out) {
     for (jit_writer k : kAutoOrder) {
         const Writer *w = writer_for(k);
         rc = probe_writer(*w);
+        probes.add(k, rc);
         if (rc == 0) {
             *out = w;
             return 0;
@@ -172,10 +178,8 @@ void arenas_fork_child() {
         a->fork_child();
 }
 
-int arena_create(const jit_arena_options *user, jit_arena **out) {
-    if (fork_in_progress_here())
-        return EDEADLK;  // from an atfork handler inside the fork window: see locks.h
-    ensure_fork_handlers();
+// arena_create without the report; probes says what writer selection tried.
+static int create_arena(const jit_arena_options *user, WriterProbes &probes, jit_arena **out) {
     jit_arena_options o;
     jit_arena_options_init(&o);
     if (user) {
@@ -188,7 +192,7 @@ int arena_create(const jit_arena_options *user, jit_arena **out) {
     if (int rc = validate(o))
         return rc;
     const Writer *w = nullptr;
-    if (int rc = choose_writer(o, &w))
+    if (int rc = choose_writer(o, &w, probes))
         return rc;
     auto *a = new (std::nothrow) jit_arena();
     if (!a)
@@ -218,6 +222,16 @@ int arena_create(const jit_arena_options *user, jit_arena **out) {
     return 0;
 }
 
+int arena_create(const jit_arena_options *user, jit_arena **out) {
+    if (fork_in_progress_here())
+        return EDEADLK;  // from an atfork handler inside the fork window: see locks.h
+    ensure_fork_handlers();
+    WriterProbes probes;
+    int rc = create_arena(user, probes, out);
+    report_arena_created(rc ? nullptr : *out, probes, rc);
+    return rc;
+}
+
 int arena_destroy(jit_arena *a) {
     if (fork_in_progress_here())
         return EDEADLK;
@@ -230,6 +244,7 @@ int arena_destroy(jit_arena *a) {
             return EINVAL;  // unknown, or another thread is destroying it
         a->dying = true;
     }
+    report_arena_destroyed(a);
     {
         GateGuard op(a->gate);  // cannot fail: this thread is not forking
         if (a->observed)
