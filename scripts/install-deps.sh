@@ -10,6 +10,7 @@ PACKAGES=(
   libasmjit-dev                          # asmjit runtime, examples, bench peer
   libcapstone-dev                        # jitalloc-dump disassembly
   gdb                                    # GDB JIT-interface test
+  linux-perf                             # perf jitdump test (perf record / inject / annotate)
   clang libclang-rt-14-dev               # libFuzzer harness
   llvm-16-dev clang-16 libzstd-dev       # jitalloc-orc, jitalloc-lli, the orc tests
 )

@@ -92,7 +92,8 @@ enum jit_placement {
                                              live code */
 #define JIT_ARENA_NO_HUGE_PAGES (1u << 1) /* do not ask for transparent huge pages */
 #define JIT_ARENA_IGNORE_ENV    (1u << 2) /* JITALLOC_WRITER does not override AUTO,
-                                             JITALLOC_PERF_MAP / _GDB_JIT add no flags */
+                                             JITALLOC_PERF_MAP / _GDB_JIT / _JITDUMP add
+                                             no flags */
 #define JIT_ARENA_PERF_MAP      (1u << 3) /* name allocations in /tmp/perf-PID.map */
 #define JIT_ARENA_GDB_JIT       (1u << 4) /* register allocations with GDB's JIT interface */
 #define JIT_ARENA_LAZY_TRAP_FILL (1u << 5) /* jit_free leaves a slab object's code in place
@@ -100,7 +101,9 @@ enum jit_placement {
                                              the trap fill is folded into the write that
                                              reuses it. Objects up to 64 KiB; see
                                              docs/GUARANTEES.md for the weaker promise */
-#define JIT_ARENA_FLAGS_ALL     0x3fu
+#define JIT_ARENA_JITDUMP       (1u << 6) /* perf jitdump: code-load records with the code's
+                                             bytes in jit-PID.dump, for perf inject --jit */
+#define JIT_ARENA_FLAGS_ALL     0x7fu
 
 /* Default distance kept between any code byte and the placement address: the reach of
  * the architecture's direct call less 32 MiB of slack for the host code around that

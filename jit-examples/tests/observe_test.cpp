@@ -14,7 +14,9 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <iterator>
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -202,6 +204,85 @@ TEST(Observers, ShrinkTellsTheNewLength) {
     EXPECT_EQ(map.find("shrunk_fn"), map.rfind("shrunk_fn")) << map;
     EXPECT_EQ(42, reinterpret_cast<int (*)()>(f)());
     ASSERT_EQ(0, jit_arena_destroy(a));
+}
+
+// The jitdump (JIT_ARENA_JITDUMP): a header, then a code-load record with the bytes each
+// time code is written — a reservation only once written, an update again with the new
+// bytes and a fresh code index. (perf_jitdump runs the real perf tools on it.)
+namespace {
+struct DumpLoad {
+    uint64_t addr = 0, size = 0, index = 0;
+    std::string name, code;
+};
+std::vector<DumpLoad> read_jitdump(const std::string &path, uint32_t *magic) {
+    std::ifstream in(path, std::ios::binary);
+    std::string f((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::vector<DumpLoad> loads;
+    if (f.size() < 40)
+        return loads;
+    std::memcpy(magic, f.data(), 4);
+    uint32_t header_size;
+    std::memcpy(&header_size, f.data() + 8, 4);
+    for (size_t at = header_size; at + 16 <= f.size();) {
+        uint32_t id, total;
+        std::memcpy(&id, f.data() + at, 4);
+        std::memcpy(&total, f.data() + at + 4, 4);
+        if (total < 16 || at + total > f.size())
+            break;
+        if (id == 0) {  // JIT_CODE_LOAD
+            DumpLoad l;
+            std::memcpy(&l.addr, f.data() + at + 32, 8);
+            std::memcpy(&l.size, f.data() + at + 40, 8);
+            std::memcpy(&l.index, f.data() + at + 48, 8);
+            l.name = std::string(f.data() + at + 56);
+            l.code = f.substr(at + 56 + l.name.size() + 1, l.size);
+            loads.push_back(l);
+        }
+        at += total;
+    }
+    return loads;
+}
+}  // namespace
+
+TEST(Jitdump, LoadRecordsCarryTheCodeWhenWritten) {
+    char dir[] = "/tmp/jitalloc-jitdump-XXXXXX";
+    ASSERT_NE(nullptr, mkdtemp(dir));
+    setenv("JITALLOC_JITDUMP_DIR", dir, 1);
+    jit_arena *a = make_arena(JIT_ARENA_JITDUMP);
+    ASSERT_NE(nullptr, a);
+    void *f = jit_arena_alloc_named(a, kRet42, sizeof kRet42, "dump_fn");
+    void *r = jit_arena_alloc_named(a, nullptr, sizeof kRet42, "dump_reserved");
+    ASSERT_TRUE(f && r);
+    const std::string path = std::string(dir) + "/jit-" + std::to_string(getpid()) + ".dump";
+    uint32_t magic = 0;
+    std::vector<DumpLoad> loads = read_jitdump(path, &magic);
+    EXPECT_EQ(0x4A695444u, magic);
+    ASSERT_EQ(1u, loads.size());
+    EXPECT_EQ("dump_fn", loads[0].name);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(f), loads[0].addr);
+    EXPECT_EQ(std::string(reinterpret_cast<const char *>(kRet42), sizeof kRet42), loads[0].code);
+    // The marker perf record sees: the dump mapped executable, never writable.
+    std::ifstream maps("/proc/self/maps");
+    std::string line, marker;
+    while (std::getline(maps, line))
+        if (line.find(path) != std::string::npos)
+            marker = line;
+    EXPECT_NE(std::string::npos, marker.find(" r-xp ")) << marker;
+
+    const unsigned char ret43[] = {0xb8, 0x2b, 0x00, 0x00, 0x00, 0xc3};
+    ASSERT_EQ(0, jit_update(r, kRet42, sizeof kRet42));
+    ASSERT_EQ(0, jit_update(f, ret43, sizeof ret43));
+    loads = read_jitdump(path, &magic);
+    ASSERT_EQ(3u, loads.size());
+    EXPECT_EQ("dump_reserved", loads[1].name);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(r), loads[1].addr);
+    EXPECT_EQ("dump_fn", loads[2].name);
+    EXPECT_EQ(std::string(reinterpret_cast<const char *>(ret43), sizeof ret43), loads[2].code);
+    EXPECT_TRUE(loads[0].index != loads[1].index && loads[1].index != loads[2].index);
+    ASSERT_EQ(0, jit_arena_destroy(a));
+    unsetenv("JITALLOC_JITDUMP_DIR");
+    std::remove(path.c_str());
+    rmdir(dir);
 }
 
 TEST(PerfMap, UnobservedArenaWritesNothing) {

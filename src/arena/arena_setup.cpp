@@ -208,7 +208,7 @@ static int create_arena(const jit_arena_options *user, WriterProbes &probes, jit
     a->opts.near_count = 0;
     if (!(o.flags & JIT_ARENA_IGNORE_ENV))
         a->opts.flags |= observe_env_flags();
-    a->observed = a->opts.flags & (JIT_ARENA_PERF_MAP | JIT_ARENA_GDB_JIT);
+    a->observed = a->opts.flags & (JIT_ARENA_PERF_MAP | JIT_ARENA_GDB_JIT | JIT_ARENA_JITDUMP);
     a->lazy_fill = a->opts.flags & JIT_ARENA_LAZY_TRAP_FILL;
     if (!(o.flags & JIT_ARENA_NO_SYNC_CORE))
         a->sync_core = os::membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE, 0) == 0;

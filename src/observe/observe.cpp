@@ -17,6 +17,7 @@
 #include "arena/arena.h"
 #include "observe/gdb_register.h"
 #include "observe/gdb_symfile.h"
+#include "observe/jitdump.h"
 #include "observe/perf_map.h"
 #include "observe/records.h"
 #include "process/locks.h"
@@ -40,12 +41,17 @@ bool env_on(const char *var) {
     return v && *v && std::strcmp(v, "0") != 0;
 }
 
-// The code of r is in place: every observer of its arena hears of it. g_lock held.
-void announce_locked(uintptr_t addr, Record &r) {
+// The code of r is in place: every observer of its arena hears of it. new_bytes: the
+// bytes differ from those last announced (or were never announced). g_lock held.
+void announce_locked(uintptr_t addr, Record &r, bool new_bytes) {
     r.written = true;
     if ((r.flags & JIT_ARENA_PERF_MAP) && !r.in_perf_map) {
         r.in_perf_map = true;
         perf_map_add(g_records, addr, r);
+    }
+    if ((r.flags & JIT_ARENA_JITDUMP) && (new_bytes || !r.in_jitdump)) {
+        r.in_jitdump = true;
+        jitdump_load(g_records, addr, r);
     }
     if (r.gdb && !r.gdb_linked) {
         r.gdb_linked = true;
@@ -87,6 +93,8 @@ unsigned observe_env_flags() {
         f |= JIT_ARENA_PERF_MAP;
     if (env_on("JITALLOC_GDB_JIT"))
         f |= JIT_ARENA_GDB_JIT;
+    if (env_on("JITALLOC_JITDUMP"))
+        f |= JIT_ARENA_JITDUMP;
     return f;
 }
 
@@ -114,7 +122,7 @@ void observe_alloc(jit_arena *a, const void *code, size_t len, const char *name,
     // A freed allocation's record is gone before its memory can be reused.
     auto it = g_records.insert_or_assign(addr, std::move(r)).first;
     if (written)
-        announce_locked(addr, it->second);
+        announce_locked(addr, it->second, true);
 }
 
 void observe_rewriting(jit_arena *, const void *start) {
@@ -132,7 +140,8 @@ void observe_rewritten(jit_arena *, const void *start, bool code_written, size_t
     if (it == g_records.end())
         return;
     Record &r = it->second;
-    if (new_len && new_len != r.len) {
+    bool resized = new_len && new_len != r.len;
+    if (resized) {
         r.len = new_len;
         if (r.gdb) {  // not linked: observe_rewriting took it out
             std::free(r.gdb);
@@ -141,8 +150,8 @@ void observe_rewritten(jit_arena *, const void *start, bool code_written, size_t
         if (r.in_perf_map)
             perf_map_changed(g_records, addr, r);
     }
-    if (code_written || r.written)
-        announce_locked(addr, r);  // the new code, or the code still in place
+    if (code_written || r.written)  // the new code, or the code still in place
+        announce_locked(addr, r, code_written || resized);
 }
 
 int observe_free(jit_arena *, const void *code, const ArenaStep &commit) {

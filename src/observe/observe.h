@@ -17,6 +17,7 @@
 //   JITALLOC_PERF_MAP=1     /tmp/perf-PID.map, entries removed on free (file rewritten)
 //   JITALLOC_PERF_MAP=keep  the same, append-only: freed entries stay (see README)
 //   JITALLOC_GDB_JIT=1      GDB JIT interface registration
+//   JITALLOC_JITDUMP=1      perf jitdump (jit-PID.dump in JITALLOC_JITDUMP_DIR or /tmp)
 #pragma once
 
 #include <cstddef>
@@ -61,7 +62,7 @@ struct ArenaStep {
 // Returns commit's result.
 int observe_free(jit_arena *a, const void *code, const ArenaStep &commit);
 
-// Observer flags (JIT_ARENA_PERF_MAP / JIT_ARENA_GDB_JIT) requested by the environment.
+// Observer flags (JIT_ARENA_PERF_MAP / _GDB_JIT / _JITDUMP) requested by the environment.
 unsigned observe_env_flags();
 // The arena is being destroyed: drop every record of its allocations.
 void observe_arena_destroyed(jit_arena *a);

@@ -20,6 +20,7 @@ struct Record {
     unsigned flags = 0;             // the arena's observer flags (JIT_ARENA_PERF_MAP, ...)
     bool written = false;           // its code exists and was announced to the observers
     bool in_perf_map = false;
+    bool in_jitdump = false;        // a load record of its code is in the jitdump
     jit_code_entry *gdb = nullptr;  // its GDB symbol file (JIT_ARENA_GDB_JIT)
     bool gdb_linked = false;        // gdb is in GDB's list now
 };
