@@ -97,18 +97,26 @@ build_kernel() {	# $1 = build dir name, $2 = on|off
 build_initramfs() {	# $1 = build dir name; writes $BOOT_OUT/$1.cpio.gz
 	local b=$KCACHE/$1 d=$BOOT_OUT/initramfs-$1 mods=$BOOT_OUT/mods-$1 i src
 	src=$(kernel_src "$1")
-	rm -rf "$d" "$mods"
-	mkdir -p "$d/bin" "$d/lib/modules" "$d/proc" "$d/sys" "$d/dev" "$mods"
+	rm -rf "$d" "$mods.new"
+	mkdir -p "$d/bin" "$d/lib/modules" "$d/proc" "$d/sys" "$d/dev" "$mods" "$mods.new"
 	# NR_MODS copies of one small module, under different names; frag.ko
-	# with the series' fragmenting code (in every kernel, stock too)
-	cp "$HERE/boot/mods/frag.c" "$mods/frag.c"
-	from_patch '^a/mm/execmem_jitalloc_frag[.]h$' "$mods" "$HERE"/patches/*.patch ||
+	# with the series' fragmenting code (in every kernel, stock too).
+	# Written to $mods.new first, and only changed files are replaced in
+	# $mods, so a later run rebuilds only what changed.
+	cp "$HERE/boot/mods/frag.c" "$mods.new/frag.c"
+	from_patch '^a/mm/execmem_jitalloc_frag[.]h$' "$mods.new" "$HERE"/patches/*.patch ||
 		return 1
-	echo "obj-m += frag.o" > "$mods/Kbuild"
+	echo "obj-m += frag.o" > "$mods.new/Kbuild"
 	for i in $(seq -w 1 $NR_MODS); do
-		sed "s/jm_/jm${i}_/g" "$HERE/boot/mods/jm.c" > "$mods/jm$i.c"
-		echo "obj-m += jm$i.o" >> "$mods/Kbuild"
+		sed "s/jm_/jm${i}_/g" "$HERE/boot/mods/jm.c" > "$mods.new/jm$i.c"
+		echo "obj-m += jm$i.o" >> "$mods.new/Kbuild"
 	done
+	( cd "$mods.new" && find . -type f ) | while read -r i; do
+		cmp -s "$mods.new/$i" "$mods/$i" && continue
+		mkdir -p "$(dirname "$mods/$i")"
+		cp "$mods.new/$i" "$mods/$i"
+	done
+	rm -rf "$mods.new"
 	make -s -C "$src" O="$b" ARCH=x86_64 M="$mods" -j"$JOBS" modules \
 		> "$mods/build.log" 2>&1 || { tail -20 "$mods/build.log"; return 1; }
 	cp "$mods"/jm*.ko "$mods/frag.ko" "$d/lib/modules/"
