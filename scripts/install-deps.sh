@@ -13,6 +13,7 @@ PACKAGES=(
   linux-perf                             # perf jitdump test (perf record / inject / annotate)
   clang libclang-rt-14-dev               # libFuzzer harness
   llvm-16-dev clang-16 libzstd-dev       # jitalloc-orc, jitalloc-lli, the orc tests
+  g++-aarch64-linux-gnu qemu-system-arm cpio  # tests/arm64/run.sh (arm64 packages: there)
 )
 [ $# -gt 0 ] && PACKAGES+=("$@")
 

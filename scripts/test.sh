@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test: the library suites in a plain build, under ASan+UBSan and under TSan,
+# the library cross-built for AArch64 and run in qemu-system-aarch64 (tests/arm64/run.sh),
 # then the kernel port's tests (kernel-port/test.sh). Prints "N passed, M failed" last
 # and exits non-zero if anything failed.
+#   JITALLOC_SKIP_ARM64=1    skip the arm64 part (Debian's arm64 kernel and packages are
+#                            kept in JITALLOC_ARM64_CACHE, default /var/cache/jitalloc-arm64)
 #   JITALLOC_SKIP_KERNEL=1   skip the kernel port
 #   JITALLOC_SKIP_SANITIZERS=1  only the plain build
 set -uo pipefail
@@ -52,19 +55,31 @@ if [ "${JITALLOC_SKIP_SANITIZERS:-0}" != 1 ]; then
     -DJITALLOC_BUILD_BENCH=OFF -DJITALLOC_BUILD_EXAMPLES=OFF -DJITALLOC_BUILD_ORC=OFF
 fi
 
+# run_part NAME SCRIPT: runs a part that ends with "NAME: N passed, M failed ..." and adds
+# its counts; a part that fails without counting a failed test (or without its line)
+# counts one.
+run_part() {
+  local name=$1 script=$2 log status line f=0
+  log="$root/build-$name-test.log"
+  echo "=== ${script#"$root"/}"
+  "$script" 2>&1 | tee "$log"
+  status=${PIPESTATUS[0]}
+  line=$(grep -E "^$name: [0-9]+ passed, [0-9]+ failed" "$log" | tail -n 1)
+  if [ -n "$line" ]; then
+    passed=$((passed + $(sed -E "s/^$name: ([0-9]+) passed.*/\\1/" <<<"$line")))
+    f=$(sed -E 's/^[^,]*, ([0-9]+) failed.*/\1/' <<<"$line")
+    failed=$((failed + f))
+  fi
+  if [ "$status" -ne 0 ] && [ "$f" = 0 ]; then
+    failed=$((failed + 1))
+  fi
+}
+
+if [ "${JITALLOC_SKIP_ARM64:-0}" != 1 ]; then
+  run_part arm64 "$root/tests/arm64/run.sh"
+fi
 if [ "${JITALLOC_SKIP_KERNEL:-0}" != 1 ] && [ -x "$root/kernel-port/test.sh" ]; then
-  echo "=== kernel-port/test.sh"
-  klog="$root/build-kernel-test.log"
-  "$root/kernel-port/test.sh" 2>&1 | tee "$klog"
-  kstatus=${PIPESTATUS[0]}
-  kline=$(grep -E "^[A-Za-z-]*:? ?[0-9]+ passed, [0-9]+ failed" "$klog" | tail -n 1)
-  if [ -n "$kline" ]; then
-    passed=$((passed + $(sed -E 's/.*([^0-9]|^)([0-9]+) passed.*/\2/' <<<"$kline")))
-    failed=$((failed + $(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$kline")))
-  fi
-  if [ "$kstatus" -ne 0 ] && [ "$(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"${kline:-x 1 failed}")" = 0 ]; then
-    failed=$((failed + 1))  # the script failed without counting a failed test
-  fi
+  run_part kernel-port "$root/kernel-port/test.sh"
 fi
 
 echo "${passed} passed, ${failed} failed"

@@ -20,6 +20,8 @@ constexpr size_t kRetImmLen = 6, kAddImmLen = 7;
 constexpr size_t kRetImmOff = 1;
 constexpr size_t kAddImmOff = 2;
 constexpr uint8_t kPadByte[1] = {0x90};  // nop
+// ret_imm_code(imm) for 0 <= imm < 256 as a braced list (for APIs and arrays taking one).
+#define JT_RET_IMM_BRACED(imm) {0xb8, imm, 0, 0, 0, 0xc3}
 
 // `mov eax, imm32; ret`
 inline std::vector<uint8_t> ret_imm_code(int32_t imm) {
@@ -38,6 +40,8 @@ constexpr size_t kRetImmLen = 12, kAddImmLen = 16;
 constexpr size_t kRetImmOff = 8;
 constexpr size_t kAddImmOff = 12;
 constexpr uint8_t kPadByte[4] = {0x1f, 0x20, 0x03, 0xd5};  // nop
+// ret_imm_code(imm) for 0 <= imm < 256 as a braced list (for APIs and arrays taking one).
+#define JT_RET_IMM_BRACED(imm) {0x40, 0, 0, 0x18, 0xc0, 0x03, 0x5f, 0xd6, imm, 0, 0, 0}
 
 // `ldr w0, imm; ret; imm: .word imm32`
 inline std::vector<uint8_t> ret_imm_code(int32_t imm) {

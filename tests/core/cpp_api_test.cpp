@@ -5,6 +5,7 @@
 #include "helpers.h"
 
 #include <array>
+#include <cstring>
 #include <string_view>
 
 using namespace jt;
@@ -273,18 +274,20 @@ TEST(CppApiDeathTest, ValueOfAnErrorTerminatesWithAMessage) {
 TEST(CppApi, LoadsAndUpdatesByteContainers) {
     auto arena = ja::Arena::create();
     ASSERT_TRUE(arena);
-    std::array<uint8_t, 6> arr{0xb8, 1, 0, 0, 0, 0xc3};
-    std::vector<unsigned char> vec{0xb8, 2, 0, 0, 0, 0xc3};
-    const unsigned char carr[] = {0xb8, 3, 0, 0, 0, 0xc3};
-    std::array<std::byte, 6> bytes{std::byte{0xb8}, std::byte{4}, std::byte{0}, std::byte{0},
-                                   std::byte{0}, std::byte{0xc3}};
-    std::string_view sv("\xb8\x05\x00\x00\x00\xc3", 6);
+    std::array<uint8_t, kRetImmLen> arr;
+    std::memcpy(arr.data(), ret_imm(1).data(), kRetImmLen);
+    std::vector<unsigned char> vec = ret_imm(2);
+    const unsigned char carr[] = JT_RET_IMM_BRACED(3);
+    std::array<std::byte, kRetImmLen> bytes;
+    std::memcpy(bytes.data(), ret_imm(4).data(), kRetImmLen);
+    const auto five = ret_imm(5);
+    std::string_view sv(reinterpret_cast<const char *>(five.data()), five.size());
     auto c1 = arena->load(arr, "from_array");
     auto c2 = arena->load(vec);
     auto c3 = arena->load(carr);
     auto c4 = arena->load(bytes);
     auto c5 = arena->load(sv);
-    auto c6 = arena->load({0xb8, 6, 0, 0, 0, 0xc3});
+    auto c6 = arena->load(JT_RET_IMM_BRACED(6));
     ja::Code *all[] = {&*c1, &*c2, &*c3, &*c4, &*c5, &*c6};
     for (int i = 0; i < 6; i++) {
         ASSERT_TRUE(*all[i]) << i;

@@ -31,6 +31,11 @@
 
 namespace jt {
 
+// membarrier SYNC_CORE calls one write of fresh code adds in a multi-threaded process:
+// none on x86-64, one on arm64, where the architecture asks for context synchronisation
+// before other CPUs run new instructions (src/arch/, kFreshCodeNeedsCpuSync).
+inline constexpr unsigned kFreshCodeSerialises = jitalloc::arch::kFreshCodeNeedsCpuSync ? 1 : 0;
+
 constexpr size_t KiB = 1024;
 constexpr size_t MiB = 1024 * 1024;
 constexpr size_t kChunk = 2 * MiB;

@@ -73,7 +73,7 @@ TEST(Window, AnywhereIsAllOfUserSpace) {
     EXPECT_EQ(w.placement, JIT_PLACE_ANYWHERE);
     EXPECT_EQ(w.center, 0u);
     EXPECT_EQ(w.lo, 2 * MiB);
-    EXPECT_EQ(w.hi, uintptr_t{1} << 47);
+    EXPECT_EQ(w.hi, uintptr_t{1} << jitalloc::arch::kUserAddressBits);
     EXPECT_EQ(jit_arena_reaches(a, reinterpret_cast<const void *>(&jit_alloc)), 0);
 }
 
@@ -100,20 +100,22 @@ jit_arena_options near_all(const void *const *targets, size_t n, size_t range = 
     return o;
 }
 
-// Three targets up to 1.5 GiB apart: every code and data byte lies within the range of
-// each of them, and direct calls reach them all.
+// Three targets up to 1.5 GiB apart (48 MiB where the default range is arm64's 96 MiB):
+// every code and data byte lies within the range of each of them, and direct calls reach
+// them all.
 TEST(Window, NearSeveralAddressesKeepsEveryByteNearEach) {
     const uintptr_t base = addr(reinterpret_cast<const void *>(&jit_alloc));
+    const uintptr_t step = JIT_DEFAULT_NEAR_RANGE > GiB ? GiB : 32 * MiB;
     const void *targets[] = {reinterpret_cast<const void *>(base),
-                             reinterpret_cast<const void *>(base + GiB),
-                             reinterpret_cast<const void *>(base - GiB / 2)};
+                             reinterpret_cast<const void *>(base + step),
+                             reinterpret_cast<const void *>(base - step / 2)};
     auto o = near_all(targets, 3);
     ArenaHolder a(o);
     ASSERT_NE(a.get(), nullptr) << strerror(a.error());
     auto w = window_of(a);
     EXPECT_EQ(w.placement, JIT_PLACE_NEAR_ADDRESSES);
-    EXPECT_EQ(w.lo, base + GiB - JIT_DEFAULT_NEAR_RANGE);
-    EXPECT_EQ(w.hi, base - GiB / 2 + JIT_DEFAULT_NEAR_RANGE);
+    EXPECT_EQ(w.lo, base + step - JIT_DEFAULT_NEAR_RANGE);
+    EXPECT_EQ(w.hi, base - step / 2 + JIT_DEFAULT_NEAR_RANGE);
     auto allocs = one_of_each(a);
     void *data = jit_arena_map_near(a, 8192, PROT_READ);
     ASSERT_NE(data, nullptr);

@@ -22,7 +22,8 @@
 namespace {
 
 constexpr unsigned kScenarioSeconds = 30;
-const uint8_t kRet42[6] = {0xB8, 0x2A, 0, 0, 0, 0xC3};  // mov eax, 42 ; ret
+using proc::kRet42;
+using proc::kRetImm;
 
 // State the handlers work on (set up by the scenario before it forks).
 struct Target {
@@ -45,14 +46,14 @@ Results g_results;
 
 unsigned works(uint8_t imm) {
     unsigned bad = 0;
-    void *q = jit_arena_alloc(g_target.arena, kRet42, sizeof kRet42);
+    void *q = jit_arena_alloc(g_target.arena, kRet42.data(), kRet42.size());
     if (!q)
         bad |= 1;
     else if (jit_free(q) != 0)
         bad |= 2;
-    if (jit_update(g_target.live + 1, &imm, 1) != 0 || g_target.live[1] != imm)
+    if (jit_update(g_target.live + kRetImm, &imm, 1) != 0 || g_target.live[kRetImm] != imm)
         bad |= 4;
-    void *d = jit_alloc(kRet42, sizeof kRet42);  // the default arena, created if need be
+    void *d = jit_alloc(kRet42.data(), kRet42.size());  // the default arena, created if need be
     if (!d || jit_free(d) != 0)
         bad |= 8;
     if (jit_size(g_target.live) == 0)
@@ -95,19 +96,19 @@ void after_child() {
 unsigned refused() {
     unsigned bad = 0;
     auto edeadlk = [](bool failed) { return failed && errno == EDEADLK; };
-    uint8_t before = g_target.live[1];
+    uint8_t before = g_target.live[kRetImm];
     uint8_t imm = static_cast<uint8_t>(before + 1);
     errno = 0;
-    if (!edeadlk(jit_update(g_target.live + 1, &imm, 1) != 0) || g_target.live[1] != before)
+    if (!edeadlk(jit_update(g_target.live + kRetImm, &imm, 1) != 0) || g_target.live[kRetImm] != before)
         bad |= 1;
     errno = 0;
     if (!edeadlk(jit_free(g_target.live) != 0))
         bad |= 2;
     errno = 0;
-    if (!edeadlk(jit_arena_alloc(g_target.arena, kRet42, sizeof kRet42) == nullptr))
+    if (!edeadlk(jit_arena_alloc(g_target.arena, kRet42.data(), kRet42.size()) == nullptr))
         bad |= 4;
     errno = 0;
-    if (!edeadlk(jit_alloc(kRet42, sizeof kRet42) == nullptr))
+    if (!edeadlk(jit_alloc(kRet42.data(), kRet42.size()) == nullptr))
         bad |= 8;
     errno = 0;
     if (!edeadlk(jit_arena_create(nullptr) == nullptr))
@@ -140,7 +141,7 @@ unsigned refused() {
         bad |= 4096;
     jit_batch *b = jit_batch_create(g_target.arena);
     errno = 0;
-    if (!b || !edeadlk(jit_batch_alloc(b, kRet42, sizeof kRet42, nullptr) == nullptr))
+    if (!b || !edeadlk(jit_batch_alloc(b, kRet42.data(), kRet42.size(), nullptr) == nullptr))
         bad |= 8192;
     jit_batch_destroy(b);
     return bad;
@@ -175,8 +176,8 @@ int set_up_target() {
     g_target.arena = rel::make_arena(JIT_WRITER_PROC_MEM, JIT_PLACE_NEAR_LIBRARY,
                                      JIT_ARENA_IGNORE_ENV, JIT_DEFAULT_RETAIN_BYTES);
     PREQ(g_target.arena != nullptr);
-    g_target.live = static_cast<uint8_t *>(jit_arena_alloc(g_target.arena, kRet42, sizeof kRet42));
-    g_target.to_free = static_cast<uint8_t *>(jit_arena_alloc(g_target.arena, kRet42, sizeof kRet42));
+    g_target.live = static_cast<uint8_t *>(jit_arena_alloc(g_target.arena, kRet42.data(), kRet42.size()));
+    g_target.to_free = static_cast<uint8_t *>(jit_arena_alloc(g_target.arena, kRet42.data(), kRet42.size()));
     g_target.spare = jit_arena_create(nullptr);
     PREQ(g_target.live && g_target.to_free && g_target.spare);
     return 0;
@@ -190,7 +191,7 @@ int fork_and_check(bool expect_live_freed) {
             std::fprintf(stderr, "child handler: checks failed, mask %#x\n", g_results.child);
         PREQ(g_results.child == 0);
         // the library works in the child after the handlers
-        void *q = jit_arena_alloc(g_target.arena, kRet42, sizeof kRet42);
+        void *q = jit_arena_alloc(g_target.arena, kRet42.data(), kRet42.size());
         PREQ(q && jit_free(q) == 0);
         PREQ(rel::check(g_target.arena).empty());
         return 0;

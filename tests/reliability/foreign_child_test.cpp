@@ -18,6 +18,7 @@ namespace {
 
 using proc::call;
 using proc::kRet42;
+using proc::kRetImm;
 
 
 using Case = proc::WriterCase;
@@ -28,7 +29,7 @@ int in_foreign_child(const std::vector<Case> &cases) {
         jit_writer w = c.w;
         uint8_t seven = 7;
         errno = 0;
-        int rc = jit_update(c.fn + 1, &seven, 1);
+        int rc = jit_update(c.fn + kRetImm, &seven, 1);
         if (w == JIT_WRITER_PROC_MEM || w == JIT_WRITER_MPROTECT) {
             if (rc != 0 || call(c.fn) != 7)
                 return 20 + static_cast<int>(w);  // the child's own code changes
@@ -41,9 +42,9 @@ int in_foreign_child(const std::vector<Case> &cases) {
         jit_arena *a = rel::make_arena(w);
         if (!a)
             return 40 + static_cast<int>(w);
-        auto *p = static_cast<uint8_t *>(jit_arena_alloc(a, kRet42, sizeof kRet42));
+        auto *p = static_cast<uint8_t *>(jit_arena_alloc(a, kRet42.data(), kRet42.size()));
         uint8_t nine = 9;
-        if (!p || jit_update(p + 1, &nine, 1) != 0 || call(p) != 9 || jit_free(p) != 0)
+        if (!p || jit_update(p + kRetImm, &nine, 1) != 0 || call(p) != 9 || jit_free(p) != 0)
             return 50 + static_cast<int>(w);
         if (jit_arena_destroy(a) != 0)
             return 60 + static_cast<int>(w);
@@ -70,7 +71,7 @@ int run(const std::function<pid_t()> &spawn) {
     for (const Case &c : cases) {
         PREQ(call(c.fn) == 42);  // nothing the child did reached the parent
         uint8_t eight = 8;
-        PREQ(jit_update(c.fn + 1, &eight, 1) == 0 && call(c.fn) == 8);  // parent unaffected
+        PREQ(jit_update(c.fn + kRetImm, &eight, 1) == 0 && call(c.fn) == 8);  // parent unaffected
         PREQ(jit_free(c.fn) == 0);
         PREQ(rel::check(c.a).empty());
         PREQ(jit_arena_destroy(c.a) == 0);

@@ -25,6 +25,7 @@ namespace {
 
 using proc::call;
 using proc::kRet42;
+using proc::kRetImm;
 const char kVictimBytes[] = "the program's own file";
 
 
@@ -72,7 +73,7 @@ int check_after(std::vector<Case> &cases, Victims &victims) {
     for (const Case &c : cases) {
         uint8_t seven = 7;
         errno = 0;
-        int rc = jit_update(c.fn + 1, &seven, 1);
+        int rc = jit_update(c.fn + kRetImm, &seven, 1);
         PREQ(victims.intact() == 0);
         if (c.w == JIT_WRITER_MEMFD || c.w == JIT_WRITER_TEMP_ALIAS) {
             PREQ(rc != 0 && errno == EBADF);  // the memfd is gone: refused
@@ -85,9 +86,9 @@ int check_after(std::vector<Case> &cases, Victims &victims) {
     for (jit_writer w : rel::kWriters) {
         jit_arena *a = rel::make_arena(w);
         PREQ(a != nullptr);
-        auto *p = static_cast<uint8_t *>(jit_arena_alloc(a, kRet42, sizeof kRet42));
+        auto *p = static_cast<uint8_t *>(jit_arena_alloc(a, kRet42.data(), kRet42.size()));
         uint8_t nine = 9;
-        PREQ(p && jit_update(p + 1, &nine, 1) == 0 && call(p) == 9 && jit_free(p) == 0);
+        PREQ(p && jit_update(p + kRetImm, &nine, 1) == 0 && call(p) == 9 && jit_free(p) == 0);
         PREQ(jit_arena_destroy(a) == 0);
         PREQ(victims.intact() == 0);
     }
@@ -122,7 +123,7 @@ TEST(ForeignDescriptors, TheProgramsFilesAtTheLibrarysNumbers) {
         for (jit_writer w : {JIT_WRITER_TEMP_ALIAS, JIT_WRITER_PERSISTENT_ALIAS}) {
             jit_arena *a = rel::make_arena(w);
             PREQ(a != nullptr);
-            auto *fn = static_cast<uint8_t *>(jit_arena_alloc(a, kRet42, sizeof kRet42));
+            auto *fn = static_cast<uint8_t *>(jit_arena_alloc(a, kRet42.data(), kRet42.size()));
             PREQ(fn != nullptr);
             cases.push_back({w, a, fn});
         }
@@ -138,7 +139,7 @@ TEST(ForeignDescriptors, TheProgramsFilesAtTheLibrarysNumbers) {
         for (const Case &c : cases) {
             uint8_t seven = 7;
             errno = 0;
-            int rc = jit_update(c.fn + 1, &seven, 1);
+            int rc = jit_update(c.fn + kRetImm, &seven, 1);
             PREQ(victims.intact() == 0);
             if (c.w == JIT_WRITER_TEMP_ALIAS)
                 PREQ(rc != 0 && errno == EBADF && call(c.fn) == 42);

@@ -15,6 +15,7 @@ namespace {
 
 using proc::call;
 using proc::kRet42;
+using proc::kRetImm;
 
 struct Alloc {
     uint8_t *p;
@@ -63,7 +64,7 @@ int fork_without_copy(jit_writer w) {
         PREQ(jit_update(p, A.data(), k) == 0);
         allocs.push_back({p, k});
     }
-    auto *fn = static_cast<uint8_t *>(jit_arena_alloc(a, kRet42, sizeof kRet42));
+    auto *fn = static_cast<uint8_t *>(jit_arena_alloc(a, kRet42.data(), kRet42.size()));
     PREQ(fn != nullptr);
     std::set<unsigned long> parents;  // the parent's memfds
     for (const Alloc &x : allocs)
@@ -95,7 +96,7 @@ int fork_without_copy(jit_writer w) {
                 bad = 12;  // the snapshot runs
             uint8_t seven = 7;
             errno = 0;
-            if (!bad && (jit_update(fn + 1, &seven, 1) == 0 || errno != EIO || fn[1] != 0x2A))
+            if (!bad && (jit_update(fn + kRetImm, &seven, 1) == 0 || errno != EIO || fn[kRetImm] != 0x2A))
                 bad = 13;  // no writer for a snapshot: EIO, nothing changed
             if (!bad && !rel::find_wx().empty())
                 bad = 14;

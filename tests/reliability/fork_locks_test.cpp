@@ -36,20 +36,17 @@ void watch_parent() {
         g_watch->returned();
 }
 
-const uint8_t kRet42[6] = {0xB8, 0x2A, 0, 0, 0, 0xC3};  // mov eax, 42 ; ret
+using proc::kRet42;
+using proc::kRetImm;
 
 // alloc + call + update + free in a; 0 or the failed line.
 int round_trip(jit_arena *a) {
-    auto *p = static_cast<uint8_t *>(a ? jit_arena_alloc(a, kRet42, sizeof kRet42) : jit_alloc(kRet42, sizeof kRet42));
+    auto *p = static_cast<uint8_t *>(a ? jit_arena_alloc(a, kRet42.data(), kRet42.size()) : jit_alloc(kRet42.data(), kRet42.size()));
     PREQ(p != nullptr);
-#if defined(__x86_64__)
-    PREQ(reinterpret_cast<int (*)()>(p)() == 42);
-#endif
+    PREQ(proc::call(p) == 42);
     uint8_t seven = 7;
-    PREQ(jit_update(p + 1, &seven, 1) == 0);
-#if defined(__x86_64__)
-    PREQ(reinterpret_cast<int (*)()>(p)() == 7);
-#endif
+    PREQ(jit_update(p + kRetImm, &seven, 1) == 0);
+    PREQ(proc::call(p) == 7);
     PREQ(jit_free(p) == 0);
     return 0;
 }
@@ -144,7 +141,7 @@ TEST(ForkLocks, MprotectProbeInAnotherThread) {
     run([] {
         jit_arena *m = arena(JIT_WRITER_MPROTECT);
         PREQ(m != nullptr);
-        auto *p = static_cast<uint8_t *>(jit_arena_alloc(m, kRet42, sizeof kRet42));
+        auto *p = static_cast<uint8_t *>(jit_arena_alloc(m, kRet42.data(), kRet42.size()));
         PREQ(p != nullptr);
         return fork_while_held(
             SYS_mprotect, {{2, PROT_READ | PROT_WRITE}},
@@ -166,7 +163,7 @@ TEST(ForkLocks, PerfMapArenaBeingDestroyed) {
         jit_arena *observed = arena(JIT_WRITER_PROC_MEM, JIT_ARENA_PERF_MAP);
         PREQ(doomed && observed);
         for (int i = 0; i < 3; i++)
-            PREQ(jit_arena_alloc_named(doomed, kRet42, sizeof kRet42, "doomed") != nullptr);
+            PREQ(jit_arena_alloc_named(doomed, kRet42.data(), kRet42.size(), "doomed") != nullptr);
         int rc = fork_while_held(
             SYS_openat, {{2, O_CREAT, O_CREAT}}, [doomed] { (void)jit_arena_destroy(doomed); },
             [observed] {

@@ -5,6 +5,7 @@
 //  - a seccomp filter refusing pwrite64 / pwritev / pwritev2 for real (EPERM).
 // Each case runs in a forked child; exit status 0 ok, else the line of the failed check.
 #include "process_common.h"
+#include "../common/trap_fill.h"
 
 #include "os/os.h"
 
@@ -46,18 +47,15 @@ int exercise(jit_arena *a) {
     for (size_t n : sizes) {
         auto *p = static_cast<uint8_t *>(jit_arena_alloc(a, nullptr, n));
         PREQ(p != nullptr);
-        PREQ(rel::all_bytes(p, n, 0xCC));
+        PREQ(jt_traps::all_traps(p, n));
         size_t k = std::min(n, A.size());
         PREQ(jit_update(p, A.data(), k) == 0);
         PREQ(std::memcmp(p, A.data(), k) == 0);
         allocs.push_back({p, k});
     }
-#if defined(__x86_64__)
-    const uint8_t ret42[6] = {0xB8, 0x2A, 0, 0, 0, 0xC3};
-    void *fn = jit_arena_alloc(a, ret42, sizeof ret42);
-    PREQ(fn && reinterpret_cast<int (*)()>(fn)() == 42);
+    auto *fn = static_cast<uint8_t *>(jit_arena_alloc(a, proc::kRet42.data(), proc::kRet42.size()));
+    PREQ(fn && proc::call(fn) == 42);
     PREQ(jit_free(fn) == 0);
-#endif
     int to_child[2];
     PREQ(pipe(to_child) == 0);
     std::fflush(nullptr);

@@ -17,7 +17,7 @@
 namespace {
 
 constexpr size_t k2M = size_t{2} << 20;
-constexpr uintptr_t kUserTop = uintptr_t{1} << 47;
+constexpr uintptr_t kUserTop = uintptr_t{1} << jitalloc::arch::kUserAddressBits;
 
 struct BadOption {
     const char *what;

@@ -10,6 +10,7 @@
 #pragma once
 
 #include "rel_common.h"
+#include "../common/host_code.h"
 
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -39,14 +40,13 @@ namespace proc {
 
 constexpr int kHung = 128 + SIGALRM;
 
-// A function returning 42 (x86-64), and a way to run it (elsewhere: its immediate byte).
-inline constexpr uint8_t kRet42[6] = {0xB8, 0x2A, 0, 0, 0, 0xC3};  // mov eax, 42 ; ret
+// A function returning 42 in the host's instruction set (tests/common/host_code.h); the
+// result is the low byte of the little-endian word at kRetImm, so writing one byte there
+// changes it. call() runs such a function.
+inline const std::vector<uint8_t> kRet42 = jt_code::ret_imm(42);
+inline constexpr size_t kRetImm = jt_code::kRetImmOff;
 inline int call(const uint8_t *p) {
-#if defined(__x86_64__)
     return reinterpret_cast<int (*)()>(const_cast<uint8_t *>(p))();
-#else
-    return p[1];
-#endif
 }
 
 // Runs fn in a forked child that is killed by SIGALRM after `seconds`: returns fn's
@@ -81,10 +81,10 @@ inline int cases_of_every_writer(std::vector<WriterCase> &cases) {
     for (jit_writer w : rel::kWriters) {
         jit_arena *a = rel::make_arena(w);
         PREQ(a != nullptr);
-        auto *fn = static_cast<uint8_t *>(jit_arena_alloc(a, kRet42, sizeof kRet42));
+        auto *fn = static_cast<uint8_t *>(jit_arena_alloc(a, kRet42.data(), kRet42.size()));
         PREQ(fn != nullptr);
         uint8_t v = 42;
-        PREQ(jit_update(fn + 1, &v, 1) == 0);
+        PREQ(jit_update(fn + kRetImm, &v, 1) == 0);
         cases.push_back({w, a, fn});
     }
     return 0;
