@@ -247,7 +247,7 @@ write_results() {	# boot section of RESULTS.md, see test.sh
 		echo "## 2. Boot-level measurement on a fragmented guest (test.sh --full)"
 		echo
 		echo "Kernel config kernel-port/boot/config (olddefconfig), qemu-system-x86_64"
-		echo "(TCG, \`-cpu qemu64,+pdpe1gb\`: the direct map starts with two 1 GiB pages),"
+		echo "(TCG, \`-cpu qemu64,+pdpe1gb\`: the direct map has one 1 GiB page, [1G, 2G)),"
 		echo "2 CPUs, 3 GiB RAM, busybox initramfs.  After the functional checks the guest"
 		echo "is made to look like a long-running host: boot/mods/frag.c takes order-0"
 		echo "pages until 384 MiB are left free and frees every other one in random"
