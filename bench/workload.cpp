@@ -8,6 +8,14 @@
 
 namespace bench {
 
+jit_arena *proc_mem_arena() {
+    jit_arena_options o;
+    jit_arena_options_init(&o);
+    o.writer = JIT_WRITER_PROC_MEM;
+    o.flags |= JIT_ARENA_IGNORE_ENV;
+    return jit_arena_create(&o);
+}
+
 const uint8_t *make_function(size_t len, int32_t imm) {
     static thread_local std::vector<uint8_t> buf;
     if (buf.size() < len) {

@@ -2,12 +2,18 @@
 // /proc/self/smaps says about code memory.
 #pragma once
 
+#include <jitalloc/jitalloc.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <random>
 #include <vector>
 
 namespace bench {
+
+// A private arena with the proc_mem writer (the default's) that ignores JITALLOC_*
+// environment flags; nullptr if it cannot be created.
+jit_arena *proc_mem_arena();
 
 using Fn = int (*)(int);
 

@@ -206,6 +206,69 @@ int jit_update(void *dst, const void *src, size_t len);
 /* Same, but dst must belong to arena (EINVAL otherwise). */
 int jit_arena_update(jit_arena *arena, void *dst, const void *src, size_t len);
 
+/* ---- Live patching: replace an instruction while other threads execute it ----
+ *
+ * jit_patch writes len bytes at dst like jit_update, but with the breakpoint protocol
+ * of the Linux kernel's text_poke_bp(), so threads may run the code meanwhile: an int3
+ * goes on the first byte, every CPU is serialised (membarrier SYNC_CORE; not while the
+ * process has a single thread: no other CPU can have fetched the site), the rest of
+ * the bytes are written, every CPU is serialised, the first byte is written, every CPU
+ * is serialised. A thread reaching dst meanwhile executes the complete old bytes, or
+ * the complete new bytes, or traps on the int3; the library's SIGTRAP handler
+ * (installed on first use, chaining to the one before it for every other trap) makes
+ * such a thread wait until the patch is complete and then re-execute dst. Each write
+ * goes through the arena's writer, so strict W^X holds.
+ * jit_patch_batch patches n sites with three serialisations in total
+ * (text_poke_bp_batch); each step's writes are one batch (jit_batch_*): the sites of one
+ * allocation up to 4 KiB apart share one kernel write, sites in different allocations
+ * take one write each.
+ * x86-64 only: on arm64 valid input fails with EOPNOTSUPP (what arm64 needs instead, one
+ * aligned 4-byte write of an instruction the architecture lets be swapped under running
+ * CPUs (B, BL, NOP, ...) plus cache maintenance and one sync, is in src/arch/live_patch.h).
+ *
+ * The caller guarantees (none of it can be checked in general):
+ *  - [dst, dst+len) of the old code is one instruction, or several that no thread is
+ *    executing, stopped in or returning into, except at dst (e.g. code not yet
+ *    reachable); the new bytes are whole instructions; execution never continues into
+ *    leftover old bytes (len covers the old instruction, padded with nops if shorter);
+ *  - no jit_update / jit_free of the same allocation runs concurrently (jit_patch
+ *    rewrites the bytes between the sites of one allocation with their current values);
+ *  - threads that may run patched code do not block SIGTRAP (a trap while SIGTRAP is
+ *    blocked kills the process, as it would for any int3), and a SIGTRAP handler
+ *    installed after the first jit_patch passes on traps it does not own to the
+ *    handler it replaced (sigaction's old action), as jitalloc's does.
+ * Signals other than synchronous faults are blocked on the calling thread for the
+ * length of the call (a handler running patched code on the patching thread would wait
+ * for itself), and it is not a cancellation point.
+ *
+ * Errors (nothing is changed): EINVAL for a NULL pointer, len 0 or above
+ * JIT_PATCH_MAX_LEN, a range outside one live allocation, sites in different arenas or
+ * overlapping, n == 0; EOPNOTSUPP when live patching cannot be done safely here: the
+ * mprotect writer (the page would not be executable during a write, so other threads
+ * running it would fault), no membarrier SYNC_CORE in the kernel, or an architecture
+ * without a protocol yet; ENOMEM for the batch's bookkeeping; the errno of sigaction
+ * when the handler cannot be installed; the writer's or membarrier's errno (EIO, ...)
+ * when a kernel write or sync fails, after the old bytes were put back with the same
+ * protocol. A patch that changes no byte is a successful no-op. */
+#if defined(__x86_64__)
+#define JIT_PATCH_MAX_LEN 15          /* the longest x86-64 instruction */
+#else
+#define JIT_PATCH_MAX_LEN 4           /* one fixed-size instruction */
+#endif
+
+struct jit_patch_site {
+    void *dst;                        /* first byte to replace (an instruction start) */
+    const void *src;                  /* the new bytes */
+    size_t len;                       /* 1 .. JIT_PATCH_MAX_LEN */
+};
+
+int jit_patch(void *dst, const void *src, size_t len);
+int jit_arena_patch(jit_arena *arena, void *dst, const void *src, size_t len);
+/* All sites in one arena (the arena of sites[0] for jit_patch_batch), not overlapping;
+ * all land or none (a failed batch puts every site's old bytes back). */
+int jit_patch_batch(const struct jit_patch_site *sites, size_t n);
+int jit_arena_patch_batch(jit_arena *arena, const struct jit_patch_site *sites, size_t n);
+
 /* Frees an allocation; p must be a start address from jit_alloc. The memory is refilled
  * with trap instructions before it can be handed out again. */
 int jit_free(void *p);

@@ -189,6 +189,18 @@ public:
         return jit_arena_shrink_alloc(a, p_, len) == 0 ? 0 : errno;
     }
 
+    // Replaces bytes at offset while other threads may run them (jit_patch: the caller's
+    // guarantees are listed in jitalloc.h), through the code's own arena; 0 or an errno
+    // (EINVAL also when the arena is gone). Nothing changes on error.
+    int patch(size_t offset, std::span<const std::byte> bytes) const {
+        jit_arena *a = arena();
+        if (!p_ || !a || offset > jit_size(p_))
+            return EINVAL;
+        return jit_arena_patch(a, static_cast<char *>(p_) + offset, bytes.data(), bytes.size()) == 0
+                   ? 0
+                   : errno;
+    }
+
     // Gives up ownership without freeing.
     void *release() {
         arena_id_ = 0;
@@ -280,6 +292,11 @@ public:
         return wrap(jit_arena_alloc_aligned(a_, code.data(), code.size(), align, name));
     }
 
+    // Live-patches many sites of this arena at once (jit_arena_patch_batch); 0 or errno.
+    int patch(std::span<const jit_patch_site> sites) const {
+        return jit_arena_patch_batch(a_, sites.data(), sites.size()) == 0 ? 0 : errno;
+    }
+
     int stats(struct jit_stats &out) const { return jit_arena_stats(a_, &out) == 0 ? 0 : errno; }
     size_t shrink() const { return jit_arena_shrink(a_); }
 
@@ -360,6 +377,10 @@ private:
 
     jit_batch *b_ = nullptr;
 };
+// Live-patches many sites of one arena at once (jit_patch_batch); 0 or an errno.
+inline int patch(std::span<const jit_patch_site> sites) {
+    return jit_patch_batch(sites.data(), sites.size()) == 0 ? 0 : errno;
+}
 
 }  // namespace jitalloc
 

@@ -4,6 +4,7 @@
 
 #include "arena/arena.h"
 #include "batch/batch.h"
+#include "patch/patch.h"
 
 #include <sys/mman.h>
 
@@ -155,6 +156,23 @@ int jit_update(void *dst, const void *src, size_t len) {
 
 int jit_arena_update(jit_arena *a, void *dst, const void *src, size_t len) {
     return ret(a ? a->update(dst, src, len) : EINVAL);
+}
+
+int jit_arena_patch(jit_arena *a, void *dst, const void *src, size_t len) {
+    const jit_patch_site site{dst, src, len};
+    return ret(live_patch(a, &site, 1));
+}
+
+int jit_patch(void *dst, const void *src, size_t len) {
+    return jit_arena_patch(arena_of_ptr(dst), dst, src, len);
+}
+
+int jit_arena_patch_batch(jit_arena *a, const struct jit_patch_site *sites, size_t n) {
+    return ret(live_patch(a, sites, n));
+}
+
+int jit_patch_batch(const struct jit_patch_site *sites, size_t n) {
+    return jit_arena_patch_batch(sites && n ? arena_of_ptr(sites[0].dst) : nullptr, sites, n);
 }
 
 int jit_free(void *p) {

@@ -14,8 +14,7 @@
 #include "observe/observe.h"
 #include "os/os.h"
 #include "report/report.h"
-
-#include <linux/membarrier.h>
+#include "serialise/serialise.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -211,7 +210,7 @@ static int create_arena(const jit_arena_options *user, WriterProbes &probes, jit
     a->observed = a->opts.flags & (JIT_ARENA_PERF_MAP | JIT_ARENA_GDB_JIT | JIT_ARENA_JITDUMP);
     a->lazy_fill = a->opts.flags & JIT_ARENA_LAZY_TRAP_FILL;
     if (!(o.flags & JIT_ARENA_NO_SYNC_CORE))
-        a->sync_core = os::membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE, 0) == 0;
+        a->sync_core = register_sync_core() == 0;
     {
         std::lock_guard<std::mutex> g(g_registry_lock);
         a->id = ++g_last_id;

@@ -156,6 +156,15 @@ int jit_batch::alloc(const void *code, size_t len, const char *name, void **out)
 int jit_batch::update(void *dst, const void *src, size_t len) {
     if (!dst || !src || len == 0 || len > JIT_MAX_ALLOC_SIZE)
         return EINVAL;
+    GateGuard op(arena->gate);
+    if (!op)
+        return EDEADLK;
+    return update_in_gate(dst, src, len);
+}
+
+int jit_batch::update_in_gate(void *dst, const void *src, size_t len) {
+    if (!dst || !src || len == 0 || len > JIT_MAX_ALLOC_SIZE)
+        return EINVAL;
     auto *p = static_cast<uint8_t *>(dst);
     if (Alloc *a = own_alloc(p)) {
         // Inside an allocation of this batch: straight into its staged bytes.
@@ -168,13 +177,8 @@ int jit_batch::update(void *dst, const void *src, size_t len) {
         return 0;
     }
     Located loc;
-    {
-        GateGuard op(arena->gate);
-        if (!op)
-            return EDEADLK;
-        if (!arena->locate(p, false, loc))  // no write_len: marks nothing yet
-            return EINVAL;
-    }
+    if (!arena->locate(p, false, loc))  // no write_len: marks nothing yet
+        return EINVAL;
     if (len > loc.usable - static_cast<size_t>(p - loc.start))
         return EINVAL;
     // Each byte is written at most once per batch: overlapping live updates are refused.
@@ -203,6 +207,21 @@ int jit_batch::commit() {
     GateGuard op(arena->gate);
     if (!op)
         return EDEADLK;
+    const size_t updates = live_.size() + own_updates_;
+    bool replaces_code = false;
+    if (int rc = commit_in_gate(&replaces_code))
+        return rc;
+    arena->total_updates.fetch_add(updates, std::memory_order_relaxed);
+    // One serialisation for the whole batch, and only if code that may have run was
+    // rewritten (on x86-64; see src/serialise for other architectures).
+    after_code_write(replaces_code ? Replaces::live_code : Replaces::unrun, arena->sync_core);
+    return 0;
+}
+
+int jit_batch::commit_in_gate(bool *replaces_code_out) {
+    *replaces_code_out = false;
+    if (runs_.empty())
+        return 0;
     int rc = 0;
     bool replaces_code = false;  // a live update rewrites code that may have run
     // Live updates are checked again: the allocation must still be live, in the chunk
@@ -318,10 +337,7 @@ int jit_batch::commit() {
         for (const LiveWrite &w : live_)
             observe_rewritten(arena, w.alloc_start, true);
     arena->total_allocs.fetch_add(allocs_.size(), std::memory_order_relaxed);
-    arena->total_updates.fetch_add(live_.size() + own_updates_, std::memory_order_relaxed);
-    // One serialisation for the whole batch, and only if code that may have run was
-    // rewritten (on x86-64; see src/serialise for other architectures).
-    after_code_write(replaces_code ? Replaces::live_code : Replaces::unrun, arena->sync_core);
+    *replaces_code_out = replaces_code;
     clear();
     return 0;
 }

@@ -124,6 +124,16 @@ struct jit_batch {
     int commit();
     void abort();
 
+    // src/patch's door. A step of a live-patching protocol is a batch of updates of live
+    // code, made while the caller holds the arena's fork gate for the whole protocol (it
+    // must not enter again: a fork waiting for the caller would wait for itself).
+    // commit_in_gate() is commit() without the final serialisation and without counting
+    // updates in the arena's stats: the protocol serialises after each step itself (and
+    // must know whether that failed) and counts one update per patch. It fails and rolls
+    // back as commit() does. *replaces_code: a write replaced code that may have run.
+    int update_in_gate(void *dst, const void *src, size_t len);
+    int commit_in_gate(bool *replaces_code);
+
 private:
     struct Run {
         jitalloc::Chunk *chunk;

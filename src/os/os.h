@@ -2,7 +2,8 @@
 //
 // Invariants:
 //  - No other file calls mmap, munmap, mprotect, madvise, memfd_create, ftruncate, open,
-//    close, read, pwrite(v), membarrier, mincore, fstat or fcntl directly. One exception, outside the
+//    close, read, pwrite(v), membarrier, mincore, fstat, fcntl, sigaction or process_vm_readv
+//    directly. One exception, outside the
 //    allocator: src/observe writes the perf map (/tmp/perf-PID.map), a profiler's side
 //    file, with plain open/write/rename; it never touches code memory.
 //  - Each function has the system call's contract (result, errno), so callers read like
@@ -10,6 +11,7 @@
 //    allocator logic knowing.
 #pragma once
 
+#include <signal.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
@@ -35,6 +37,8 @@ enum class Call : unsigned {
     mincore,
     fstat,
     fcntl,
+    sigaction,
+    read_memory,
     count
 };
 const char *call_name(Call c);
@@ -61,6 +65,12 @@ int dup_at_least(int fd, int min);
 // Not injected (queries, no resource): RLIMIT_NOFILE's soft limit; getpid().
 long descriptor_limit();
 pid_t getpid();
+// sigaction(2) (src/patch installs its SIGTRAP handler with it).
+int sigaction(int sig, const struct ::sigaction *act, struct ::sigaction *old);
+// Copies len bytes of this process's memory at addr into out without faulting on an
+// unmapped address (process_vm_readv on the calling process): bytes copied, or -1 with
+// errno (EFAULT: not mapped). Async-signal-safe: the SIGTRAP handler reads code with it.
+ssize_t read_memory(void *out, const void *addr, size_t len);
 
 // The kernel's page size (AT_PAGESZ: 4, 16 or 64 KiB on arm64), read once at load. No
 // system call, so no fault injection. Everything that changes protections or mappings

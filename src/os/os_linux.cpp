@@ -55,7 +55,7 @@ const char *call_name(Call c) {
     static const char *const names[] = {"mmap",  "munmap", "mprotect", "madvise",
                                         "memfd_create", "ftruncate", "open", "close",
                                         "read",  "pwrite", "membarrier", "mincore",
-                                        "fstat", "fcntl"};
+                                        "fstat", "fcntl", "sigaction", "read_memory"};
     unsigned i = static_cast<unsigned>(c);
     return i < static_cast<unsigned>(Call::count) ? names[i] : "?";
 }
@@ -172,6 +172,20 @@ long descriptor_limit() {
 }
 
 pid_t getpid() { return ::getpid(); }
+
+int sigaction(int sig, const struct ::sigaction *act, struct ::sigaction *old) {
+    if (inject(Call::sigaction) == Inject::fail)
+        return -1;
+    return ::sigaction(sig, act, old);
+}
+
+ssize_t read_memory(void *out, const void *addr, size_t len) {
+    if (inject(Call::read_memory) == Inject::fail)
+        return -1;
+    struct iovec local = {out, len};
+    struct iovec remote = {const_cast<void *>(addr), len};
+    return ::process_vm_readv(::getpid(), &local, 1, &remote, 1, 0);
+}
 
 void set_fault(const Fault &f) {
     g_fault.armed.store(false, std::memory_order_relaxed);

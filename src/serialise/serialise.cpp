@@ -5,6 +5,8 @@
 
 #include <linux/membarrier.h>
 
+#include <cerrno>
+
 #if __has_include(<sys/single_threaded.h>)
 #include <sys/single_threaded.h>
 #define JITALLOC_HAVE_SINGLE_THREADED 1
@@ -23,10 +25,14 @@ bool process_single_threaded() {
 #endif
 }
 
-void serialise_other_cpus(bool registered) {
+int register_sync_core() {
+    return os::membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE, 0) == 0 ? 0 : errno;
+}
+
+int serialise_other_cpus(bool registered) {
     if (!registered || process_single_threaded())
-        return;
-    (void)os::membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE, 0);
+        return 0;
+    return os::membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE, 0) == 0 ? 0 : errno;
 }
 
 }  // namespace jitalloc

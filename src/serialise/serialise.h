@@ -48,17 +48,22 @@ constexpr bool needs_core_sync(Replaces r) {
 // Without glibc: always false.
 bool process_single_threaded();
 
+// Registers the process for membarrier SYNC_CORE (registration is per process; doing it
+// again is harmless). 0, or the errno (EINVAL / ENOSYS: the kernel cannot do it).
+int register_sync_core();
+
 // Makes every other running thread of the process execute a core-serialising instruction
 // (membarrier SYNC_CORE) before returning; nothing while the process is single-threaded
-// or when the arena could not register for SYNC_CORE (registered == false). A failed
-// membarrier is absorbed (the write itself succeeded). For live patching protocols that
-// need a sync point regardless of what a write replaced.
-void serialise_other_cpus(bool registered);
+// or when the arena could not register for SYNC_CORE (registered == false). 0, or the
+// errno of a failed membarrier. Writers of code absorb a failure (the write itself
+// succeeded); a live-patching protocol (src/patch), whose next step is safe only once
+// this one is, checks it.
+int serialise_other_cpus(bool registered);
 
 // After a successful write that replaced r: serialises the other CPUs if r needs it.
 inline void after_code_write(Replaces r, bool registered) {
     if (needs_core_sync(r))
-        serialise_other_cpus(registered);
+        (void)serialise_other_cpus(registered);
 }
 
 }  // namespace jitalloc

@@ -188,6 +188,8 @@ TEST(CppApi, CodeOutlivingItsArenaTouchesNothing) {
     auto before = snapshot(old, mine[at_old].size());
     EXPECT_EQ(stale.size(), 0u);
     EXPECT_EQ(stale.update(kRetImmOff, std::array<uint8_t, 4>{9, 9, 9, 9}), EINVAL);
+    const auto nine = ret_imm(9);
+    EXPECT_EQ(stale.patch(0, std::as_bytes(std::span(nine))), EINVAL);
     EXPECT_EQ(stale.reset(), EINVAL);
     EXPECT_TRUE(same_bytes(old, before)) << "the stale handle wrote into arena B's code";
     EXPECT_EQ(jit_size(old), mine[at_old].size()) << "the stale handle freed arena B's code";
