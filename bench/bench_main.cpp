@@ -16,9 +16,14 @@
 //   calls/<c>/<n>                    n functions of 64..512 B called in random order
 //   threads/<c>/threads:<1|2>        churn on 1 and 2 threads sharing one allocator
 //   memory/<c>/<workload>            code memory after load_unload and after churn at 50 000
+//   patch/...                        live patching, 64 sites: batch vs single (patch_bench.cpp)
+//   jitruntime/...                   jitalloc::JitRuntime::add on batches vs its previous path
+//                                    and asmjit::JitRuntime (jitruntime_bench.cpp)
 //
 // Extra flag: --bench_quick (fewer sizes, fewer iterations: for bench/run.sh --quick).
 #include "contender.h"
+#include "jitruntime_bench.h"
+#include "patch_bench.h"
 #include "workload.h"
 
 #include <jitalloc/jitalloc.h>
@@ -604,6 +609,8 @@ void register_all() {
         auto *b = benchmark::RegisterBenchmark(("memory/" + n).c_str(), memory, n);
         b->ArgName("after_churn")->Arg(0)->Arg(1)->Iterations(1);
     }
+    register_patch(g_quick);
+    register_jitruntime(g_quick);
 }
 
 }  // namespace

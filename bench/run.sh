@@ -4,6 +4,9 @@
 #
 #   bench/run.sh           full run (more repetitions and iterations)
 #   bench/run.sh --quick   the same workloads, fewer repetitions (< 10 min on 2 cores)
+#   bench/run.sh [--quick] --only GROUP   re-run one group (load_unload, churn, update,
+#                          calls, threads, patch, memory, orc, cold), keep the other groups' JSON and
+#                          machine.json, and rewrite RESULTS.md from them
 #
 # On Debian 12, run as root, it installs what it needs (apt-get update first).
 # Environment: JITALLOC_BENCH_BUILD (build directory, default <repo>/build-bench),
@@ -13,12 +16,15 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$HERE")
 QUICK=0
-for arg in "$@"; do
-  case "$arg" in
+ONLY=
+while (($#)); do
+  case "$1" in
     --quick) QUICK=1 ;;
-    -h|--help) sed -n 2,10p "$0"; exit 0 ;;
-    *) echo "unknown argument: $arg" >&2; exit 2 ;;
+    --only) ONLY=${2:?--only needs a group}; shift ;;
+    -h|--help) sed -n 2,13p "$0"; exit 0 ;;
+    *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
+  shift
 done
 START=$(date +%s)
 
@@ -55,10 +61,10 @@ fi
 # ---- run ----
 OUT=$HERE/results
 mkdir -p "$OUT"
-rm -f "$OUT"/*.json "$OUT"/*.png
+if [[ -z $ONLY ]]; then rm -f "$OUT"/*.json "$OUT"/*.png; fi
 if ((QUICK)); then REPS=${JITALLOC_BENCH_REPS:-3}; MODE=(--bench_quick); else REPS=${JITALLOC_BENCH_REPS:-7}; MODE=(); fi
 
-{
+[[ -n $ONLY ]] || {
   echo "{"
   echo "  \"date\": \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\","
   echo "  \"quick\": $QUICK,"
@@ -76,7 +82,9 @@ if ((QUICK)); then REPS=${JITALLOC_BENCH_REPS:-3}; MODE=(--bench_quick); else RE
   echo "}"
 } > "$OUT/machine.json"
 
+want() { [[ -z $ONLY || $ONLY == "$1" ]]; }  # group
 run_group() {  # name filter
+  want "$1" || return 0
   echo "run.sh: $1"
   "$BIN" "${MODE[@]}" --benchmark_filter="$2" --benchmark_repetitions="$REPS" \
     --benchmark_display_aggregates_only=true \
@@ -90,10 +98,14 @@ run_group reserve_write_free '^reserve_write_free/'
 run_group batch_load '^batch_load/'
 run_group calls '^calls/'
 run_group threads '^threads/'
+run_group patch '^patch/'
+run_group jitruntime '^jitruntime/'
 # Memory is measured once per contender (a counter, not a time): one repetition.
 REPS_SAVED=$REPS; REPS=1; run_group memory '^memory/'; REPS=$REPS_SAVED
 rm -f "$OUT"/*.txt
-if [[ -n $ORC_BIN ]]; then
+if ! want orc; then
+  :
+elif [[ -n $ORC_BIN ]]; then
   echo "run.sh: orc (LLJIT, 1 000 and 10 000 modules per memory manager)"
   if ((QUICK)); then ORC_MODE=(--quick); else ORC_MODE=(); fi
   "$ORC_BIN" "${ORC_MODE[@]}" --out "$OUT/orc.json" \
@@ -104,9 +116,24 @@ fi
 
 # Cold start: fresh processes, 30 per contender in either mode (the median of 30 is the
 # figure asked for; a run takes about 1 s of CPU per 10 processes).
-echo "run.sh: cold start (30 fresh processes per contender)"
-"$BUILD/bench/jitalloc_cold_bench" --runs 30 --out "$OUT/cold_start.json" \
-  --commit "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)" >/dev/null
+if want cold; then
+  echo "run.sh: cold start (30 fresh processes per contender)"
+  "$BUILD/bench/jitalloc_cold_bench" --runs 30 --out "$OUT/cold_start.json" \
+    --commit "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)" >/dev/null
+fi
 
-python3 "$HERE/report.py" "$OUT" "$HERE/RESULTS.md" "$(( $(date +%s) - START ))" "$(cut -d' ' -f1-3 /proc/loadavg)"
+if [[ -z $ONLY ]]; then
+  # Kept with the run, so a later --only run can rewrite the report from the JSON.
+  python3 - "$OUT/machine.json" "$(( $(date +%s) - START ))" "$(cut -d' ' -f1-3 /proc/loadavg)" <<'PY'
+import json, sys
+path, runtime, load_end = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+with open(path) as f:
+    m = json.load(f)
+m["runtime_s"], m["loadavg_end"] = runtime, load_end
+with open(path, "w") as f:
+    json.dump(m, f, indent=2)
+    f.write("\n")
+PY
+fi
+python3 "$HERE/report.py" "$OUT" "$HERE/RESULTS.md"
 echo "run.sh: wrote $HERE/RESULTS.md and $OUT/ in $(( $(date +%s) - START )) s"

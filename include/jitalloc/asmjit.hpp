@@ -18,10 +18,14 @@
 //   kErrorInvalidArgument  release() of something that add() did not return, or a
 //                          jitalloc error other than ENOMEM (errno says which);
 //   any error of CodeHolder::flatten / resolveUnresolvedLinks / relocateToBase.
-// add() reserves trap-filled space with jit_arena_alloc_named(arena, NULL, size, name),
-// relocates the CodeHolder to that address, flattens it into an ordinary buffer and
-// writes it with one jit_update: the code memory is never writable, no RW alias exists
-// (with the default writer) and the code is complete before add() returns.
+// add() is one batch (jit_batch_*): it takes the space with jit_batch_alloc(batch, NULL,
+// size, name) (the address is final, the memory not live yet), relocates the CodeHolder
+// to that address, flattens it into an ordinary buffer, stages it, and commits: every
+// section of the CodeHolder and the trap tail in one kernel write, no cross-CPU
+// serialisation (the memory held only traps), and the function becomes live (jit_size,
+// jit_free, perf map, GDB) only once its code is complete. The code memory is never
+// writable, no RW alias exists (with the default writer), and on any error nothing was
+// published and nothing needs freeing.
 // add(&fn, &code, "name") names the function for perf and GDB (arena flags
 // JIT_ARENA_PERF_MAP / JIT_ARENA_GDB_JIT, see <jitalloc/jitalloc.h>).
 //
@@ -96,11 +100,13 @@ public:
         if (estimated == 0)
             return DebugUtils::errored(kErrorNoCodeGenerated);
         jit_arena *a = arena();
-        void *p = a ? jit_arena_alloc_named(a, nullptr, estimated, name) : nullptr;
-        if (!p)
-            return DebugUtils::errored(errno == ENOMEM || !a ? kErrorOutOfMemory : kErrorInvalidArgument);
-
-        Error err = code->relocateToBase(reinterpret_cast<uintptr_t>(p));
+        jit_batch *batch = a ? jit_batch_create(a) : nullptr;
+        if (!batch)
+            return DebugUtils::errored(kErrorOutOfMemory);
+        void *p = jit_batch_alloc(batch, nullptr, estimated, name);
+        Error err = p ? kErrorOk : batch_error(kErrorInvalidArgument);
+        if (err == kErrorOk)
+            err = code->relocateToBase(reinterpret_cast<uintptr_t>(p));
         size_t size = code->codeSize();
         if (err == kErrorOk && (size == 0 || size > estimated))
             err = DebugUtils::errored(kErrorInvalidState);
@@ -108,18 +114,24 @@ public:
             std::vector<uint8_t> buf;
             buf.resize(size);  // -fno-exceptions callers: bad_alloc terminates, as new does
             err = code->copyFlattenedData(buf.data(), size, CopySectionFlags::kPadTargetBuffer);
-            if (err == kErrorOk && jit_arena_update(a, p, buf.data(), size) != 0)
-                err = DebugUtils::errored(errno == ENOMEM ? kErrorOutOfMemory : kErrorInvalidState);
+            if (err == kErrorOk &&
+                (jit_batch_update(batch, p, buf.data(), size) != 0 || jit_batch_commit(batch) != 0))
+                err = batch_error(kErrorInvalidState);
         }
-        if (err != kErrorOk) {
-            jit_arena_free(a, p);
+        jit_batch_destroy(batch);  // after a failure: gives the memory back, unwritten
+        if (err != kErrorOk)
             return err;
-        }
         *dst = p;
         return kErrorOk;
     }
 
 private:
+    // The asmjit error for a failed jit_batch_* call: out of memory for ENOMEM, else
+    // `other` (taking the memory: invalid argument; writing it: invalid state).
+    static asmjit::Error batch_error(asmjit::Error other) noexcept {
+        return asmjit::DebugUtils::errored(errno == ENOMEM ? asmjit::kErrorOutOfMemory : other);
+    }
+
     jit_arena *arena_;
 };
 

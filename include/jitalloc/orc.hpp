@@ -9,8 +9,9 @@
 // MemoryManager is a llvm::jitlink::JITLinkMemoryManager:
 //  - executable segments come from a jit_arena (slab objects for small ones, page runs
 //    for big ones), reserved trap-filled; JITLink lays the graph out and fixes it up in
-//    ordinary heap memory at the final addresses, and finalize writes each executable
-//    segment with one jitalloc write: code memory is never writable (strict writers:
+//    ordinary heap memory at the final addresses, and finalize commits the executable
+//    segments as one jit_batch (one kernel write per run of adjacent segments; the code is
+//    live only from then on): code memory is never writable (strict writers:
 //    no writable view of it exists at any time);
 //  - read-write segments (data, .bss, eh_frame in LLVM 16) and read-only ones ($__GOT)
 //    come from ordinary memory that the arena maps inside its code window

@@ -2,17 +2,21 @@
 //
 // One graph's life:
 //   allocate  BasicLayout groups the graph's sections into segments by protection and
-//             lifetime. Each executable segment gets a trap-filled arena allocation and a
-//             slice of one zeroed heap buffer as working memory; each read-only segment
-//             a range of the R heap and a slice of the buffer; each read-write segment a
-//             zeroed range of the RW heap, which is its own working memory. JITLink then
-//             copies and fixes up the graph at the final addresses.
-//   finalize  every executable segment is written with one jitalloc write, every R
-//             segment copied in (data_heap.h), then the finalize actions run; the
-//             finalize-lifetime segments are freed, and the record of what is left plus
-//             the dealloc actions becomes the FinalizedAlloc (its address is the record).
+//             lifetime. Each executable segment gets an allocation of the graph's batch
+//             (jit_batch_alloc: a final address, trap-filled, not live yet) and a slice of
+//             one zeroed heap buffer as working memory; each read-only segment a range of
+//             the R heap and a slice of the buffer; each read-write segment a zeroed range
+//             of the RW heap, which is its own working memory. JITLink then copies and
+//             fixes up the graph at the final addresses.
+//   finalize  every executable segment is staged in the batch and the batch committed:
+//             one kernel write per run of adjacent segments, no cross-CPU serialisation
+//             (fresh code), the code live only from here; every R segment copied in
+//             (data_heap.h); then the finalize actions run; the finalize-lifetime segments
+//             are freed, and the record of what is left plus the dealloc actions becomes
+//             the FinalizedAlloc (its address is the record).
 //   deallocate  dealloc actions (last allocation first), then every segment freed.
-//   abandon / a failed finalize  every segment freed, no action run.
+//   abandon / a failed finalize  every segment freed (code not yet committed: given back
+//             by aborting the batch), no action run.
 // The record (GraphMemory) belongs to exactly one of: the allocate call, an InFlight,
 // a FinalizedAlloc. Shared state is the arena and the heaps, each thread safe.
 #include <jitalloc/orc.hpp>
@@ -48,9 +52,16 @@ struct Segment {
     char *working = nullptr;  // where JITLink builds it (ReadWrite: addr itself)
 };
 
+struct BatchDeleter {
+    void operator()(jit_batch *b) const { jit_batch_destroy(b); }
+};
+
 struct GraphMemory {
     llvm::SmallVector<Segment, 4> segments;
     std::vector<lo::shared::WrapperFunctionCall> dealloc_actions;
+    // The code segments' batch until finalize commits it (then null: the code is live and
+    // freed one allocation at a time). Destroying it gives uncommitted code back.
+    std::unique_ptr<jit_batch, BatchDeleter> batch;
 };
 
 struct FreeDeleter {
@@ -92,13 +103,18 @@ public:
           ro(a, detail::DataHeap::Access::ReadOnly) {}
     ~Impl() { jit_arena_destroy(arena); }
 
-    // Takes memory for s (group, home and size set); 0 or an errno.
-    int reserve(Segment &s, size_t align, const std::string &name) {
+    // Takes memory for s (group, home and size set) for graph m; 0 or an errno.
+    int reserve(GraphMemory &m, Segment &s, size_t align, const std::string &name) {
         s.reserved = s.size ? s.size : 1;
         if (s.home == Home::Code) {
             size_t pad = align > JIT_ALLOC_ALIGN ? align - JIT_ALLOC_ALIGN : 0;
             s.reserved += pad;
-            s.code = jit_arena_alloc_named(arena, nullptr, s.reserved, name.c_str());
+            if (!m.batch) {
+                m.batch.reset(jit_batch_create(arena));
+                if (!m.batch)
+                    return errno;
+            }
+            s.code = jit_batch_alloc(m.batch.get(), nullptr, s.reserved, name.c_str());
             if (!s.code)
                 return errno;
             s.addr = reinterpret_cast<uint8_t *>(align_up(reinterpret_cast<uintptr_t>(s.code), align));
@@ -107,10 +123,11 @@ public:
         return heap(s).alloc(s.reserved, align, &s.addr);
     }
 
-    // 0 or the errno of a code free that failed (the allocation then stays live).
-    int release(Segment &s) {
+    // 0 or the errno of a code free that failed (the allocation then stays live). Code
+    // of a batch not yet committed is given back with the batch (release_all).
+    int release(const GraphMemory &m, Segment &s) {
         if (s.home == Home::Code)
-            return jit_arena_free(arena, s.code) == 0 ? 0 : errno;
+            return m.batch || jit_arena_free(arena, s.code) == 0 ? 0 : errno;
         heap(s).free(s.addr, s.reserved);
         return 0;
     }
@@ -118,21 +135,33 @@ public:
     llvm::Error release_all(GraphMemory &m) {
         llvm::Error err = llvm::Error::success();
         for (Segment &s : m.segments)
-            if (int rc = release(s))
+            if (int rc = release(m, s))
                 err = llvm::joinErrors(std::move(err),
                                        errno_error(rc, "jitalloc: cannot free JIT code"));
         m.segments.clear();
+        m.batch.reset();
         graphs.fetch_sub(1, std::memory_order_relaxed);
         return err;
     }
 
-    // Writes a segment's working memory to its final place (nothing to do for RW).
-    int publish(const Segment &s) {
-        if (s.size == 0 || s.home == Home::ReadWrite)
-            return 0;
-        if (s.home == Home::ReadOnly)
-            return ro.write(s.addr, s.working, s.size);
-        return jit_arena_update(arena, s.addr, s.working, s.size) == 0 ? 0 : errno;
+    // Writes the graph's working memory to its final places: the code segments in one
+    // batch commit (all or none), the R segments copied in (nothing to do for RW). 0 or
+    // an errno (then no code segment is live, see release).
+    int publish(GraphMemory &m) {
+        for (const Segment &s : m.segments)
+            if (s.home == Home::Code && s.size &&
+                jit_batch_update(m.batch.get(), s.addr, s.working, s.size) != 0)
+                return errno;
+        if (m.batch) {
+            if (jit_batch_commit(m.batch.get()) != 0)
+                return errno;  // the batch gave the code back: nothing to free
+            m.batch.reset();
+        }
+        for (const Segment &s : m.segments)
+            if (s.home == Home::ReadOnly && s.size)
+                if (int rc = ro.write(s.addr, s.working, s.size))
+                    return rc;
+        return 0;
     }
 
     detail::DataHeap &heap(const Segment &s) { return s.home == Home::ReadOnly ? ro : rw; }
@@ -157,12 +186,11 @@ public:
     }
 
     void finalize(OnFinalizedFunction OnFinalized) override {
-        for (const Segment &s : mem_->segments)
-            if (int rc = impl_.publish(s)) {
-                OnFinalized(fail(errno_error(rc, "jitalloc: cannot write segment of graph " +
-                                                     G_.getName())));
-                return;
-            }
+        if (int rc = impl_.publish(*mem_)) {
+            OnFinalized(fail(errno_error(rc, "jitalloc: cannot write the segments of graph " +
+                                                 G_.getName())));
+            return;
+        }
         auto dealloc_actions = lo::shared::runFinalizeActions(G_.allocActions());
         if (!dealloc_actions) {
             OnFinalized(fail(dealloc_actions.takeError()));
@@ -175,7 +203,7 @@ public:
                                   [&](Segment &s) {
                                       return s.group.getMemDeallocPolicy() ==
                                                  lo::MemDeallocPolicy::Finalize &&
-                                             impl_.release(s) == 0;
+                                             impl_.release(*mem_, s) == 0;
                                   }),
                    segs.end());
         working_.reset();
@@ -267,7 +295,7 @@ void MemoryManager::allocate(const jl::JITLinkDylib *, jl::LinkGraph &G,
     for (auto &[AG, Seg] : BL.segments()) {
         Segment &s = mem->segments[i++];
         std::string name = s.home == Home::Code ? code_name(G, AG) : std::string();
-        if (int rc = impl_->reserve(s, Seg.Alignment.value(), name)) {
+        if (int rc = impl_->reserve(*mem, s, Seg.Alignment.value(), name)) {
             llvm::Error why = errno_error(rc, "jitalloc: cannot allocate " +
                                                   llvm::Twine(s.reserved) + " bytes for graph " +
                                                   G.getName());
