@@ -23,6 +23,7 @@
 
 #include "arena/arena.h"
 #include "chunk/chunk.h"
+#include "chunk/growth.h"
 #include "poke/writer.h"
 
 #include <jitalloc/jitalloc.h>
@@ -161,7 +162,8 @@ int breakdown(const std::string &writer_name) {
     uint8_t *at = jitalloc::reserve_range(jitalloc::make_placement(o), jitalloc::kChunkSize);
     double t2 = now_us();
     jitalloc::ChunkMapping m;
-    if (rc || !at || w->map(m, at, jitalloc::kChunkSize, true) != 0)
+    size_t first = jitalloc::initial_exposure(jitalloc::kChunkSize, false);
+    if (rc || !at || w->map(m, at, jitalloc::kChunkSize, first, true) != 0)
         return 1;
     double t3 = now_us();
     rc = jitalloc::poke_fresh(*w, m, m.base, bench::make_function(kLen, 0), kLen);

@@ -296,7 +296,8 @@ struct jit_stats {
     uint32_t sync_core;           /* 1 if updates of live code serialise other threads
                                      (membarrier SYNC_CORE, when the process has threads) */
     uint64_t chunks_mapped;       /* 2 MiB chunks currently mapped (large ones count each) */
-    uint64_t bytes_mapped;        /* code memory mapped */
+    uint64_t bytes_mapped;        /* code memory mapped (read+execute: a chunk's address
+                                     space is reserved whole, mapped as it fills up) */
     uint64_t bytes_resident;      /* code memory resident (mincore) */
     uint64_t bytes_requested;     /* sum of lengths asked for, live allocations */
     uint64_t bytes_in_use;        /* sum of usable sizes, live allocations */

@@ -2,6 +2,7 @@
 // The locking rules are in arena.h; each function below says which locks it takes.
 #include "arena/arena.h"
 
+#include "chunk/growth.h"
 #include "observe/observe.h"
 #include "serialise/serialise.h"
 
@@ -98,7 +99,8 @@ int jit_arena::grow_locked() {
     if (!room_for_locked(kChunkSize))
         return ENOMEM;
     bool huge = !(opts.flags & JIT_ARENA_NO_HUGE_PAGES);
-    Chunk *c = chunk_create(*writer, placement, kChunkSize, huge, this);
+    Chunk *c = chunk_create(*writer, placement, kChunkSize,
+                            initial_exposure(kChunkSize, chunks_mapped != 0), huge, this);
     if (!c)
         return errno;
     link_chunk_locked(c);
@@ -113,6 +115,14 @@ PageDesc *jit_arena::pages_locked(unsigned npages, int &err) {
         if (err)
             return nullptr;
         d = buddy.alloc(npages);
+    }
+    // The run may reach past the part of its chunk made into code memory so far.
+    if (d) {
+        if (int e = chunk_cover(*writer, d->chunk, d->index + npages)) {
+            free_pages_locked(d->chunk, d->index, npages);
+            err = e;
+            return nullptr;
+        }
     }
     return d;
 }
@@ -208,7 +218,8 @@ int jit_arena::take_large(size_t len, Transit &out) {
     std::lock_guard<std::mutex> b(buddy_lock);
     if (!room_for_locked(size))
         return ENOMEM;
-    Chunk *c = chunk_create(*writer, placement, size, !(opts.flags & JIT_ARENA_NO_HUGE_PAGES), this);
+    Chunk *c = chunk_create(*writer, placement, size, size, !(opts.flags & JIT_ARENA_NO_HUGE_PAGES),
+                            this);
     if (!c)
         return errno;
     link_chunk_locked(c);  // not live until published: lookups reject it

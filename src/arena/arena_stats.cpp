@@ -1,6 +1,7 @@
 // Arena statistics and the whole-arena invariant check.
 #include "arena/arena.h"
 
+#include "chunk/growth.h"
 #include "os/os.h"
 
 #include <cerrno>
@@ -40,8 +41,15 @@ int jit_arena::stats(struct jit_stats *out) {
     out->bytes_in_use += page_runs_pages * kPageSize + large_bytes;
     out->bytes_requested += page_runs_requested + large_requested;
     out->chunks_mapped = chunks_mapped;
-    out->bytes_mapped = chunks_mapped * kChunkSize;
-    out->bytes_cached = buddy.free_pages() * kPageSize;
+    // Mapped means exposed (growth.h): a chunk's unexposed part is reserved address space,
+    // neither code memory nor cached, though the buddy lists its pages as free.
+    uint64_t exposed = 0, unexposed = 0;
+    for (Chunk *c = chunks; c; c = c->next) {
+        exposed += c->mapping.exposed;
+        unexposed += c->size - c->mapping.exposed;
+    }
+    out->bytes_mapped = exposed;
+    out->bytes_cached = buddy.free_pages() * kPageSize - unexposed;
     out->chunks_released = chunks_released;
     uint64_t nchunks = 0;
     std::vector<unsigned char> vec;
@@ -99,12 +107,23 @@ bool jit_arena::check(std::string &msg) {
             msg = "chunk: outside the placement window";
             return false;
         }
-        // Free pages hold only traps.
+        // Free pages hold only traps; pages not exposed yet (growth.h) are free and
+        // unreadable.
+        if (c->mapping.exposed > c->size || c->mapping.exposed % kPageSize ||
+            (c->large && c->mapping.exposed != c->size)) {
+            msg = "chunk: bad exposed size";
+            return false;
+        }
         if (!c->large) {
             for (unsigned i = 0; i < kPagesPerChunk; i++) {
-                if (c->pages[i].state.load() != PageState::free)
+                if (c->pages[i].state.load() != PageState::free) {
+                    if (i >= exposed_pages(c)) {
+                        msg = "chunk: allocated page past the exposed part";
+                        return false;
+                    }
                     continue;
-                if (!holds_only_traps(c->page_addr(i), kPageSize)) {
+                }
+                if (i < exposed_pages(c) && !holds_only_traps(c->page_addr(i), kPageSize)) {
                     msg = "chunk: free page holds non-trap bytes";
                     return false;
                 }

@@ -129,12 +129,13 @@ struct Placement {
     uintptr_t lo = 0, hi = 0, near = 0;
 };
 
-// Maps a new chunk of `size` bytes (multiple of kChunkSize) with writer w, trap-filled
-// and ROX, owned by `arena`, and registers it in the chunk map (only then can lookups
-// see it). A chunk larger than kChunkSize is a large chunk. nullptr with errno on
-// failure (nothing left mapped).
-Chunk *chunk_create(const Writer &w, const Placement &where, size_t size, bool huge,
-                    jit_arena *arena);
+// Maps a new chunk of `size` bytes (multiple of kChunkSize) with writer w, its first
+// `exposed` bytes trap-filled and ROX (the rest reserved PROT_NONE, see growth.h), owned
+// by `arena`, and registers it in the chunk map (only then can lookups see it). A chunk
+// larger than kChunkSize is a large chunk. nullptr with errno on failure (nothing left
+// mapped).
+Chunk *chunk_create(const Writer &w, const Placement &where, size_t size, size_t exposed,
+                    bool huge, jit_arena *arena);
 // Unmaps a chunk and recycles its metadata. 0, or an errno with the chunk intact.
 int chunk_destroy(const Writer &w, Chunk *c);
 

@@ -15,6 +15,7 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <memory>
@@ -158,20 +159,72 @@ int write_through_alias(int fd, const Writer::Piece *pieces, size_t n, uint64_t 
     return 0;
 }
 
-int map_anon_chunk(ChunkMapping &m, uint8_t *at, size_t size, bool huge) {
-    void *p = os::mmap(at, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
-                       -1, 0);
-    if (p == MAP_FAILED)
-        return errno;
-    // Huge pages are a wish, not a requirement: a refused madvise leaves 4 KiB pages.
+namespace {
+
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25
+#endif
+
+// Once the whole chunk is exposed: huge-page advice, then a synchronous collapse of its
+// 4 KiB pages into a huge page. Both are wishes: a kernel without MADV_COLLAPSE (before
+// 6.1), or one that finds no free huge page, leaves 4 KiB pages (khugepaged may still
+// collapse them later, the advice stays).
+void collapse_if_whole(const ChunkMapping &m) {
+    if (!m.huge || m.exposed != m.size)
+        return;
+    (void)os::madvise(m.base, m.size, MADV_HUGEPAGE);
+    (void)os::madvise(m.base, m.size, MADV_COLLAPSE);
+}
+
+}  // namespace
+
+int map_anon_chunk(const Writer &w, ChunkMapping &m, uint8_t *at, size_t size, size_t exposed,
+                   bool huge) {
+    if (exposed == size) {
+        // All at once: one fresh RW mapping, so the first touch can fault a huge page in.
+        void *p = os::mmap(at, size, PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+        if (p == MAP_FAILED)
+            return errno;
+        // Huge pages are a wish, not a requirement: a refused madvise leaves 4 KiB pages.
+        if (huge)
+            (void)os::madvise(at, size, MADV_HUGEPAGE);
+        copy_source(at, trap_source(), size);
+        // The chunk was writable but never executable; from here on it is never writable.
+        if (os::mprotect(at, size, PROT_READ | PROT_EXEC) != 0)
+            return errno;
+        m.base = at;
+        m.size = m.exposed = size;
+        m.huge = huge;
+        return 0;
+    }
+    // In steps: the reservation itself becomes the chunk. No huge page may be faulted in
+    // before the chunk is whole (THP "always" would zero 2 MiB on the first touch, and
+    // the first mprotect would split it again). Advice again: refused, it costs time only.
+    // An arena that never wants huge pages gives no advice at all.
     if (huge)
-        (void)os::madvise(at, size, MADV_HUGEPAGE);
-    copy_source(at, trap_source(), size);
-    // The chunk was writable but never executable; from here on it is never writable.
-    if (os::mprotect(at, size, PROT_READ | PROT_EXEC) != 0)
-        return errno;
+        (void)os::madvise(at, size, MADV_NOHUGEPAGE);
     m.base = at;
     m.size = size;
+    m.exposed = 0;
+    m.huge = huge;
+    return expose_anon_chunk(w, m, exposed);
+}
+
+int expose_anon_chunk(const Writer &w, ChunkMapping &m, size_t upto) {
+    if (upto <= m.exposed)
+        return 0;
+    uint8_t *dst = m.base + m.exposed;
+    size_t len = upto - m.exposed;
+    // Filled while still not executable, then turned RX: the new part merges with the
+    // exposed one into one read+execute mapping. A failure leaves it PROT_NONE.
+    const Writer::Piece traps{trap_source(), len};
+    if (int rc = w.write(m, dst, &traps, 1))
+        return rc;
+    if (os::mprotect(dst, len, PROT_READ | PROT_EXEC) != 0)
+        return errno;
+    m.exposed = upto;
+    collapse_if_whole(m);
     return 0;
 }
 
@@ -192,33 +245,47 @@ void close_memfd(int &fd, const FileId &id) {
     fd = -1;
 }
 
-int map_memfd_chunk(ChunkMapping &m, uint8_t *at, size_t size, bool huge, FileWrite fill) {
+int map_memfd_chunk(ChunkMapping &m, uint8_t *at, size_t size, size_t exposed, bool huge,
+                    FileWrite fill) {
     FileId id;
     int fd = new_memfd(id);
     if (fd < 0)
         return -fd;
-    int rc = 0;
-    if (os::ftruncate(fd, static_cast<off_t>(size)) != 0)
-        rc = errno;
-    if (!rc) {
-        const Writer::Piece traps{trap_source(), size};
-        rc = fill(fd, &traps, 1, 0);
-    }
-    // MAP_POPULATE: one pass over the page cache now instead of a fault per page later.
-    if (!rc && os::mmap(at, size, PROT_READ | PROT_EXEC, MAP_SHARED | MAP_FIXED | MAP_POPULATE, fd,
-                        0) == MAP_FAILED)
-        rc = errno;
+    ChunkMapping n;
+    n.base = at;
+    n.size = size;
+    n.fd = fd;
+    n.fd_id = id;
+    n.generation = process_generation();
+    n.huge = huge;
+    // The file has the chunk's whole size from the start (a hole where nothing is exposed
+    // yet), so every step maps the next part at its own offset.
+    int rc = os::ftruncate(fd, static_cast<off_t>(size)) != 0 ? errno : 0;
+    if (!rc)
+        rc = expose_memfd_chunk(n, exposed, fill);
     if (rc) {
         os::close(fd);
         return rc;
     }
-    if (huge)
-        (void)os::madvise(at, size, MADV_HUGEPAGE);
-    m.base = at;
-    m.size = size;
-    m.fd = fd;
-    m.fd_id = id;
-    m.generation = process_generation();
+    m = n;
+    return 0;
+}
+
+int expose_memfd_chunk(ChunkMapping &m, size_t upto, FileWrite fill) {
+    if (upto <= m.exposed)
+        return 0;
+    size_t off = m.exposed, len = upto - m.exposed;
+    const Writer::Piece traps{trap_source(), len};
+    int rc = fill(m.fd, &traps, 1, off);
+    // MAP_POPULATE: one pass over the page cache now instead of a fault per page later.
+    if (!rc && os::mmap(m.base + off, len, PROT_READ | PROT_EXEC,
+                        MAP_SHARED | MAP_FIXED | MAP_POPULATE, m.fd, static_cast<off_t>(off)) ==
+                   MAP_FAILED)
+        rc = errno;
+    if (rc)
+        return rc;
+    m.exposed = upto;
+    collapse_if_whole(m);
     return 0;
 }
 
@@ -247,7 +314,8 @@ int copy_into_new_memfd(ChunkMapping &m, FileWrite fill) {
     if (os::ftruncate(fd, static_cast<off_t>(m.size)) != 0)
         rc = errno;
     if (!rc) {
-        const Writer::Piece bytes{{m.base, 0}, m.size};
+        // Only the exposed part holds bytes; the rest is a hole in both files.
+        const Writer::Piece bytes{{m.base, 0}, m.exposed};
         rc = fill(fd, &bytes, 1, 0);
     }
     if (rc) {
@@ -270,9 +338,9 @@ int memfd_fork_prepare(ChunkMapping &m, FileWrite fill) {
         // taken now, while no write is in flight (the child inherits it copy-on-write;
         // it could not take one itself: the parent may write before the child's handler
         // runs). Without memory even for that, the child gets no view (memfd_fork_child).
-        void *snap = os::mmap(nullptr, m.size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        void *snap = os::mmap(nullptr, m.exposed, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (snap != MAP_FAILED) {
-            std::memcpy(snap, m.base, m.size);
+            std::memcpy(snap, m.base, m.exposed);
             m.fork_snapshot = static_cast<uint8_t *>(snap);
         }
     }
@@ -282,8 +350,8 @@ int memfd_fork_prepare(ChunkMapping &m, FileWrite fill) {
 namespace {
 
 void drop_snapshot(ChunkMapping &m) {
-    if (m.fork_snapshot && os::munmap(m.fork_snapshot, m.size) != 0)
-        (void)os::munmap(m.fork_snapshot, m.size);
+    if (m.fork_snapshot && os::munmap(m.fork_snapshot, m.exposed) != 0)
+        (void)os::munmap(m.fork_snapshot, m.exposed);
     m.fork_snapshot = nullptr;
 }
 
@@ -304,11 +372,11 @@ void keep_private_snapshot(ChunkMapping &m) {
     drop_alias(m.rw_alias, m.size);
     bool copied = false;
     if (m.fork_snapshot) {
-        copied = os::mmap(m.base, m.size, PROT_READ | PROT_WRITE,
+        copied = os::mmap(m.base, m.exposed, PROT_READ | PROT_WRITE,
                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != MAP_FAILED;
         if (copied) {
-            std::memcpy(m.base, m.fork_snapshot, m.size);
-            copied = os::mprotect(m.base, m.size, PROT_READ | PROT_EXEC) == 0;
+            std::memcpy(m.base, m.fork_snapshot, m.exposed);
+            copied = os::mprotect(m.base, m.exposed, PROT_READ | PROT_EXEC) == 0;
         }
     }
     if (!copied &&
@@ -328,7 +396,7 @@ void keep_private_snapshot(ChunkMapping &m) {
 int adopt_private_copy(ChunkMapping &m, bool &view_private) {
     int rc = 0;
     view_private = false;
-    if (os::mmap(m.base, m.size, PROT_READ | PROT_EXEC, MAP_SHARED | MAP_FIXED, m.fork_fd, 0) ==
+    if (os::mmap(m.base, m.exposed, PROT_READ | PROT_EXEC, MAP_SHARED | MAP_FIXED, m.fork_fd, 0) ==
         MAP_FAILED) {
         rc = errno;
         close_memfd(m.fork_fd, m.fork_fd_id);
@@ -504,7 +572,7 @@ int poke_pieces(const Writer &w, const ChunkMapping &m, uint8_t *dst, const Writ
     // change that process's code too.
     if (m.fd >= 0 && m.generation != generation)
         return EIO;
-    if (dst < m.base || len > m.size || dst + len > m.base + m.size)
+    if (dst < m.base || len > m.exposed || dst + len > m.base + m.exposed)
         return EINVAL;
     // memmove semantics: if any source lies in code memory, all pieces are gathered into
     // one copy before anything is written, and the write is checked against that copy.
@@ -567,14 +635,49 @@ int poke_traps(const Writer &w, const ChunkMapping &m, uint8_t *dst, size_t len)
     return poke_pieces(w, m, dst, &traps, 1, len, Undo::copy_old);
 }
 
-int probe_writer(const Writer &w) {
+int probe_writer(const Writer &w) { return w.probe(); }
+
+int probe_proc_mem() {
+    static std::atomic<uint8_t *> page{nullptr};
+    static std::atomic<uint32_t> round{0};
+    const size_t page_len = os::page_size();
+    int fd = proc_mem_fd();
+    if (fd < 0)
+        return errno;
+    uint8_t *p = page.load(std::memory_order_acquire);
+    if (!p) {
+        void *m = os::mmap(nullptr, page_len, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED)
+            return errno;
+        uint8_t *none = nullptr;
+        if (!page.compare_exchange_strong(none, static_cast<uint8_t *>(m), std::memory_order_acq_rel))
+            os::munmap(m, page_len);  // another thread's page won
+        p = page.load(std::memory_order_acquire);
+    }
+    // Chunks of this writer are made read+execute with mprotect: a process that may not
+    // call it cannot use proc_mem. Asking for the protection the page has costs no TLB
+    // flush (the kernel sees nothing to change) but still goes through the filter.
+    if (os::mprotect(p, page_len, PROT_READ) != 0)
+        return errno;
+    // A value no earlier probe wrote, so the read-back proves this write.
+    uint8_t v[16] = {0x55, 0x48, 0x89, 0xe5, 0x31, 0xc0, 0x5d, 0xc3};
+    uint32_t n = round.fetch_add(1, std::memory_order_relaxed) + 1;
+    std::memcpy(v + 8, &n, sizeof n);
+    uint8_t *dst = p + 64 * (n % 32);  // probes on other threads use other slots
+    if (int rc = poke_detail::pwrite_all(fd, {v, 0}, sizeof v, reinterpret_cast<uintptr_t>(dst)))
+        return rc;
+    return std::memcmp(dst, v, sizeof v) == 0 ? 0 : EIO;
+}
+
+int Writer::probe() const {
+    const Writer &w = *this;
     const size_t kSize = os::page_size();
     void *at = os::mmap(nullptr, kSize, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
                         -1, 0);
     if (at == MAP_FAILED)
         return errno;
     ChunkMapping m;
-    int rc = w.map(m, static_cast<uint8_t *>(at), kSize, false);
+    int rc = w.map(m, static_cast<uint8_t *>(at), kSize, kSize, false);
     if (rc) {
         os::munmap(at, kSize);
         return rc;

@@ -5,11 +5,15 @@
 //    executable. Writes go through the kernel (pwrite to /proc/self/mem or a memfd),
 //    a short-lived RW alias, an mprotect flip, or — only when the arena opted in — a
 //    persistent RW alias (the one strategy that is not strict W^X).
-//  - A new chunk holds nothing but trap instructions when map() returns.
+//  - A chunk may be exposed in steps (src/chunk/growth.h): [base, base+exposed) is
+//    mapped ROX and holds code or traps, the rest of the reservation stays PROT_NONE
+//    (neither readable nor executable) until expose() fills it with traps and maps it ROX
+//    as an extension of the same mapping. Every exposed byte of a new chunk, or newly
+//    exposed, is a trap instruction.
 //  - poke() lands the whole range or restores what was there: callers see success with
 //    the bytes verified by reading them back, or an errno and unchanged memory.
 //  - Writers keep no state outside the ChunkMapping and the process-wide /proc/self/mem
-//    descriptor, so one Writer object serves every arena.
+//    descriptor and probe page, so one Writer object serves every arena.
 #pragma once
 
 #include "process/descriptors.h"
@@ -28,7 +32,9 @@ inline constexpr size_t kTrapPage = 4096;
 // How one chunk (2 MiB or a multiple) is mapped.
 struct ChunkMapping {
     uint8_t *base = nullptr;     // ROX view
-    size_t size = 0;
+    size_t size = 0;             // the whole reservation, exposed or not
+    size_t exposed = 0;          // [base, base+exposed) is ROX; the rest PROT_NONE
+    bool huge = false;           // huge pages wanted once the whole chunk is exposed
     int fd = -1;                 // memfd behind the view (memfd-family writers)
     FileId fd_id;                // what fd must still be (process/descriptors.h)
     uint64_t generation = 0;     // process generation the memfd is private to (identity.h)
@@ -53,9 +59,16 @@ public:
     // Every other writer stores through a data path and poke() calls arch::sync_icache.
     virtual bool kernel_syncs_icache() const { return false; }
 
-    // Maps [at, at+size) — a PROT_NONE reservation, any multiple of the OS page — as
-    // trap-filled ROX code memory. 0 or an errno; on error the caller unmaps the range.
-    virtual int map(ChunkMapping &m, uint8_t *at, size_t size, bool huge) const = 0;
+    // Takes over [at, at+size) — a PROT_NONE reservation, any multiple of the OS page —
+    // and exposes its first `exposed` bytes (a multiple of the OS page, 0 < exposed <=
+    // size) as trap-filled ROX code memory. huge: ask for huge pages once all of it is
+    // exposed. 0 or an errno; on error the caller unmaps the range.
+    virtual int map(ChunkMapping &m, uint8_t *at, size_t size, size_t exposed, bool huge) const = 0;
+    // Extends the exposed part to [base, base+upto) (upto a multiple of the OS page,
+    // <= size): trap-filled, then mapped ROX; once the whole chunk is exposed, collapses
+    // it to huge pages if m.huge (best effort: small pages stay if the kernel cannot).
+    // 0 or an errno, with the exposed part unchanged.
+    virtual int expose(ChunkMapping &m, size_t upto) const = 0;
     // Unmaps the chunk (and its aliases / descriptors). 0 or an errno (still mapped).
     virtual int unmap(ChunkMapping &m) const = 0;
 
@@ -78,6 +91,10 @@ public:
     // otherwise. 0 or an errno; may leave a partial write behind — poke() handles that.
     virtual int write(const ChunkMapping &m, uint8_t *dst, const Piece *pieces, size_t n) const = 0;
 
+    // Checks that this strategy works in this process. The default maps a page, writes
+    // it, reads it back and unmaps it. 0 or an errno.
+    virtual int probe() const;
+
     // fork(): prepare runs in the parent with the arena locked (no write in flight);
     // child runs in the child; parent runs in the parent after fork(). Where no private
     // copy could be made (prepare or child failed), the child keeps a private snapshot
@@ -95,9 +112,13 @@ const Writer *writer_for(jit_writer kind);
 inline constexpr jit_writer kAutoOrder[] = {JIT_WRITER_PROC_MEM, JIT_WRITER_MEMFD,
                                             JIT_WRITER_TEMP_ALIAS, JIT_WRITER_MPROTECT};
 
-// Checks that a strategy works in this process: maps a page, writes it, reads it back,
-// unmaps it. 0 or an errno.
+// Checks that a strategy works in this process (Writer::probe). 0 or an errno.
 int probe_writer(const Writer &w);
+// proc_mem's probe: a kernel write through /proc/self/mem into a read-only page (what
+// writing ROX code needs: FOLL_FORCE), read back. The page is one per process, mapped on
+// first use and kept: mapping, changing and unmapping populated pages is what makes the
+// default probe dear (a TLB flush each, ~50 µs on a paravirtualised VM). 0 or an errno.
+int probe_proc_mem();
 
 // How a failed write is undone.
 enum class Undo : uint8_t {
@@ -169,10 +190,18 @@ using FileWrite = int (*)(int fd, const Writer::Piece *pieces, size_t n, uint64_
 // Maps the pages of [off, off+len) read-write (MAP_SHARED), copies, unmaps (if the kernel
 // refuses to unmap, the alias loses its write permission and the error is returned).
 int write_through_alias(int fd, const Writer::Piece *pieces, size_t n, uint64_t off);
-// Anonymous private chunk: RW, huge-page advice, trap fill, then RX. 0 or errno.
-int map_anon_chunk(ChunkMapping &m, uint8_t *at, size_t size, bool huge);
-// memfd chunk: new memfd, trap filled with `fill`, ROX MAP_SHARED view at `at`. 0 or errno.
-int map_memfd_chunk(ChunkMapping &m, uint8_t *at, size_t size, bool huge, FileWrite fill);
+// Anonymous private chunk. Whole: RW, huge-page advice, trap fill, then RX. In steps: the
+// reservation stays, each step is trap-filled by w's own write (for proc_mem a kernel
+// write into memory that is still PROT_NONE) and then turned RX. 0 or errno.
+int map_anon_chunk(const Writer &w, ChunkMapping &m, uint8_t *at, size_t size, size_t exposed,
+                   bool huge);
+int expose_anon_chunk(const Writer &w, ChunkMapping &m, size_t upto);
+// memfd chunk: new memfd of the whole size, its exposed part trap-filled with `fill` and
+// mapped ROX MAP_SHARED at `at`; expose_memfd_chunk fills and maps the next part. 0 or
+// errno.
+int map_memfd_chunk(ChunkMapping &m, uint8_t *at, size_t size, size_t exposed, bool huge,
+                    FileWrite fill);
+int expose_memfd_chunk(ChunkMapping &m, size_t upto, FileWrite fill);
 int unmap_memfd_chunk(ChunkMapping &m);
 // Closes a memfd of the library if it still is one (never a program's descriptor that
 // took its number); fd becomes -1.

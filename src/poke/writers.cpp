@@ -26,8 +26,11 @@ namespace {
 
 class AnonWriter : public Writer {
 public:
-    int map(ChunkMapping &m, uint8_t *at, size_t size, bool huge) const override {
-        return map_anon_chunk(m, at, size, huge);
+    int map(ChunkMapping &m, uint8_t *at, size_t size, size_t exposed, bool huge) const override {
+        return map_anon_chunk(*this, m, at, size, exposed, huge);
+    }
+    int expose(ChunkMapping &m, size_t upto) const override {
+        return expose_anon_chunk(*this, m, upto);
     }
     int unmap(ChunkMapping &m) const override {
         if (os::munmap(m.base, m.size) != 0)
@@ -40,6 +43,7 @@ public:
 class ProcMemWriter final : public AnonWriter {
 public:
     jit_writer kind() const override { return JIT_WRITER_PROC_MEM; }
+    int probe() const override { return probe_proc_mem(); }
     bool kernel_syncs_icache() const override { return true; }
     int write(const ChunkMapping &, uint8_t *dst, const Piece *pieces, size_t n) const override {
         // A descriptor closed (or replaced) behind the library's back shows as a failed
@@ -90,8 +94,11 @@ class MemfdFamily : public Writer {
 public:
     constexpr MemfdFamily(FileWrite file_write, bool maps_to_write)
         : file_write_(file_write), maps_to_write_(maps_to_write) {}
-    int map(ChunkMapping &m, uint8_t *at, size_t size, bool huge) const override {
-        return map_memfd_chunk(m, at, size, huge, file_write_);
+    int map(ChunkMapping &m, uint8_t *at, size_t size, size_t exposed, bool huge) const override {
+        return map_memfd_chunk(m, at, size, exposed, huge, file_write_);
+    }
+    int expose(ChunkMapping &m, size_t upto) const override {
+        return expose_memfd_chunk(m, upto, file_write_);
     }
     int unmap(ChunkMapping &m) const override { return unmap_memfd_chunk(m); }
     int write(const ChunkMapping &m, uint8_t *dst, const Piece *pieces, size_t n) const override {
@@ -131,11 +138,14 @@ class PersistentAliasWriter final : public MemfdFamily {
 public:
     constexpr PersistentAliasWriter() : MemfdFamily(write_through_alias, true) {}
     jit_writer kind() const override { return JIT_WRITER_PERSISTENT_ALIAS; }
-    int map(ChunkMapping &m, uint8_t *at, size_t size, bool huge) const override {
-        int rc = map_memfd_chunk(m, at, size, huge, file_write_);
+    int map(ChunkMapping &m, uint8_t *at, size_t size, size_t exposed, bool huge) const override {
+        int rc = map_memfd_chunk(m, at, size, exposed, huge, file_write_);
         if (rc)
             return rc;
-        void *rw = os::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, m.fd, 0);
+        // The alias covers the whole file; only its exposed part is ever written, so only
+        // that is populated now (the hole would otherwise be allocated page by page).
+        int populate = exposed == size ? MAP_POPULATE : 0;
+        void *rw = os::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | populate, m.fd, 0);
         if (rw == MAP_FAILED) {
             rc = errno;
             close_memfd(m.fd, m.fd_id);

@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <cerrno>
@@ -294,6 +295,33 @@ inline std::vector<Mapping> read_maps() {
         if (parse_maps_line(line, m))
             v.push_back(m);
     }
+    return v;
+}
+
+// How the 2 MiB chunk at base is mapped: the read+execute bytes from its base on (its
+// exposed part, src/chunk/growth.h), and whether every other byte of it is mapped and
+// PROT_NONE (reserved, neither readable nor executable).
+struct ChunkView {
+    size_t exposed = 0;
+    bool rest_inaccessible = false;
+};
+inline ChunkView chunk_view(uintptr_t base) {
+    ChunkView v;
+    size_t none = 0;
+    bool other = false;
+    const uintptr_t end = base + kChunk;
+    for (const Mapping &m : read_maps()) {
+        uintptr_t lo = std::max(m.start, base), hi = std::min(m.end, end);
+        if (lo >= hi)
+            continue;
+        if (m.perms.rfind("r-x", 0) == 0 && lo == base + v.exposed)
+            v.exposed += hi - lo;
+        else if (m.perms.rfind("---", 0) == 0)
+            none += hi - lo;
+        else
+            other = true;
+    }
+    v.rest_inaccessible = !other && v.exposed + none == kChunk;
     return v;
 }
 

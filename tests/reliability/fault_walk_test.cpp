@@ -25,6 +25,8 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <array>
 #include <map>
@@ -71,11 +73,20 @@ std::vector<uint8_t> pattern(size_t n, uint8_t seed) {
     return v;
 }
 
+// JIT_PLACE_NEAR_ADDRESS walks: a window of +-2 MiB around the middle of a free region,
+// so a cold allocation finds no room in the likely places (below the last chunk placed,
+// below an object holding the address) and reads the free gaps from /proc/self/maps.
+const void *g_window_near = nullptr;
+
 jit_arena *arena(const Ctx &c) {
     jit_arena_options o;
     jit_arena_options_init(&o);
     o.writer = c.writer;
     o.placement = c.place;
+    if (c.place == JIT_PLACE_NEAR_ADDRESS) {
+        o.near = g_window_near;
+        o.near_range = size_t{2} << 20;
+    }
     o.flags = JIT_ARENA_IGNORE_ENV;
     return jit_arena_create(&o);
 }
@@ -367,7 +378,9 @@ std::set<std::string> g_faulted;
 uint64_t g_runs = 0, g_failed_ops = 0, g_tolerated = 0;
 
 std::string writer_tag(jit_writer w, jit_placement p) {
-    return std::string(jit_writer_name(w)) + (p == JIT_PLACE_ANYWHERE ? "/anywhere" : "");
+    return std::string(jit_writer_name(w)) + (p == JIT_PLACE_ANYWHERE       ? "/anywhere"
+                                              : p == JIT_PLACE_NEAR_ADDRESS ? "/window"
+                                                                            : "");
 }
 
 // Leaves nothing behind: frees the op's objects, destroys the arena.
@@ -529,6 +542,16 @@ TEST(FaultWalkAnywhere, ColdAllocations) {
     walk(JIT_WRITER_PROC_MEM, JIT_PLACE_ANYWHERE,
          {"alloc_small_code_cold", "alloc_large_code_cold", "destroy"});
     walk(JIT_WRITER_MEMFD, JIT_PLACE_ANYWHERE, {"alloc_page_code_cold", "destroy"});
+}
+
+// A placement window of its own: the maps scan (open, read) under every fault.
+TEST(FaultWalkWindow, ColdAllocationsScanTheMaps) {
+    void *r = mmap(nullptr, size_t{64} << 20, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                   -1, 0);
+    ASSERT_NE(r, MAP_FAILED);
+    munmap(r, size_t{64} << 20);
+    g_window_near = static_cast<uint8_t *>(r) + (size_t{32} << 20);
+    walk(JIT_WRITER_PROC_MEM, JIT_PLACE_NEAR_ADDRESS, {"alloc_small_code_cold", "alloc_page_code_cold"});
 }
 
 // Sticky faults: every call of a kind fails from the Nth on (a resource that stays gone).

@@ -216,6 +216,11 @@ TEST(Hostile, MadvHugepageRefused) {
         jit_arena *a = arena(w);
         ASSERT_NE(a, nullptr);
         EXPECT_EQ(exercise(a), 0);
+        // Huge pages are asked for once a chunk is whole: a large one is from the start
+        // (an arena's first small chunk grows in steps, src/chunk/growth.h).
+        void *big = jit_arena_alloc(a, nullptr, 3 << 20);
+        ASSERT_NE(big, nullptr);
+        EXPECT_EQ(jit_arena_free(a, big), 0);
         EXPECT_GT(os::faults_injected(), 0u) << "madvise was never called";
         os::clear_fault();
         EXPECT_EQ(jit_arena_destroy(a), 0);
