@@ -50,8 +50,8 @@ Leaf *leaf_for(size_t root, bool create) {
     std::lock_guard<std::mutex> g(g_grow_lock);
     l = g_root[root].load(std::memory_order_acquire);
     if (!l) {
-        void *m = os::mmap(nullptr, sizeof(Leaf), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                           -1, 0);
+        void *m = os::mmap(nullptr, sizeof(Leaf), PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (m == MAP_FAILED)
             return nullptr;
         l = static_cast<Leaf *>(m);

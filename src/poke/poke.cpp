@@ -650,7 +650,8 @@ int probe_proc_mem() {
         if (m == MAP_FAILED)
             return errno;
         uint8_t *none = nullptr;
-        if (!page.compare_exchange_strong(none, static_cast<uint8_t *>(m), std::memory_order_acq_rel))
+        if (!page.compare_exchange_strong(none, static_cast<uint8_t *>(m),
+                                          std::memory_order_acq_rel))
             os::munmap(m, page_len);  // another thread's page won
         p = page.load(std::memory_order_acquire);
     }

@@ -546,12 +546,13 @@ TEST(FaultWalkAnywhere, ColdAllocations) {
 
 // A placement window of its own: the maps scan (open, read) under every fault.
 TEST(FaultWalkWindow, ColdAllocationsScanTheMaps) {
-    void *r = mmap(nullptr, size_t{64} << 20, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                   -1, 0);
+    void *r = mmap(nullptr, size_t{64} << 20, PROT_NONE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     ASSERT_NE(r, MAP_FAILED);
     munmap(r, size_t{64} << 20);
     g_window_near = static_cast<uint8_t *>(r) + (size_t{32} << 20);
-    walk(JIT_WRITER_PROC_MEM, JIT_PLACE_NEAR_ADDRESS, {"alloc_small_code_cold", "alloc_page_code_cold"});
+    walk(JIT_WRITER_PROC_MEM, JIT_PLACE_NEAR_ADDRESS,
+         {"alloc_small_code_cold", "alloc_page_code_cold"});
 }
 
 // Sticky faults: every call of a kind fails from the Nth on (a resource that stays gone).
