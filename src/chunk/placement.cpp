@@ -2,10 +2,12 @@
 // address when the arena asks for one (so generated code reaches host code with rel32).
 // A range is always claimed with MAP_FIXED_NOREPLACE, so a racing mmap elsewhere in the
 // process is never clobbered. Before reading the free gaps from /proc/self/maps (its
-// whole text: hundreds of microseconds in a fresh process, more in a big one), two likely
-// free ranges are tried, one system call each: right below the last chunk placed (chunks
-// pile up downwards), and right below the program or library that holds the window's
-// centre (the space below a PIE program or a freshly loaded library is usually free).
+// whole text: hundreds of microseconds in a fresh process, more in a big one), likely
+// free ranges are tried, one system call each: the last chunk placed (free again once
+// that chunk was released: address space is reused rather than spread), right below it
+// (chunks pile up downwards), and right below the program or library that holds the
+// window's centre (the space below a PIE program or a freshly loaded library is usually
+// free).
 #include "chunk/chunk.h"
 
 #include "os/os.h"
@@ -159,12 +161,16 @@ uint8_t *claim(const Placement &where, uintptr_t at, size_t size) {
 }
 
 // The likely free ranges (see the top of the file), without reading /proc/self/maps.
-// nullptr with errno EEXIST if both are taken.
+// nullptr with errno EEXIST if all are taken.
 uint8_t *claim_likely(const Placement &where, size_t size) {
     uintptr_t last = g_last_placed.load(std::memory_order_relaxed);
-    if (last > size)
-        if (uint8_t *p = claim(where, last - size, size); p || errno != EEXIST)
+    if (last) {
+        if (uint8_t *p = claim(where, last, size); p || errno != EEXIST)
             return p;
+        if (last > size)
+            if (uint8_t *p = claim(where, last - size, size); p || errno != EEXIST)
+                return p;
+    }
     Dl_info info;
     if (dladdr(reinterpret_cast<const void *>(where.near), &info) && info.dli_fbase) {
         uintptr_t below = align_down(reinterpret_cast<uintptr_t>(info.dli_fbase));

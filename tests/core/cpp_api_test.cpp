@@ -156,8 +156,8 @@ TEST(CppApi, ShrinkAndOptions) {
     EXPECT_LE(d < 0 ? -d : d, static_cast<intptr_t>(64 * MiB));
 }
 
-// A Code that outlives its Arena: arena B gets A's addresses back (placement picks the
-// free slot nearest the library), and the stale handle must touch none of B's code.
+// A Code that outlives its Arena: arena B gets A's addresses back (placement tries the
+// last chunk's address first), and the stale handle must touch none of B's code.
 // Before Code remembered its arena, stale.reset() returned 0 and freed B's function.
 TEST(CppApi, CodeOutlivingItsArenaTouchesNothing) {
     ja::Code stale;

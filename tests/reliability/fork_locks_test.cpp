@@ -124,12 +124,12 @@ void run(const std::function<int()> &fn) {
 }
 
 // (a) The first jit_alloc of the process creates the default arena; another thread
-// forks meanwhile. The holder stops in the proc_mem probe's mmap of one PROT_NONE page.
+// forks meanwhile. The holder stops in the proc_mem probe's mmap of its read-only page.
 TEST(ForkLocks, DefaultArenaBeingCreated) {
     run([] {
         return fork_while_held(
             SYS_mmap,
-            {{1, 4096}, {2, PROT_NONE}, {3, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE}},
+            {{1, 4096}, {2, PROT_READ}, {3, MAP_PRIVATE | MAP_ANONYMOUS}},
             [] { (void)jit_default_arena(); },
             [] { return round_trip(nullptr); });
     });
