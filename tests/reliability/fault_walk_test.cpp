@@ -73,10 +73,13 @@ std::vector<uint8_t> pattern(size_t n, uint8_t seed) {
     return v;
 }
 
-// JIT_PLACE_NEAR_ADDRESS walks: a window of +-2 MiB around the middle of a free region,
-// so a cold allocation finds no room in the likely places (below the last chunk placed,
-// below an object holding the address) and reads the free gaps from /proc/self/maps.
-const void *g_window_near = nullptr;
+// JIT_PLACE_NEAR_ADDRESS walks: a window of +-2 MiB inside a free region, so a cold
+// allocation finds no room in the likely places and reads the free gaps from
+// /proc/self/maps. The likely places include the last chunk placed (placement reuses a
+// released chunk's space), so consecutive arenas take turns between two windows 12 MiB
+// apart: the previous arena's chunk is never inside the next one's window.
+const uint8_t *g_window_region = nullptr;
+unsigned g_window_turn = 0;
 
 jit_arena *arena(const Ctx &c) {
     jit_arena_options o;
@@ -84,7 +87,7 @@ jit_arena *arena(const Ctx &c) {
     o.writer = c.writer;
     o.placement = c.place;
     if (c.place == JIT_PLACE_NEAR_ADDRESS) {
-        o.near = g_window_near;
+        o.near = g_window_region + (size_t{12} << 20) * (1 + g_window_turn++ % 2);
         o.near_range = size_t{2} << 20;
     }
     o.flags = JIT_ARENA_IGNORE_ENV;
@@ -550,7 +553,7 @@ TEST(FaultWalkWindow, ColdAllocationsScanTheMaps) {
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     ASSERT_NE(r, MAP_FAILED);
     munmap(r, size_t{64} << 20);
-    g_window_near = static_cast<uint8_t *>(r) + (size_t{32} << 20);
+    g_window_region = static_cast<uint8_t *>(r);
     walk(JIT_WRITER_PROC_MEM, JIT_PLACE_NEAR_ADDRESS,
          {"alloc_small_code_cold", "alloc_page_code_cold"});
 }
