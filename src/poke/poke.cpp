@@ -223,7 +223,7 @@ int expose_anon_chunk(const Writer &w, ChunkMapping &m, size_t upto) {
         return rc;
     if (os::mprotect(dst, len, PROT_READ | PROT_EXEC) != 0)
         return errno;
-    m.exposed = upto;
+    __atomic_store_n(&m.exposed, upto, __ATOMIC_RELEASE);  // read unlocked by poke_pieces
     collapse_if_whole(m);
     return 0;
 }
@@ -284,7 +284,7 @@ int expose_memfd_chunk(ChunkMapping &m, size_t upto, FileWrite fill) {
         rc = errno;
     if (rc)
         return rc;
-    m.exposed = upto;
+    __atomic_store_n(&m.exposed, upto, __ATOMIC_RELEASE);  // read unlocked by poke_pieces
     collapse_if_whole(m);
     return 0;
 }
@@ -572,7 +572,10 @@ int poke_pieces(const Writer &w, const ChunkMapping &m, uint8_t *dst, const Writ
     // change that process's code too.
     if (m.fd >= 0 && m.generation != generation)
         return EIO;
-    if (dst < m.base || len > m.exposed || dst + len > m.base + m.exposed)
+    // Unlocked: another thread may be exposing the next step of this chunk (growth.h).
+    // Its store follows the fill and the mapping, so what this load sees is mapped.
+    const size_t exposed = __atomic_load_n(&m.exposed, __ATOMIC_ACQUIRE);
+    if (dst < m.base || len > exposed || dst + len > m.base + exposed)
         return EINVAL;
     // memmove semantics: if any source lies in code memory, all pieces are gathered into
     // one copy before anything is written, and the write is checked against that copy.

@@ -33,7 +33,9 @@ inline constexpr size_t kTrapPage = 4096;
 struct ChunkMapping {
     uint8_t *base = nullptr;     // ROX view
     size_t size = 0;             // the whole reservation, exposed or not
-    size_t exposed = 0;          // [base, base+exposed) is ROX; the rest PROT_NONE
+    size_t exposed = 0;          // [base, base+exposed) is ROX; the rest PROT_NONE. Only
+                                 // grows; stored (release) under the arena's buddy lock,
+                                 // loaded (acquire) by writes that hold no arena lock
     bool huge = false;           // huge pages wanted once the whole chunk is exposed
     int fd = -1;                 // memfd behind the view (memfd-family writers)
     FileId fd_id;                // what fd must still be (process/descriptors.h)
