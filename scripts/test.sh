@@ -31,7 +31,7 @@ run_suite() {
   echo "=== $name: ctest $ctest_args"
   local log="$dir.ctest.log"
   # shellcheck disable=SC2086
-  (cd "$dir" && ctest --output-on-failure -j"$jobs" $ctest_args) 2>&1 | tee "$log"
+  (cd "$dir" && ctest --output-on-failure --timeout 600 -j"$jobs" $ctest_args) 2>&1 | tee "$log"
   local line p f
   line=$(grep -E "tests passed, [0-9]+ tests failed out of [0-9]+" "$log" | tail -n 1)
   if [ -z "$line" ]; then
