@@ -154,8 +154,6 @@ int jit_batch::alloc(const void *code, size_t len, const char *name, void **out)
 }
 
 int jit_batch::update(void *dst, const void *src, size_t len) {
-    if (!dst || !src || len == 0 || len > JIT_MAX_ALLOC_SIZE)
-        return EINVAL;
     GateGuard op(arena->gate);
     if (!op)
         return EDEADLK;
