@@ -155,7 +155,8 @@ guest_lines() {
 
 # ---------------------------------------------------------------- initramfs
 # Programs and the files their arguments name keep their build-host paths, so the guest
-# runs ctest's command lines unchanged.
+# runs ctest's command lines unchanged. Nothing is mounted over those paths: /tmp is the
+# initramfs's own (RAM-backed rootfs), so a build tree under /tmp stays visible.
 make_initramfs() {  # make_initramfs OUT.cpio.gz LINES-FILE
     local out=$1 lines=$2 dir f
     dir=$(mktemp -d)
@@ -186,7 +187,7 @@ make_initramfs() {  # make_initramfs OUT.cpio.gz LINES-FILE
         cat <<'EOF'
 #!/bin/sh
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
-mount -t tmpfs tmp /tmp; mkdir -p /dev/shm; mount -t tmpfs shm /dev/shm
+mkdir -p /dev/shm; mount -t tmpfs shm /dev/shm
 export PATH=/bin GTEST_COLOR=no HOME=/tmp
 echo "=== guest: $(cat /proc/sys/kernel/osrelease), $(grep -m1 KernelPageSize /proc/self/smaps | tr -s ' '), thp $(cat /sys/kernel/mm/transparent_hugepage/enabled), pmd $(cat /sys/kernel/mm/transparent_hugepage/hpage_pmd_size), $(grep -c ^processor /proc/cpuinfo) cpus"
 # Two workers take programs in turn (mkdir claims each once), as ctest -j2 does on the
