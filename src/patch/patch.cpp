@@ -62,6 +62,8 @@ int live_patch(jit_arena *a, const jit_patch_site *sites, size_t n) {
         return EINVAL;
     QuietThread quiet;
     GateGuard op(a->gate);
+    if (!op)
+        return EDEADLK;
     std::lock_guard<std::mutex> one_at_a_time(g_patch_lock);
     PatchRun run(a);
     if (int rc = run.prepare(sites, n))

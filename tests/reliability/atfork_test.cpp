@@ -144,6 +144,9 @@ unsigned refused() {
     if (!b || !edeadlk(jit_batch_alloc(b, kRet42.data(), kRet42.size(), nullptr) == nullptr))
         bad |= 8192;
     jit_batch_destroy(b);
+    errno = 0;
+    if (!edeadlk(jit_patch(g_target.live + kRetImm, &imm, 1) != 0) || g_target.live[kRetImm] != before)
+        bad |= 16384;
     return bad;
 }
 
