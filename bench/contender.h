@@ -48,6 +48,13 @@ public:
     virtual bool strict_wx() const = 0;
     // Can unload / update (the ideal layout cannot).
     virtual bool can_free() const { return true; }
+    // A counter that moves whenever the allocator maps new address space for code (chunk
+    // growth): the latency benchmark reads it around each operation, outside the timed
+    // window, to count growth apart. Must be O(1). 0 where not known.
+    virtual uint64_t growth_counter() { return 0; }
+    // Gives free code memory back to the OS; the bytes given back (0 where the allocator
+    // has no such call: asmjit releases empty blocks by itself on free).
+    virtual size_t shrink() { return 0; }
 };
 
 // Names, in report order: jitalloc_<writer>, asmjit_default, asmjit_dual,

@@ -66,6 +66,10 @@ public:
         return st.bytes_metadata;
     }
     bool strict_wx() const override { return strict_; }
+    // chunks_mapped + chunks_released: moves on every chunk mapped (growth), and on a
+    // chunk given back. Read without buddy_lock: single-threaded benchmark, a plain load.
+    uint64_t growth_counter() override { return arena_->chunks_mapped + arena_->chunks_released; }
+    size_t shrink() override { return jit_arena_shrink(arena_); }
 
 private:
     jit_arena *arena_;
@@ -126,6 +130,8 @@ public:
     }
     size_t metadata_bytes() override { return alloc_.statistics().overheadSize(); }
     bool strict_wx() const override { return strict_; }
+    // Blocks reserved: asmjit maps a new block when its pools are full.
+    uint64_t growth_counter() override { return alloc_.statistics().blockCount(); }
 
 private:
     static asmjit::JitAllocator::CreateParams make_params(asmjit::JitAllocatorOptions o) {

@@ -586,6 +586,12 @@ patch_ratios = report_patch.section(pt, pt_ctx, get, cpu, fmt, ratio, w, goals)
 # ------------------------------------------------------------ 10. JitRuntime on batches
 report_jitruntime.section(jr, jr_ctx, get, cpu, fmt, ratio, w)
 
+# ------------------------------------------------------------ 11. tail latency (bench/latency/)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "latency"))
+import report_latency  # noqa: E402
+lat_md, lat_head = report_latency.section(RES, goals)
+md += lat_md
+
 # ------------------------------------------------------------ goals / headline
 head = ["## Goals (issues 4 and 11)\n",
         "| goal | figure | status |", "|---|---|---|"]
@@ -635,6 +641,8 @@ if patch_ratios:
                        "running (sites in one allocation / in 64)",
                        f"{fmt(patch_ratios.get(('table', 1)), 3)}x / "
                        f"{fmt(patch_ratios.get(('apart', 1)), 3)}x"))
+for label, val in lat_head:
+    headline.append(hl(label, val))
 headline.append("")
 md[HEAD:HEAD] = headline + head
 

@@ -5,7 +5,7 @@
 #   bench/run.sh           full run (more repetitions and iterations)
 #   bench/run.sh --quick   the same workloads, fewer repetitions (< 10 min on 2 cores)
 #   bench/run.sh [--quick] --only GROUP   re-run one group (load_unload, churn, update,
-#                          calls, threads, patch, memory, orc, cold), keep the other groups' JSON and
+#                          calls, threads, patch, memory, orc, cold, latency), keep the other groups' JSON and
 #                          machine.json, and rewrite RESULTS.md from them
 #
 # On Debian 12, run as root, it installs what it needs (apt-get update first).
@@ -49,7 +49,7 @@ fi
 BUILD=${JITALLOC_BENCH_BUILD:-$ROOT/build-bench}
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release \
   -DJITALLOC_BUILD_TESTS=OFF -DJITALLOC_BUILD_EXAMPLES=OFF >/dev/null
-make -C "$BUILD" jitalloc_bench jitalloc_cold_bench -j"$(nproc)" --no-print-directory >/dev/null
+make -C "$BUILD" jitalloc_bench jitalloc_cold_bench jitalloc_latency_bench -j"$(nproc)" --no-print-directory >/dev/null
 BIN=$BUILD/bench/jitalloc_bench
 # The ORC benchmark (section 7) exists only where CMake found LLVM 16.
 ORC_BIN=
@@ -120,6 +120,26 @@ if want cold; then
   echo "run.sh: cold start (30 fresh processes per contender)"
   "$BUILD/bench/jitalloc_cold_bench" --runs 30 --out "$OUT/cold_start.json" \
     --commit "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)" >/dev/null
+fi
+
+# Tail latency and scale (issue 11 item 7, section 11). Full: six contenders, BPF sizes at
+# 5 000 / 50 000 / 1 000 000 live and 64..512 B at 5 000 / 50 000, 50 000 timed steps per
+# run (about 3 min here). Quick: jitalloc_proc_mem and asmjit_dual, 200 000 live instead of
+# 1 M (filling 1 M takes ~40 s of the 10 min budget), 5 000 steps per run (~15 s).
+if want latency; then
+  echo "run.sh: latency (per-operation times at 5 000 .. 1 000 000 live)"
+  if ((QUICK)); then
+    LAT_C=jitalloc_proc_mem,asmjit_dual; LAT_STEPS=5000; LAT_SIZES=5000,50000,200000
+  else
+    LAT_C=jitalloc_proc_mem,jitalloc_memfd,jitalloc_temp_alias,jitalloc_persistent_alias,asmjit_default,asmjit_dual
+    LAT_STEPS=50000; LAT_SIZES=5000,50000,1000000
+  fi
+  LAT=(--contenders "$LAT_C" --steps "$LAT_STEPS"
+       --commit "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)")
+  "$BUILD/bench/jitalloc_latency_bench" "${LAT[@]}" --workloads bpf --sizes "$LAT_SIZES" \
+    --out "$OUT/latency_bpf.json" 2>/dev/null
+  "$BUILD/bench/jitalloc_latency_bench" "${LAT[@]}" --workloads small --sizes 5000,50000 \
+    --out "$OUT/latency_small.json" 2>/dev/null
 fi
 
 if [[ -z $ONLY ]]; then

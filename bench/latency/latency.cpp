@@ -1,0 +1,303 @@
+// Tail latency and scale (issue 11 item 7): the distribution of single alloc, free and
+// update times at many live functions, metadata per live object, and jit_shrink after
+// freeing a random half.
+//
+//   jitalloc_latency_bench [--sizes 5000,50000,1000000] [--steps N]
+//                          [--contenders a,b,...] [--workloads bpf,small]
+//                          [--out FILE.json] [--commit ID]
+//
+// Per contender (bench/contender.h) and live count N, in a fresh contender:
+//   fill     N loads of BPF-sized functions (bench::bpf_size), timed only as a whole
+//   steps    --steps times: free a random live function, load a new BPF-sized one (and
+//            call it once, untimed), update the first 64 B of a random live function
+//            with a new function; each of the three operations timed alone (wall clock,
+//            CLOCK_MONOTONIC) into a preallocated array, percentiles computed after
+//   memory   metadata bytes per live object; (resident code bytes + metadata) / requested
+//            bytes, resident from /proc/self/smaps like the memory benchmark
+//   shrink   free a random half, then time Contender::shrink (jit_arena_shrink) and record
+//            the bytes it gives back and resident code before / after
+// Workloads: bpf (sizes of bench::bpf_size) and small (uniform 64..512 B: the same
+// operations with little size spread, so a tail in them is the allocator's, not the
+// cost of writing a 64 KiB function against a 200 B one).
+// The machine's own tail: each step also times "reference", a fixed amount of CPU work
+// (calibrated at start to about 3 µs, near a jitalloc operation's median) that touches no
+// allocator; its p99/p50 is what preemption and host noise alone do to a constant
+// operation in the same loop at the same moment.
+// Chunk growth is counted apart: Contender::growth_counter() is read before and after
+// each operation, outside the timed window; an operation during which it moved (a chunk
+// or an asmjit block mapped or given back) goes to the "growth" figures, not into the
+// percentiles. Wall time on a shared VM includes preemption by other tenants: the JSON
+// keeps the load average at the start and end of every contender's run.
+#include "../contender.h"
+#include "../workload.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+using namespace bench;
+
+namespace {
+
+uint64_t now_ns() {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+std::string loadavg() {
+    char buf[64] = {0};
+    FILE *f = std::fopen("/proc/loadavg", "r");
+    if (f) {
+        if (!std::fgets(buf, sizeof buf, f))
+            buf[0] = 0;
+        std::fclose(f);
+    }
+    std::string s(buf);
+    // The first three fields.
+    size_t pos = 0;
+    for (int i = 0; i < 3 && pos != std::string::npos; i++)
+        pos = s.find(' ', pos + 1);
+    return s.substr(0, pos);
+}
+
+// Times of one kind of operation: growth-free samples in a preallocated array, the
+// operations during which the allocator grew counted apart.
+struct OpTimes {
+    std::vector<uint64_t> ns;
+    uint64_t growth_n = 0, growth_max = 0;
+    explicit OpTimes(size_t cap) { ns.reserve(cap); }
+    void add(uint64_t t, bool grew) {
+        if (grew) {
+            growth_n++;
+            growth_max = std::max(growth_max, t);
+        } else {
+            ns.push_back(t);
+        }
+    }
+};
+
+// Runs op() timed; the growth counter is read outside the timed window.
+template <class F>
+void timed(Contender &c, OpTimes &out, F &&op) {
+    uint64_t g0 = c.growth_counter();
+    uint64_t t0 = now_ns();
+    op();
+    uint64_t t1 = now_ns();
+    out.add(t1 - t0, c.growth_counter() != g0);
+}
+
+// Nearest-rank percentile of sorted v.
+uint64_t pct(const std::vector<uint64_t> &v, double p) {
+    if (v.empty())
+        return 0;
+    size_t k = static_cast<size_t>(p / 100.0 * static_cast<double>(v.size()) + 0.999999);
+    return v[std::min(v.size(), std::max<size_t>(k, 1)) - 1];
+}
+
+void print_op(FILE *f, const char *name, OpTimes &o, bool last) {
+    std::sort(o.ns.begin(), o.ns.end());
+    size_t over = static_cast<size_t>(
+        o.ns.end() - std::upper_bound(o.ns.begin(), o.ns.end(), uint64_t{1000000}));
+    std::fprintf(f,
+                 "        \"%s\": {\"n\": %zu, \"p50_ns\": %lu, \"p99_ns\": %lu, "
+                 "\"p999_ns\": %lu, \"max_ns\": %lu, \"over_1ms\": %zu, \"growth_n\": %lu, "
+                 "\"growth_max_ns\": %lu}%s\n",
+                 name, o.ns.size(), pct(o.ns, 50), pct(o.ns, 99), pct(o.ns, 99.9),
+                 o.ns.empty() ? 0ul : o.ns.back(), over, o.growth_n, o.growth_max,
+                 last ? "" : ",");
+}
+
+// Fixed CPU work: n dependent multiply-adds.
+uint64_t g_ref_iters = 1000;
+void reference_work() {
+    volatile uint64_t x = 1;
+    for (uint64_t i = 0; i < g_ref_iters; i++)
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+}
+
+// Sets g_ref_iters so that reference_work takes about target_ns (median of 101 tries).
+void calibrate_reference(uint64_t target_ns) {
+    std::vector<uint64_t> t(101);
+    for (auto &v : t) {
+        uint64_t a = now_ns();
+        reference_work();
+        v = now_ns() - a;
+    }
+    std::sort(t.begin(), t.end());
+    g_ref_iters = std::max<uint64_t>(1, g_ref_iters * target_ns / std::max<uint64_t>(t[50], 1));
+}
+
+struct Fn {
+    void *p;
+    size_t len;
+};
+
+size_t next_size(const std::string &workload, std::mt19937_64 &rng) {
+    return workload == "small" ? uniform_size(rng, 64, 512) : bpf_size(rng);
+}
+
+// One contender at one live count; writes one JSON object to f. false on failure.
+bool run_one(FILE *f, const std::string &name, const std::string &workload, size_t live,
+             size_t steps, bool first) {
+    CodeMemory before = code_memory();
+    auto c = make_contender(name);
+    if (!c)
+        return false;
+    std::string load0 = loadavg();
+    std::mt19937_64 rng(42 + live);
+    std::vector<Fn> fns;
+    fns.reserve(live);
+    uint64_t requested = 0, fill_growth = 0, g0 = c->growth_counter();
+    uint64_t t0 = now_ns();
+    for (size_t i = 0; i < live; i++) {
+        size_t len = next_size(workload, rng);
+        void *p = c->load(make_function(len, static_cast<int32_t>(i)), len);
+        if (!p) {
+            std::fprintf(stderr, "%s: load failed at %zu live\n", name.c_str(), i);
+            return false;
+        }
+        fns.push_back({p, len});
+        requested += len;
+    }
+    double fill_s = static_cast<double>(now_ns() - t0) / 1e9;
+    fill_growth = c->growth_counter() - g0;
+
+    OpTimes al(steps), fr(steps), up(steps), ref(steps);
+    int sum = 0;
+    for (size_t i = 0; i < steps; i++) {
+        size_t k = rng() % fns.size();
+        Fn old = fns[k];
+        timed(*c, fr, [&] { c->unload(old.p, old.len); });
+        requested -= old.len;
+        size_t len = next_size(workload, rng);
+        const uint8_t *code = make_function(len, static_cast<int32_t>(i));
+        void *p = nullptr;
+        timed(*c, al, [&] { p = c->load(code, len); });
+        if (!p) {
+            std::fprintf(stderr, "%s: load failed in step %zu\n", name.c_str(), i);
+            return false;
+        }
+        fns[k] = {p, len};
+        requested += len;
+        sum += reinterpret_cast<bench::Fn>(p)(1);
+        Fn tgt = fns[rng() % fns.size()];
+        const uint8_t *patch = make_function(64, static_cast<int32_t>(i) + 7);
+        bool ok = true;
+        timed(*c, up, [&] { ok = c->update(tgt.p, patch, 64); });
+        if (!ok) {
+            std::fprintf(stderr, "%s: update failed in step %zu\n", name.c_str(), i);
+            return false;
+        }
+        sum += reinterpret_cast<bench::Fn>(tgt.p)(1);
+        timed(*c, ref, reference_work);
+    }
+    if (sum == 12345)
+        std::fprintf(stderr, " ");  // keeps the calls
+
+    CodeMemory mid = code_memory();
+    double meta = static_cast<double>(c->metadata_bytes());
+    double resident = static_cast<double>(mid.resident) - static_cast<double>(before.resident);
+
+    // Free a random half, then shrink.
+    std::shuffle(fns.begin(), fns.end(), rng);
+    size_t half = fns.size() / 2;
+    uint64_t tf = now_ns();
+    for (size_t i = 0; i < half; i++)
+        c->unload(fns[i].p, fns[i].len);
+    double free_half_s = static_cast<double>(now_ns() - tf) / 1e9;
+    CodeMemory pre = code_memory();
+    uint64_t ts = now_ns();
+    size_t given = c->shrink();
+    double shrink_us = static_cast<double>(now_ns() - ts) / 1e3;
+    CodeMemory post = code_memory();
+    for (size_t i = half; i < fns.size(); i++)
+        c->unload(fns[i].p, fns[i].len);
+
+    std::fprintf(f,
+                 "%s    {\"contender\": \"%s\", \"workload\": \"%s\", \"live\": %zu, "
+                 "\"steps\": %zu,\n",
+                 first ? "" : ",\n", name.c_str(), workload.c_str(), live, steps);
+    std::fprintf(f, "      \"loadavg_start\": \"%s\", \"loadavg_end\": \"%s\",\n", load0.c_str(),
+                 loadavg().c_str());
+    std::fprintf(f, "      \"fill_s\": %.3f, \"fill_growth\": %lu, \"free_half_s\": %.3f,\n", fill_s,
+                 fill_growth, free_half_s);
+    std::fprintf(f,
+                 "      \"requested_bytes\": %lu, \"resident_bytes\": %.0f, \"metadata_bytes\": "
+                 "%.0f, \"metadata_per_live\": %.2f, \"resident_per_req\": %.4f,\n",
+                 requested, resident, meta, meta / static_cast<double>(live),
+                 (resident + meta) / static_cast<double>(requested));
+    std::fprintf(f,
+                 "      \"shrink_us\": %.1f, \"shrink_bytes\": %zu, \"resident_before_shrink\": "
+                 "%lu, \"resident_after_shrink\": %lu,\n",
+                 shrink_us, given, pre.resident - before.resident, post.resident - before.resident);
+    std::fprintf(f, "      \"ops\": {\n");
+    print_op(f, "alloc", al, false);
+    print_op(f, "free", fr, false);
+    print_op(f, "update", up, false);
+    print_op(f, "reference", ref, true);
+    std::fprintf(f, "      }}");
+    std::fflush(f);
+    return true;
+}
+
+std::vector<std::string> split(const std::string &s) {
+    std::vector<std::string> out;
+    std::stringstream ss(s);
+    std::string item;
+    while (std::getline(ss, item, ','))
+        if (!item.empty())
+            out.push_back(item);
+    return out;
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+    std::string sizes = "5000,50000,1000000", out, commit = "unknown", workloads = "bpf";
+    std::string names = "jitalloc_proc_mem,jitalloc_memfd,jitalloc_temp_alias,"
+                        "jitalloc_persistent_alias,asmjit_default,asmjit_dual";
+    size_t steps = 50000;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        std::string a = argv[i];
+        if (a == "--sizes") sizes = argv[i + 1];
+        else if (a == "--steps") steps = std::strtoul(argv[i + 1], nullptr, 10);
+        else if (a == "--contenders") names = argv[i + 1];
+        else if (a == "--workloads") workloads = argv[i + 1];
+        else if (a == "--out") out = argv[i + 1];
+        else if (a == "--commit") commit = argv[i + 1];
+        else {
+            std::fprintf(stderr, "unknown argument %s\n", argv[i]);
+            return 2;
+        }
+    }
+    calibrate_reference(3000);
+    FILE *f = out.empty() ? stdout : std::fopen(out.c_str(), "w");
+    if (!f) {
+        std::perror(out.c_str());
+        return 1;
+    }
+    std::fprintf(f, "{\"commit\": \"%s\", \"steps\": %zu, \"loadavg_start\": \"%s\",\n \"runs\": [\n",
+                 commit.c_str(), steps, loadavg().c_str());
+    bool first = true, ok = true;
+    for (const auto &wl : split(workloads))
+        for (const auto &n : split(names))
+            for (const auto &s : split(sizes)) {
+                std::fprintf(stderr, "latency: %s, %s sizes, %s live\n", n.c_str(), wl.c_str(),
+                             s.c_str());
+                if (run_one(f, n, wl, std::strtoul(s.c_str(), nullptr, 10), steps, first))
+                    first = false;
+                else
+                    ok = false;
+            }
+    std::fprintf(f, "\n ], \"loadavg_end\": \"%s\"}\n", loadavg().c_str());
+    if (f != stdout)
+        std::fclose(f);
+    return ok ? 0 : 1;
+}
