@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include <sys/mman.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -377,6 +378,42 @@ inline std::string thp_mode(const char *file = "/sys/kernel/mm/transparent_hugep
 inline size_t thp_pmd_size() {
     return static_cast<size_t>(
         std::strtoull(read_file("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size").c_str(), nullptr, 10));
+}
+
+// Whether this kernel collapses read-only anonymous memory into a huge page: a chunk
+// grown in steps is read+execute when it becomes whole, and the library's MADV_COLLAPSE
+// is its only way onto a huge page (poke.cpp, collapse_if_whole). Kernels up to at least
+// 6.12 refuse (EINVAL: khugepaged's collapse wants a writable PTE in the range, and
+// kernels before 6.1 have no MADV_COLLAPSE); 6.18 collapses. Probed on a 2 MiB region of
+// the test's own, read-only like a chunk: why the kernel cannot, or "".
+inline std::string read_only_collapse_refused() {
+    const size_t huge = thp_pmd_size();
+    if (huge == 0)
+        return "the kernel reports no PMD huge-page size";
+    void *r = mmap(nullptr, 2 * huge, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (r == MAP_FAILED)
+        return std::string("no address space for the probe: ") + std::strerror(errno);
+    auto *at = reinterpret_cast<uint8_t *>((reinterpret_cast<uintptr_t>(r) + huge - 1) & ~(huge - 1));
+    std::string why;
+    const int kCollapse = 25;  // MADV_COLLAPSE, missing from older headers
+    if (mprotect(at, huge, PROT_READ | PROT_WRITE) != 0) {
+        why = std::string("mprotect: ") + std::strerror(errno);
+    } else {
+        std::memset(at, 0xd4, huge);
+        (void)mprotect(at, huge, PROT_READ);
+        (void)madvise(at, huge, MADV_HUGEPAGE);
+        // Only EINVAL says the kernel cannot: EAGAIN / ENOMEM (no free huge page now)
+        // leaves the test to run and to report it.
+        if (madvise(at, huge, kCollapse) != 0 && errno == EINVAL) {
+            int e = errno;
+            utsname u{};
+            (void)uname(&u);
+            why = std::string("MADV_COLLAPSE of read-only anonymous memory fails with ") +
+                  std::strerror(e) + " on kernel " + u.release;
+        }
+    }
+    (void)munmap(r, 2 * huge);
+    return why;
 }
 
 // ---------------------------------------------------------------- fork
