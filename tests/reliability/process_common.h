@@ -218,6 +218,11 @@ public:
                 struct pollfd q = {fd, POLLIN, 0};
                 if (poll(&q, 1, 10) != 1)
                     continue;
+                // POLLHUP without POLLIN: the held thread has exited, so no notification
+                // can come, and a RECV would block for good (seen in the arm64 guest:
+                // stop() then waited on this thread until the scenario's deadline).
+                if (!(q.revents & POLLIN))
+                    break;
                 struct seccomp_notif r;
                 std::memset(&r, 0, sizeof r);
                 if (ioctl(fd, SECCOMP_IOCTL_NOTIF_RECV, &r) == 0)
