@@ -5,7 +5,7 @@
 #   bench/run.sh           full run (more repetitions and iterations)
 #   bench/run.sh --quick   the same workloads, fewer repetitions (< 10 min on 2 cores)
 #   bench/run.sh [--quick] --only GROUP   re-run one group (load_unload, churn, update,
-#                          calls, threads, patch, memory, orc, cold, latency), keep the other groups' JSON and
+#                          calls, threads, patch, memory, orc, cold, latency, latency_1m), keep the other groups' JSON and
 #                          machine.json, and rewrite RESULTS.md from them
 #
 # On Debian 12, run as root, it installs what it needs (apt-get update first).
@@ -53,7 +53,9 @@ make -C "$BUILD" jitalloc_bench jitalloc_cold_bench jitalloc_latency_bench -j"$(
 BIN=$BUILD/bench/jitalloc_bench
 # The ORC benchmark (section 7) exists only where CMake found LLVM 16.
 ORC_BIN=
-if make -C "$BUILD" help --no-print-directory | grep '\.\.\. jitalloc_orc_bench$' >/dev/null; then
+# Built only when the orc group runs (it compiles against LLVM: minutes on 2 cores).
+if [[ -z $ONLY || $ONLY == orc ]] &&
+   make -C "$BUILD" help --no-print-directory | grep '\.\.\. jitalloc_orc_bench$' >/dev/null; then
   make -C "$BUILD" jitalloc_orc_bench -j"$(nproc)" --no-print-directory >/dev/null
   ORC_BIN=$BUILD/bench/orc/jitalloc_orc_bench
 fi
@@ -61,7 +63,13 @@ fi
 # ---- run ----
 OUT=$HERE/results
 mkdir -p "$OUT"
-if [[ -z $ONLY ]]; then rm -f "$OUT"/*.json "$OUT"/*.png; fi
+if [[ -z $ONLY ]]; then
+  for f in "$OUT"/*.json "$OUT"/*.png; do
+    # A quick run keeps latency_1m.json (see the latency groups below).
+    ((QUICK)) && [[ ${f##*/} == latency_1m.json ]] && continue
+    rm -f "$f"
+  done
+fi
 if ((QUICK)); then REPS=${JITALLOC_BENCH_REPS:-3}; MODE=(--bench_quick); else REPS=${JITALLOC_BENCH_REPS:-7}; MODE=(); fi
 
 [[ -n $ONLY ]] || {
@@ -122,24 +130,32 @@ if want cold; then
     --commit "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)" >/dev/null
 fi
 
-# Tail latency and scale (issue 11 item 7, section 11). Full: six contenders, BPF sizes at
-# 5 000 / 50 000 / 1 000 000 live and 64..512 B at 5 000 / 50 000, 50 000 timed steps per
-# run (about 3 min here). Quick: jitalloc_proc_mem and asmjit_dual, 200 000 live instead of
-# 1 M (filling 1 M takes ~40 s of the 10 min budget), 5 000 steps per run (~15 s).
+# Tail latency and scale (issue 11 item 7, section 11). Group latency: BPF sizes at
+# 5 000 / 50 000 / 200 000 live and 64..512 B at 5 000 / 50 000 (quick: jitalloc_proc_mem,
+# asmjit_dual and floor_proc_mem, 5 000 steps per run, ~1 min; full: six contenders and the
+# floor, 50 000 steps). Group latency_1m: the same at 1 000 000 live (BPF sizes), which
+# takes ~3 min in quick mode (filling 1 M functions of ~3.3 KiB mean, 3.3 GiB, per
+# contender): a quick run of every group keeps the latency_1m.json of the last run of that
+# group (`--only latency_1m`), whose commit and date the report shows; a full run remakes it.
+LAT_COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+if ((QUICK)); then
+  LAT_C=jitalloc_proc_mem,asmjit_dual,floor_proc_mem; LAT_STEPS=5000
+else
+  LAT_C=jitalloc_proc_mem,jitalloc_memfd,jitalloc_temp_alias,jitalloc_persistent_alias,asmjit_default,asmjit_dual,floor_proc_mem
+  LAT_STEPS=50000
+fi
+LAT=(--contenders "$LAT_C" --steps "$LAT_STEPS" --commit "$LAT_COMMIT")
 if want latency; then
-  echo "run.sh: latency (per-operation times at 5 000 .. 1 000 000 live)"
-  if ((QUICK)); then
-    LAT_C=jitalloc_proc_mem,asmjit_dual; LAT_STEPS=5000; LAT_SIZES=5000,50000,200000
-  else
-    LAT_C=jitalloc_proc_mem,jitalloc_memfd,jitalloc_temp_alias,jitalloc_persistent_alias,asmjit_default,asmjit_dual
-    LAT_STEPS=50000; LAT_SIZES=5000,50000,1000000
-  fi
-  LAT=(--contenders "$LAT_C" --steps "$LAT_STEPS"
-       --commit "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)")
-  "$BUILD/bench/jitalloc_latency_bench" "${LAT[@]}" --workloads bpf --sizes "$LAT_SIZES" \
+  echo "run.sh: latency (per-operation times at 5 000 .. 200 000 live)"
+  "$BUILD/bench/jitalloc_latency_bench" "${LAT[@]}" --workloads bpf --sizes 5000,50000,200000 \
     --out "$OUT/latency_bpf.json" 2>/dev/null
   "$BUILD/bench/jitalloc_latency_bench" "${LAT[@]}" --workloads small --sizes 5000,50000 \
     --out "$OUT/latency_small.json" 2>/dev/null
+fi
+if [[ $ONLY == latency_1m ]] || { [[ -z $ONLY ]] && ((!QUICK)); }; then
+  echo "run.sh: latency_1m (per-operation times at 1 000 000 live)"
+  "$BUILD/bench/jitalloc_latency_bench" "${LAT[@]}" --workloads bpf --sizes 1000000 \
+    --out "$OUT/latency_1m.json" 2>/dev/null
 fi
 
 if [[ -z $ONLY ]]; then

@@ -12,6 +12,9 @@
 //            call it once, untimed), update the first 64 B of a random live function
 //            with a new function; each of the three operations timed alone (wall clock,
 //            CLOCK_MONOTONIC) into a preallocated array, percentiles computed after
+//            Before each update, "raw_write": the 64 bytes it targets written back
+//            unchanged with one pwrite to /proc/self/mem (the kernel write alone, on the
+//            same memory at the same moment; where /proc/self/mem can write the mapping)
 //   memory   metadata bytes per live object; (resident code bytes + metadata) / requested
 //            bytes, resident from /proc/self/smaps like the memory benchmark
 //   shrink   free a random half, then time Contender::shrink (jit_arena_shrink) and record
@@ -22,11 +25,16 @@
 // The machine's own tail: each step also times "reference", a fixed amount of CPU work
 // (calibrated at start to about 3 µs, near a jitalloc operation's median) that touches no
 // allocator; its p99/p50 is what preemption and host noise alone do to a constant
-// operation in the same loop at the same moment.
+// operation in the same loop at the same moment; "syscall" (getppid, the cheapest kernel
+// entry) what they do to anything that enters the kernel, as every strict W^X write does.
 // Chunk growth is counted apart: Contender::growth_counter() is read before and after
 // each operation, outside the timed window; an operation during which it moved (a chunk
 // or an asmjit block mapped or given back) goes to the "growth" figures, not into the
-// percentiles. Wall time on a shared VM includes preemption by other tenants: the JSON
+// percentiles. Each operation's CPU time (CLOCK_THREAD_CPUTIME_ID, user + kernel) is
+// taken around the same window: what wall time has and CPU time has not is time off the
+// CPU. floor_proc_mem / floor_memfd (one raw pwrite per load and update, nothing per
+// free; their code is not called) give the tail of the kernel write alone.
+// Wall time on a shared VM includes preemption by other tenants: the JSON
 // keeps the load average at the start and end of every contender's run.
 #include "../contender.h"
 #include "../workload.h"
@@ -36,6 +44,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <fcntl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <random>
 #include <sstream>
 #include <string>
@@ -45,11 +56,18 @@ using namespace bench;
 
 namespace {
 
-uint64_t now_ns() {
+uint64_t clock_ns(clockid_t id) {
     timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(id, &ts);
     return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
 }
+uint64_t now_ns() { return clock_ns(CLOCK_MONOTONIC); }
+// CPU time of this thread, user + kernel (a system call: not in the vDSO).
+uint64_t cpu_ns() { return clock_ns(CLOCK_THREAD_CPUTIME_ID); }
+
+// An operation whose wall time exceeds its CPU time by more than this spent that time off
+// its CPU (preempted by another task or tenant, or blocked): counted as "off_cpu".
+constexpr uint64_t kOffCpuNs = 10000;
 
 std::string loadavg() {
     char buf[64] = {0};
@@ -69,28 +87,40 @@ std::string loadavg() {
 
 // Times of one kind of operation: growth-free samples in a preallocated array, the
 // operations during which the allocator grew counted apart.
+// Each sample has its wall time (ns) and the thread's CPU time over the same window
+// (cpu), which leaves out what preemption adds: a tail in wall time that CPU time does
+// not share is the machine's, one in both is work done on the CPU (the library's, or the
+// kernel's for the write).
 struct OpTimes {
-    std::vector<uint64_t> ns;
-    uint64_t growth_n = 0, growth_max = 0;
-    explicit OpTimes(size_t cap) { ns.reserve(cap); }
-    void add(uint64_t t, bool grew) {
+    std::vector<uint64_t> ns, cpu;
+    uint64_t growth_n = 0, growth_max = 0, off_cpu = 0;
+    explicit OpTimes(size_t cap) {
+        ns.reserve(cap);
+        cpu.reserve(cap);
+    }
+    void add(uint64_t t, uint64_t c, bool grew) {
         if (grew) {
             growth_n++;
             growth_max = std::max(growth_max, t);
         } else {
             ns.push_back(t);
+            cpu.push_back(c);
+            off_cpu += t > c + kOffCpuNs;
         }
     }
 };
 
-// Runs op() timed; the growth counter is read outside the timed window.
+// Runs op() timed; the growth counter is read outside the timed window, the CPU clock
+// just outside the wall clock's.
 template <class F>
 void timed(Contender &c, OpTimes &out, F &&op) {
     uint64_t g0 = c.growth_counter();
+    uint64_t c0 = cpu_ns();
     uint64_t t0 = now_ns();
     op();
     uint64_t t1 = now_ns();
-    out.add(t1 - t0, c.growth_counter() != g0);
+    uint64_t c1 = cpu_ns();
+    out.add(t1 - t0, c1 - c0, c.growth_counter() != g0);
 }
 
 // Nearest-rank percentile of sorted v.
@@ -103,15 +133,20 @@ uint64_t pct(const std::vector<uint64_t> &v, double p) {
 
 void print_op(FILE *f, const char *name, OpTimes &o, bool last) {
     std::sort(o.ns.begin(), o.ns.end());
+    std::sort(o.cpu.begin(), o.cpu.end());
     size_t over = static_cast<size_t>(
         o.ns.end() - std::upper_bound(o.ns.begin(), o.ns.end(), uint64_t{1000000}));
+    size_t over_cpu = static_cast<size_t>(
+        o.cpu.end() - std::upper_bound(o.cpu.begin(), o.cpu.end(), uint64_t{1000000}));
     std::fprintf(f,
                  "        \"%s\": {\"n\": %zu, \"p50_ns\": %lu, \"p99_ns\": %lu, "
                  "\"p999_ns\": %lu, \"max_ns\": %lu, \"over_1ms\": %zu, \"growth_n\": %lu, "
-                 "\"growth_max_ns\": %lu}%s\n",
+                 "\"growth_max_ns\": %lu,\n          \"cpu_p50_ns\": %lu, \"cpu_p99_ns\": %lu, "
+                 "\"cpu_p999_ns\": %lu, \"cpu_max_ns\": %lu, \"off_cpu\": %lu, \"over_1ms_cpu\": %zu}%s\n",
                  name, o.ns.size(), pct(o.ns, 50), pct(o.ns, 99), pct(o.ns, 99.9),
                  o.ns.empty() ? 0ul : o.ns.back(), over, o.growth_n, o.growth_max,
-                 last ? "" : ",");
+                 pct(o.cpu, 50), pct(o.cpu, 99), pct(o.cpu, 99.9),
+                 o.cpu.empty() ? 0ul : o.cpu.back(), o.off_cpu, over_cpu, last ? "" : ",");
 }
 
 // Fixed CPU work: n dependent multiply-adds.
@@ -169,8 +204,16 @@ bool run_one(FILE *f, const std::string &name, const std::string &workload, size
     double fill_s = static_cast<double>(now_ns() - t0) / 1e9;
     fill_growth = c->growth_counter() - g0;
 
-    OpTimes al(steps), fr(steps), up(steps), ref(steps);
+    OpTimes al(steps), fr(steps), up(steps), ref(steps), sys(steps), raw(steps);
+    // The kernel write alone, on the same memory at the same moment: before each update,
+    // the 64 bytes it targets are written back unchanged with one pwrite to /proc/self/mem
+    // (what jitalloc's proc_mem writer does under its bookkeeping). Only where that works:
+    // private mappings (proc_mem chunks, asmjit_default); shared memfd views refuse it.
+    int mem_fd = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
     int sum = 0;
+    // A floor (raw pwrite into a 32 MiB region it reuses round-robin, bench/contender.h)
+    // overwrites older functions: its code is not called, only its writes are timed.
+    const bool call = name.rfind("floor_", 0) != 0;
     for (size_t i = 0; i < steps; i++) {
         size_t k = rng() % fns.size();
         Fn old = fns[k];
@@ -186,18 +229,37 @@ bool run_one(FILE *f, const std::string &name, const std::string &workload, size
         }
         fns[k] = {p, len};
         requested += len;
-        sum += reinterpret_cast<bench::Fn>(p)(1);
+        if (call)
+            sum += reinterpret_cast<bench::Fn>(p)(1);
         Fn tgt = fns[rng() % fns.size()];
         const uint8_t *patch = make_function(64, static_cast<int32_t>(i) + 7);
+        if (mem_fd >= 0) {
+            uint8_t same[64];
+            std::memcpy(same, tgt.p, sizeof same);
+            bool wrote = true;
+            timed(*c, raw, [&] {
+                wrote = pwrite(mem_fd, same, sizeof same,
+                               static_cast<off_t>(reinterpret_cast<uintptr_t>(tgt.p))) == 64;
+            });
+            if (!wrote) {
+                close(mem_fd);
+                mem_fd = -1;
+                raw = OpTimes(0);
+            }
+        }
         bool ok = true;
         timed(*c, up, [&] { ok = c->update(tgt.p, patch, 64); });
         if (!ok) {
             std::fprintf(stderr, "%s: update failed in step %zu\n", name.c_str(), i);
             return false;
         }
-        sum += reinterpret_cast<bench::Fn>(tgt.p)(1);
+        if (call)
+            sum += reinterpret_cast<bench::Fn>(tgt.p)(1);
         timed(*c, ref, reference_work);
+        timed(*c, sys, [] { (void)syscall(SYS_getppid); });
     }
+    if (mem_fd >= 0)
+        close(mem_fd);
     if (sum == 12345)
         std::fprintf(stderr, " ");  // keeps the calls
 
@@ -241,7 +303,10 @@ bool run_one(FILE *f, const std::string &name, const std::string &workload, size
     print_op(f, "alloc", al, false);
     print_op(f, "free", fr, false);
     print_op(f, "update", up, false);
-    print_op(f, "reference", ref, true);
+    print_op(f, "reference", ref, false);
+    print_op(f, "syscall", sys, raw.ns.empty());
+    if (!raw.ns.empty())
+        print_op(f, "raw_write", raw, true);
     std::fprintf(f, "      }}");
     std::fflush(f);
     return true;
