@@ -145,7 +145,7 @@ def analysis(runs, w):
       "function) the same or a larger one than jitalloc's alloc. Even fixed CPU work has a "
       "p99 of 10x its median in the busy runs. CPU time has the same tail as wall time and "
       "few operations (`off_cpu` in the JSON: wall time more than 10 µs above CPU time, under "
-      "0.5%) were descheduled in the guest, so the extra tens of µs are spent \"on the CPU\" "
+      "at most 0.7% of any row) were descheduled in the guest, so the extra tens of µs are spent \"on the CPU\" "
       "as the guest sees it: interrupts and time the host takes from the vCPU (this VM "
       "reports no steal time), which a kernel entry seems to draw more often than plain "
       "computation.\n")
@@ -153,9 +153,15 @@ def analysis(runs, w):
       "writes the whole function and a free trap-fills the whole object, and 5% of BPF "
       "functions are 8..64 KiB against a median of ~500 B, so p99 of alloc or free is the "
       "cost of writing ~50 KiB while p50 is the cost of writing ~500 B. The floor's alloc has "
-      "the same ratio. The 64..512 B rows take that away. A free writes into memory that "
-      "was written long ago (a random victim: cold in cache and TLB), an alloc into an object "
-      "freed a moment before (warm), so free is dearer than alloc at the median and tail.\n")
+      "the same ratio. The 64..512 B rows take most of that away. What is left there, "
+      "even in quiet runs (reference ≤ 1.15), is a p99/p50 of about 7..9 for free (p99 ~30 "
+      "µs), against ~2..3 for update and raw_write: a free trap-fills a random victim's "
+      "whole object (up to 512 B, often across a page boundary) in memory written long ago, "
+      "where alloc writes into an object freed a moment before. The floor's alloc, one raw "
+      "pwrite of the same 64..512 B into memory last written a 32 MiB ring earlier, shows "
+      "5.5..12 in its runs, so it is the kernel write of that size into that memory, not "
+      "the allocator's bookkeeping; which part of the kernel's /proc/self/mem write path it "
+      "is was not found.\n")
     w("- **What the library does per call is bounded:** one size-class lookup, one slab "
       "bitmap search (at most 8 words), at most one slab made or retired (its metadata is "
       "one malloc, its pages come from the buddy already trap-filled: no trap fill of a "
