@@ -14,13 +14,20 @@
 #                                     JITALLOC_FULL_KERNELS (default "stock on"),
 #                                     JITALLOC_FULL_HIBERNATION=1 and
 #                                     JITALLOC_FULL_KUNIT_DEBUG=1: see boot/full.sh
+#   bash kernel-port/test.sh --kunit-debug  only the debug KUnit run of
+#                                     --full (kunitconfig + kunit/debug.config:
+#                                     lockdep, DEBUG_VM, kmemleak, KFENCE,
+#                                     KASAN; one more kernel build, in
+#                                     $JITALLOC_KERNEL_DIR/build-kunit-debug);
+#                                     no harness, CI KUnit or checkpatch
 #   bash kernel-port/test.sh --bisect compiles every prefix of the series
 #                                     with CONFIG_EXECMEM_JITALLOC on and
 #                                     checks the series' symbols resolve at
 #                                     each (boot/full.sh; may be combined
 #                                     with --full)
 #
-# Every run also checks the series with the tree's scripts/checkpatch.pl.
+# Every run but --kunit-debug also checks the series with the tree's
+# scripts/checkpatch.pl.
 #
 # Self-sufficient on Debian 12 as root: installs what it needs with apt,
 # unpacks Debian's linux-source-6.12 outside the repository
@@ -35,12 +42,14 @@ JOBS=${JOBS:-$(nproc)}
 FULL=0
 FIGURES=0
 BISECT=0
+KUNIT_DEBUG=0
 for a in "$@"; do
 	case "$a" in
 	--full) FULL=1; FIGURES=1 ;;
 	--figures) FIGURES=1 ;;
 	--bisect) BISECT=1 ;;
-	-h|--help) sed -n 2,29p "$0"; exit 0 ;;
+	--kunit-debug) KUNIT_DEBUG=1 ;;
+	-h|--help) sed -n 2,35p "$0"; exit 0 ;;
 	*) echo "unknown argument: $a" >&2; exit 2 ;;
 	esac
 done
@@ -238,6 +247,17 @@ kunit() {
 		fail "KUnit (kunit.py exit $rc)" "$(( nf > 0 ? nf : 1 ))"
 	fi
 }
+
+if [ $KUNIT_DEBUG = 1 ]; then
+	if prepare_tree; then
+		# shellcheck source=boot/full.sh
+		. "$HERE"/boot/full.sh
+		kunit_debug
+	else
+		fail "applying the patch series to $SRC"
+	fi
+	finish
+fi
 
 harness
 if prepare_tree; then

@@ -31,8 +31,9 @@
 #     one more boot of the option-on kernel with KFENCE sampling runs the
 #     KUnit suite at boot and the whole workload, and passes when the log has
 #     no lockdep report (lockdep still on at the end), warning, BUG, KFENCE
-#     or kmemleak report.  JITALLOC_FULL_KUNIT_DEBUG=1 also runs kunit.py with
-#     kunit/kunitconfig + kunit/debug.config (one more kernel build).
+#     or kmemleak report.  JITALLOC_FULL_KUNIT_DEBUG=1 also runs the debug
+#     KUnit kernel (kunit/kunitconfig + kunit/debug.config, one more kernel
+#     build: kunit_debug below; test.sh --kunit-debug runs only that).
 #
 # bisect_tests (--bisect): every prefix of the series compiled in
 # $KCACHE/src-bisect with boot/config (the option on wherever it exists),
@@ -357,22 +358,71 @@ delta_of() {	# key from to boot
 	if [ -n "$a" ] && [ -n "$b" ]; then echo $((b - a)); else echo –; fi
 }
 
-# (5) KUnit in a debug kernel
+# kunit_debug_boot KERNEL LOG DIR: boots KERNEL as kunit.py would (qemu
+# TCG, 1 GiB, serial console), without kunit_shutdown, with an initramfs
+# (in DIR) holding kunit/debug-init.c as /init; the console goes to LOG.
+# Returns qemu's status (0: /init rebooted), 3 if the initramfs failed.
+kunit_debug_boot() {
+	local kernel=$1 klog=$2 ird=$3 t0 rc
+	rm -rf "$ird"; mkdir -p "$ird/root"
+	if ! gcc -static -O2 -Wall -Wextra -Werror "$HERE/kunit/debug-init.c" -o "$ird/root/init" ||
+	   ! ( cd "$ird/root" && echo init | cpio -o -H newc --quiet > "$ird/initrd.cpio" ); then
+		return 3
+	fi
+	t0=$(date +%s)
+	timeout 3000 qemu-system-x86_64 -nodefaults -m 1024 -smp 2 -bios qboot.rom \
+		-kernel "$kernel" -initrd "$ird/initrd.cpio" \
+		-append 'console=ttyS0 kunit.enable=1 panic=-1' \
+		-no-reboot -nographic -serial stdio < /dev/null > "$klog" 2>&1
+	rc=$?
+	log "debug KUnit boot: $(( $(date +%s) - t0 ))s (qemu exit $rc)"
+	return $rc
+}
+
+# (5) KUnit in a debug kernel (also test.sh --kunit-debug): kunitconfig +
+# kunit/debug.config (lockdep, DEBUG_VM, DEBUG_LIST, kmemleak, KFENCE,
+# generic KASAN) built by kunit.py, and booted here as kunit.py boots it but
+# without kunit_shutdown, with kunit/debug-init.c as /init: once the
+# built-in suites are done it has kmemleak scan (which needs a few seconds
+# and two scans to report anything, more than a kunit.py run gives it) and
+# prints the suspects and lockdep's debug_locks.  kunit.py parses the log.
+# Passes when every case passes, kmemleak lists no suspect, lockdep is still
+# on, and the log has no lockdep, KASAN, KFENCE, DEBUG_VM/DEBUG_LIST or
+# kmemleak report, warning, BUG or oops.
+KUNIT_DEBUG_BAD='WARNING:|BUG:|BUG at|Oops|general protection|Kernel panic|possible circular locking|possible recursive locking|inconsistent lock state|lock held when returning|suspicious RCU usage|KASAN|KFENCE:|kmemleak: .*(unknown|Trying|suspected)|list_(add|del) corruption|page dumped because'
 kunit_debug() {
-	local out=$KCACHE/kunit-debug.log np bad
-	log "KUnit in a debug kernel (lockdep, DEBUG_VM, kmemleak, KFENCE) (log: $out)"
-	( cd "$SRC" && python3 tools/testing/kunit/kunit.py run --arch=x86_64 \
-		--build_dir="$KCACHE/build-kunit-debug" \
+	local out=$KCACHE/kunit-debug.log b=$KCACHE/build-kunit-debug ird=$KCACHE/kunit-debug-initrd
+	local klog=$KCACHE/build-kunit-debug/test.log rc
+	log "KUnit in a debug kernel (lockdep, DEBUG_VM, kmemleak, KFENCE, KASAN) (log: $out)"
+	if ! ( cd "$SRC" && python3 tools/testing/kunit/kunit.py build --arch=x86_64 \
+		--build_dir="$b" \
 		--kunitconfig="$HERE/kunit/kunitconfig" --kunitconfig="$HERE/kunit/debug.config" \
-		--jobs="$JOBS" --qemu_args='-smp 2' --timeout=1800 ) > "$out" 2>&1
-	local rc=$? klog=$KCACHE/build-kunit-debug/test.log
+		--jobs="$JOBS" ) > "$out" 2>&1; then
+		tail -20 "$out"; fail "KUnit debug kernel: build"; return
+	fi
+	kunit_debug_boot "$b/arch/x86/boot/bzImage" "$klog" "$ird"
+	rc=$?
+	[ $rc = 3 ] && { fail "KUnit debug kernel: initramfs"; return; }
+	kunit_debug_check "$klog" "$out" $rc
+}
+# kunit_debug_check LOG OUT RC: the verdict on a debug KUnit boot's console
+# LOG (kunit.py's parse of it appended to OUT; RC: qemu's status)
+kunit_debug_check() {
+	local klog=$1 out=$2 rc=$3 np nf bad suspects locks
+	( cd "$SRC" && python3 tools/testing/kunit/kunit.py parse "$klog" ) >> "$out" 2>&1
+	grep -E '^\[..:..:..\] +(\[(PASSED|FAILED|SKIPPED|CRASHED)\]|Testing complete|# )' "$out" || true
 	np=$(grep -cE '\[PASSED\] jit_test_' "$out")
-	bad=$(grep -E 'WARNING:|BUG:|possible circular locking|possible recursive locking|inconsistent lock state|suspected memory leak|kmemleak: .*(unknown|Trying)|KFENCE:|not ok [0-9]+ ' "$klog" 2>/dev/null)
-	if [ $rc -eq 0 ] && [ "$np" -gt 0 ] && [ -s "$klog" ] && [ -z "$bad" ]; then
-		pass "KUnit debug kernel: $np cases, no lockdep, kmemleak, KFENCE or warning report"
+	nf=$(grep -cE '\[(FAILED|CRASHED)\] ' "$out")
+	bad=$(grep -E "$KUNIT_DEBUG_BAD" "$klog")
+	suspects=$(sed -n 's/.*DEBUGINIT kmemleak suspects \(-\?[0-9]*\).*/\1/p' "$klog")
+	locks=$(sed -n 's/.*DEBUGINIT debug_locks \(-\?[0-9]*\).*/\1/p' "$klog")
+	grep 'DEBUGINIT' "$klog" | head -40
+	if [ "$rc" -eq 0 ] && [ "$np" -gt 0 ] && [ "$nf" -eq 0 ] && [ -z "$bad" ] &&
+	   [ "$suspects" = 0 ] && [ "$locks" = 1 ] && grep -q 'DEBUGINIT done' "$klog"; then
+		pass "KUnit debug kernel: $np cases, no lockdep, KASAN, KFENCE, kmemleak or warning report" "$np"
 	else
-		echo "$bad" | head -20; tail -20 "$out"
-		fail "KUnit debug kernel (kunit.py exit $rc)"
+		echo "$bad" | head -40; tail -20 "$out"
+		fail "KUnit debug kernel (qemu exit $rc, $np passed, $nf failed, $(printf '%s' "$bad" | grep -c .) report lines, kmemleak suspects '${suspects}', debug_locks '${locks}')" "$(( nf > 0 ? nf : 1 ))"
 	fi
 }
 
