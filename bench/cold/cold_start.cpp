@@ -162,7 +162,7 @@ int breakdown(const std::string &writer_name) {
     uint8_t *at = jitalloc::reserve_range(jitalloc::make_placement(o), jitalloc::kChunkSize);
     double t2 = now_us();
     jitalloc::ChunkMapping m;
-    size_t first = jitalloc::initial_exposure(jitalloc::kChunkSize, false);
+    size_t first = jitalloc::initial_exposure(jitalloc::kChunkSize, false, kLen);
     if (rc || !at || w->map(m, at, jitalloc::kChunkSize, first, true) != 0)
         return 1;
     double t3 = now_us();

@@ -42,6 +42,12 @@ void *ret_ptr(int rc, void *p) {
     return p;
 }
 
+// The default arena's options.
+void default_options(jit_arena_options &o) {
+    jit_arena_options_init(&o);
+    o.name = "default";
+}
+
 // The arena p's chunk was bound to a moment ago: a hint, which that arena confirms
 // under its own locks before it trusts p.
 jit_arena *arena_of_ptr(const void *p) {
@@ -88,8 +94,7 @@ jit_arena *jit_default_arena(void) {
     a = g_default.load(std::memory_order_acquire);
     if (!a) {
         jit_arena_options o;
-        jit_arena_options_init(&o);
-        o.name = "default";
+        default_options(o);
         int rc = arena_create(&o, &a);
         if (rc) {
             errno = rc;
@@ -122,7 +127,26 @@ void *jit_arena_alloc(jit_arena *a, const void *code, size_t len) {
 }
 
 void *jit_alloc(const void *code, size_t len) {
-    jit_arena *a = jit_default_arena();
+    jit_arena *a = g_default.load(std::memory_order_acquire);
+    if (a)
+        return jit_arena_alloc_named(a, code, len, nullptr);
+    // The process's first jit_alloc: the default arena is created by this allocation,
+    // which proves its writer (arena_create_allocating). Bad arguments take the ordinary
+    // way: the arena is created, the allocation refused.
+    if (len != 0 && len <= JIT_MAX_ALLOC_SIZE && !fork_in_progress_here()) {
+        std::unique_lock<std::mutex> g(g_default_lock);
+        if (!(a = g_default.load(std::memory_order_acquire))) {
+            jit_arena_options o;
+            default_options(o);
+            void *p = nullptr;
+            int rc = arena_create_allocating(&o, code, len, &a, &p);
+            if (rc)
+                return ret_ptr(rc, nullptr);
+            g_default.store(a, std::memory_order_release);
+            return p;
+        }
+    }
+    a = a ? a : jit_default_arena();
     return a ? jit_arena_alloc_named(a, code, len, nullptr) : nullptr;
 }
 

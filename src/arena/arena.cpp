@@ -95,12 +95,14 @@ void jit_arena::unlink_chunk_locked(Chunk *c) {
     chunks_mapped -= c->size / kChunkSize;
 }
 
-int jit_arena::grow_locked() {
+int jit_arena::grow_locked(unsigned npages) {
     if (!room_for_locked(kChunkSize))
         return ENOMEM;
     bool huge = !(opts.flags & JIT_ARENA_NO_HUGE_PAGES);
     Chunk *c = chunk_create(*writer, placement, kChunkSize,
-                            initial_exposure(kChunkSize, chunks_mapped != 0), huge, this);
+                            initial_exposure(kChunkSize, chunks_mapped != 0,
+                                             size_t{npages} << kPageShift),
+                            huge, this);
     if (!c)
         return errno;
     link_chunk_locked(c);
@@ -111,7 +113,7 @@ int jit_arena::grow_locked() {
 PageDesc *jit_arena::pages_locked(unsigned npages, int &err) {
     PageDesc *d = buddy.alloc(npages);
     if (!d) {
-        err = grow_locked();
+        err = grow_locked(npages);
         if (err)
             return nullptr;
         d = buddy.alloc(npages);

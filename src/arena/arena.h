@@ -198,7 +198,7 @@ private:
     // buddy_lock held:
     jitalloc::PageDesc *pages_locked(unsigned npages, int &err);
     void free_pages_locked(Chunk *c, unsigned first, unsigned npages);
-    int grow_locked();
+    int grow_locked(unsigned npages);  // a new chunk, its exposure covering npages
     void release_locked(size_t keep_bytes, size_t *released);
     void link_chunk_locked(Chunk *c);
     void unlink_chunk_locked(Chunk *c);
@@ -208,6 +208,14 @@ private:
 namespace jitalloc {
 // Creates and registers an arena (errno-style result). Used by the C API.
 int arena_create(const jit_arena_options *opts, jit_arena **out);
+// arena_create and the arena's first allocation (jit_arena::alloc(code, len)) in one, for
+// the default arena created by a process's first jit_alloc: the writer is proven by that
+// allocation (its chunk's trap fill and its code, read back) rather than by a probe
+// beforehand; a writer that fails there is undone and the next one tried, as a failed
+// probe is. *out and *p on success; else the errno of the last writer tried, and no
+// arena exists.
+int arena_create_allocating(const jit_arena_options *opts, const void *code, size_t len,
+                            jit_arena **out, void **p);
 int arena_destroy(jit_arena *a);
 // Calls fn on every registered arena (but those being destroyed) with the registry lock
 // held. Not from the fork window (fork_in_progress_here()): the caller checks.

@@ -64,7 +64,14 @@ int parse_writer(const char *s) {
     return -1;
 }
 
-int choose_writer(const jit_arena_options &o, const Writer **out, WriterProbes &probes) {
+// The writers an arena may get, in the order to try them: the one asked for (options or
+// JITALLOC_WRITER), else AUTO's order. 0, or EINVAL for a bad JITALLOC_WRITER.
+struct Candidates {
+    jit_writer list[std::size(kAutoOrder)];
+    unsigned count = 0;
+};
+
+int writer_candidates(const jit_arena_options &o, Candidates &out, WriterProbes &probes) {
     jit_writer want = o.writer;
     probes.asked = want == JIT_WRITER_AUTO ? WriterProbes::Asked::auto_order : WriterProbes::Asked::options;
     if (want == JIT_WRITER_AUTO && !(o.flags & JIT_ARENA_IGNORE_ENV)) {
@@ -84,20 +91,22 @@ int choose_writer(const jit_arena_options &o, const Writer **out, WriterProbes &
                 probes.asked = WriterProbes::Asked::environment;
         }
     }
-    if (want != JIT_WRITER_AUTO) {
-        const Writer *w = writer_for(want);
-        int rc = probe_writer(*w);
-        probes.add(want, rc);
-        if (rc)
-            return rc;
-        *out = w;
-        return 0;
-    }
+    out.count = 0;
+    if (want != JIT_WRITER_AUTO)
+        out.list[out.count++] = want;
+    else
+        for (jit_writer k : kAutoOrder)
+            out.list[out.count++] = k;
+    return 0;
+}
+
+// The first candidate whose probe works. 0 or the last probe's errno.
+int choose_writer(const Candidates &c, const Writer **out, WriterProbes &probes) {
     int rc = ENOSYS;
-    for (jit_writer k : kAutoOrder) {
-        const Writer *w = writer_for(k);
+    for (unsigned i = 0; i < c.count; i++) {
+        const Writer *w = writer_for(c.list[i]);
         rc = probe_writer(*w);
-        probes.add(k, rc);
+        probes.add(c.list[i], rc);
         if (rc == 0) {
             *out = w;
             return 0;
@@ -177,9 +186,10 @@ void arenas_fork_child() {
         a->fork_child();
 }
 
-// arena_create without the report; probes says what writer selection tried.
-static int create_arena(const jit_arena_options *user, WriterProbes &probes, jit_arena **out) {
-    jit_arena_options o;
+namespace {
+
+// The caller's options, checked, in the library's own struct. 0 or EINVAL.
+int read_options(const jit_arena_options *user, jit_arena_options &o) {
     jit_arena_options_init(&o);
     if (user) {
         // Shorter than version 0.1 would leave fields the caller set unread.
@@ -188,14 +198,15 @@ static int create_arena(const jit_arena_options *user, WriterProbes &probes, jit
         std::memcpy(&o, user, user->struct_size);
         o.struct_size = sizeof o;
     }
-    if (int rc = validate(o))
-        return rc;
-    const Writer *w = nullptr;
-    if (int rc = choose_writer(o, &w, probes))
-        return rc;
+    return validate(o);
+}
+
+// A new arena with writer w, not yet registered (nobody else can reach it). nullptr if
+// there is no memory.
+jit_arena *new_arena(const jit_arena_options &o, const Writer *w) {
     auto *a = new (std::nothrow) jit_arena();
     if (!a)
-        return ENOMEM;
+        return nullptr;
     a->opts = o;
     if (o.name)
         a->name = o.name;
@@ -211,15 +222,93 @@ static int create_arena(const jit_arena_options *user, WriterProbes &probes, jit
     a->lazy_fill = a->opts.flags & JIT_ARENA_LAZY_TRAP_FILL;
     if (!(o.flags & JIT_ARENA_NO_SYNC_CORE))
         a->sync_core = register_sync_core() == 0;
-    {
-        std::lock_guard<std::mutex> g(g_registry_lock);
-        a->id = ++g_last_id;
-        a->next_arena = g_registry;
-        g_registry = a;
-    }
+    return a;
+}
+
+void register_arena(jit_arena *a) {
+    std::lock_guard<std::mutex> g(g_registry_lock);
+    a->id = ++g_last_id;
+    a->next_arena = g_registry;
+    g_registry = a;
+}
+
+// The options, checked, and the writers to try. 0 or EINVAL.
+int read_request(const jit_arena_options *user, jit_arena_options &o, Candidates &c,
+                 WriterProbes &probes) {
+    if (int rc = read_options(user, o))
+        return rc;
+    return writer_candidates(o, c, probes);
+}
+
+// arena_create without the report; probes says what writer selection tried.
+int create_arena(const jit_arena_options *user, WriterProbes &probes, jit_arena **out) {
+    jit_arena_options o;
+    Candidates c;
+    if (int rc = read_request(user, o, c, probes))
+        return rc;
+    const Writer *w = nullptr;
+    if (int rc = choose_writer(c, &w, probes))
+        return rc;
+    jit_arena *a = new_arena(o, w);
+    if (!a)
+        return ENOMEM;
+    register_arena(a);
     *out = a;
     return 0;
 }
+
+// The first allocation landed as a probe would have: its code was read back by poke()
+// (or, all traps, compared before the write was skipped); what the writer's fill put
+// behind it is read back here (all of a reservation is fill). Up to 64 bytes: enough to
+// tell a fill that never landed (zeros of a fresh page or memfd hole) from traps.
+bool fill_landed(const jit_arena *a, const uint8_t *p, const void *code, size_t len) {
+    const uint8_t *from = p + (code ? len : 0);
+    for (const Chunk *c = a->chunks; c; c = c->next) {
+        const uint8_t *end = c->mapping.base + c->mapping.exposed;
+        if (p < c->mapping.base || p >= end)
+            continue;
+        size_t n = from < end ? std::min<size_t>(64, static_cast<size_t>(end - from)) : 0;
+        return holds_only_traps(from, n);
+    }
+    return false;
+}
+
+// create_arena and a first allocation in one: each candidate writer is proven by the
+// arena's first chunk and allocation instead of a probe of its own (issue 16). A
+// candidate that fails anywhere is taken down with everything it mapped, and the next
+// one is tried, as after a failed probe; the error is the last candidate's.
+int create_arena_allocating(const jit_arena_options *user, const void *code, size_t len,
+                            WriterProbes &probes, jit_arena **out, void **p) {
+    jit_arena_options o;
+    Candidates c;
+    if (int rc = read_request(user, o, c, probes))
+        return rc;
+    int rc = ENOSYS;
+    for (unsigned i = 0; i < c.count; i++) {
+        jit_arena *a = new_arena(o, writer_for(c.list[i]));
+        if (!a)
+            return ENOMEM;
+        // Tools hear of the allocation once the arena is certain (the caller tells them).
+        const bool observed = a->observed;
+        a->observed = false;
+        rc = a->alloc(code, len, nullptr, p);
+        if (!rc && !fill_landed(a, static_cast<const uint8_t *>(*p), code, len))
+            rc = EIO;
+        probes.add(c.list[i], rc);
+        if (!rc) {
+            a->observed = observed;
+            register_arena(a);
+            *out = a;
+            return 0;
+        }
+        // Never registered nor published: nobody else saw it.
+        a->destroy_all();
+        delete a;
+    }
+    return rc;
+}
+
+}  // namespace
 
 int arena_create(const jit_arena_options *user, jit_arena **out) {
     if (fork_in_progress_here())
@@ -228,6 +317,19 @@ int arena_create(const jit_arena_options *user, jit_arena **out) {
     WriterProbes probes;
     int rc = create_arena(user, probes, out);
     report_arena_created(rc ? nullptr : *out, probes, rc);
+    return rc;
+}
+
+int arena_create_allocating(const jit_arena_options *user, const void *code, size_t len,
+                            jit_arena **out, void **p) {
+    if (fork_in_progress_here())
+        return EDEADLK;
+    ensure_fork_handlers();
+    WriterProbes probes;
+    int rc = create_arena_allocating(user, code, len, probes, out, p);
+    report_arena_created(rc ? nullptr : *out, probes, rc);
+    if (!rc && (*out)->observed)
+        observe_alloc(*out, *p, len, nullptr, code != nullptr);
     return rc;
 }
 

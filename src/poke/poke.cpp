@@ -142,7 +142,10 @@ int write_through_alias(int fd, const Writer::Piece *pieces, size_t n, uint64_t 
                                        os::page_size());
     uint64_t first = pages.start;
     size_t span = pages.len;
-    void *rw = os::mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_SHARED, fd, static_cast<off_t>(first));
+    // MAP_POPULATE: the pages are written at once, so they are faulted in by this call
+    // instead of one user page fault each (the trap fill of a growth step is many pages).
+    void *rw = os::mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd,
+                        static_cast<off_t>(first));
     if (rw == MAP_FAILED)
         return errno;
     // The alias is page-aligned, so its addresses have the phase of the file offsets.
