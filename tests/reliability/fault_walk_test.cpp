@@ -20,6 +20,8 @@
 // the library uses was never faulted.
 #include "rel_common.h"
 
+#include "../common/host_code.h"
+
 #include "chunk/chunk.h"
 #include "os/os.h"
 
@@ -244,8 +246,10 @@ std::vector<Op> make_ops(jit_writer w) {
     }
     // live patch: three sites in two allocations (one merged write per step for the two
     // in one allocation); a failure anywhere puts every site's old bytes back. The
-    // mprotect writer refuses live patching (EOPNOTSUPP) before any call.
-    if (w != JIT_WRITER_MPROTECT)
+    // mprotect writer refuses live patching (EOPNOTSUPP) before any call, and so does an
+    // architecture without a live-patch protocol (arm64, jt_code::kLivePatch); the sites
+    // are x86-64 instruction lengths, which only that protocol takes.
+    if (jt_code::kLivePatch && w != JIT_WRITER_MPROTECT)
         ops.push_back({"patch_batch",
                        [](Ctx &c) {
                            c.a = arena(c);
