@@ -533,27 +533,29 @@ rr = (get(me, "jitalloc_proc_mem", after_churn=1) or {}).get("resident_per_req")
 goals.append(("resident / requested at 50 000 live ≤ 1.15 (proc_mem, metadata included)",
               fmt(rr, 3), rr is not None and rr <= 1.15))
 w("")
-w("What stands between jitalloc and 1.15: every chunk is trap-filled when it is mapped, "
-  "so a 2 MiB chunk is resident as a whole from the start (resident = mapped), and after "
+w("Where the bytes above requested go: every chunk is trap-filled when it is mapped, so "
+  "a 2 MiB chunk is resident as a whole from the start (resident = mapped), and after "
   "churning at 50 000 live the free space inside chunks counts in full. Measured on this "
-  "workload (same seed, jit_arena_stats and the per-class stats, commit f72b901; per "
-  "requested byte): size-class rounding 4.1%, free objects in partly used slabs 5.8% "
-  "(nearly all in the 8..64 KiB classes, whose 256..512 KiB slabs hold 5..10 objects and go "
-  "back to the buddy only when wholly empty, which random frees rarely make them), "
-  "unusable slab tails 2.9% (slabs are power-of-two page runs), free buddy blocks inside "
-  "used chunks 1.4%, metadata 1.8% (58 B per live object: page descriptors and slab "
-  "bitmaps), wholly free chunks kept for reuse 0. asmjit's default and dual mapping "
+  "workload (same seed, jit_arena_stats and the per-class stats; per requested byte), "
+  "before / after the 32..64 KiB size classes were sized to divide their slabs (issue 11 "
+  "item 7): size-class rounding 4.1% / 4.5%, unusable slab tails 2.9% / 0.85% (the 4 KiB "
+  "steps 40960..61440 left 5..9% of their slabs unusable), free objects in partly used "
+  "slabs 5.8% / 5.8% (nearly all in the 8..64 KiB classes, whose 256..512 KiB slabs hold "
+  "5..15 objects and go back to the buddy only when wholly empty, which random frees "
+  "rarely make them), free buddy blocks inside used chunks 1.4% / 0.6%, metadata 1.8% / "
+  "1.7% (about 57 B per live object: page descriptors and slab bitmaps), wholly free "
+  "chunks kept for reuse 0 / 0; 1.161 -> 1.135 in all. asmjit's default and dual mapping "
   "leave never-used parts of their blocks untouched (not resident); with "
   "kFillUnusedMemory asmjit fills whole blocks and lands above jitalloc. The naive JIT "
   "rounds every function up to a 4 KiB page.\n")
-w("Tried in issue 11 item 7: taking objects from the fullest partial slab of a class "
-  "(instead of the head of its partial list) left the figure unchanged to four digits "
-  "(1.1606 both ways): the head is the slab that last went from full to partial, already "
-  "the fullest here. Slabs from the fullest chunk first can win at most the 1.4% of free "
-  "buddy blocks. Giving freed whole pages back inside chunks is ruled out by the trap "
-  "invariant and the huge pages (section 11, jit_shrink). What is left is the size-class "
-  "table (the tails) and the slab length of the big classes, a change of the layout the "
-  "other sections measure, not made in this round.\n")
+w("Also tried: taking objects from the fullest partial slab of a class (instead of the "
+  "head of its partial list) left the figure unchanged to four digits (1.1606 both ways): "
+  "the head is the slab that last went from full to partial, already the fullest here. "
+  "Slabs from the fullest chunk first can win at most the free buddy blocks (0.6%). "
+  "Giving freed whole pages back inside chunks is ruled out by the trap invariant and the "
+  "huge pages (section 11, jit_shrink). The cost of the new classes: a request aligned to "
+  "4 KiB (jit_alloc_aligned) between 36 865 and 65 536 bytes now takes the 64 KiB class, "
+  "the only page multiple above 36 864.\n")
 
 # ------------------------------------------------------------ 6. threads
 w("## 6. Threads\n")

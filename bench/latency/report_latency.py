@@ -139,9 +139,9 @@ def analysis(runs, w):
           "ratios move together from run to run: where the machine was quiet (reference near "
           "1) update and raw_write are near 2, where it was busy all three are near 10.\n")
     w("What this says about the tail (p99 ~10x p50 in the busy runs):\n")
-    w("- **It is the machine and the kernel write, not the allocator's bookkeeping.** A raw "
-      "`pwrite` to /proc/self/mem of 64 bytes, with no allocator around it, has the same p99/p50 "
-      "as `jit_update` in the same loop, and the floor's alloc (one raw pwrite of a BPF-sized "
+    w("- **It is mostly the machine and the kernel write, not the allocator's bookkeeping.** "
+      "A raw `pwrite` to /proc/self/mem of 64 bytes, with no allocator around it, has a "
+      "p99/p50 that moves with `jit_update`'s in the same loop, and the floor's alloc (one raw pwrite of a BPF-sized "
       "function) the same or a larger one than jitalloc's alloc. Even fixed CPU work has a "
       "p99 of 10x its median in the busy runs. CPU time has the same tail as wall time and "
       "few operations (`off_cpu` in the JSON: wall time more than 10 µs above CPU time, under "
@@ -149,6 +149,12 @@ def analysis(runs, w):
       "as the guest sees it: interrupts and time the host takes from the vCPU (this VM "
       "reports no steal time), which a kernel entry seems to draw more often than plain "
       "computation.\n")
+    w("- **What scale adds.** Where update's ratio is above raw_write's in the table (the "
+      "largest live counts), the extra is in what an update does besides the write at that "
+      "scale: metadata and code memory that are cold in cache and TLB at hundreds of MiB "
+      "(asmjit_dual's update, a memcpy with no system call at all, has a tail of the same "
+      "size at 1 000 000 live); what of it is the allocator and what the noise of the "
+      "moment, this VM could not separate.\n")
     w("- **alloc and free at BPF sizes have a second, structural tail: the size mix.** An alloc "
       "writes the whole function and a free trap-fills the whole object, and 5% of BPF "
       "functions are 8..64 KiB against a median of ~500 B, so p99 of alloc or free is the "
@@ -163,7 +169,7 @@ def analysis(runs, w):
       "the allocator's bookkeeping; which part of the kernel's /proc/self/mem write path it "
       "is was not found.\n")
     w("- **What the library does per call is bounded:** one size-class lookup, one slab "
-      "bitmap search (at most 8 words), at most one slab made or retired (its metadata is "
+      "bitmap search (at most two passes over 8 words), at most one slab made or retired (its metadata is "
       "one malloc, its pages come from the buddy already trap-filled: no trap fill of a "
       "whole slab), at most 9 buddy splits or merges, one kernel write and its read-back. "
       "Chunk growth (map, trap fill, metadata) is the one step whose cost grows with the "

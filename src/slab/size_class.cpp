@@ -10,10 +10,18 @@ namespace jitalloc {
 
 namespace {
 
+// The top group (32..64 KiB): sizes that divide a power-of-two slab with a small tail
+// (40320 = 512 KiB / 13, 43680 = 128 KiB / 3, ...) instead of the 4 KiB steps, whose
+// slabs left 5..9% unusable (RESULTS.md section 5). 58368 is a one-object step that keeps
+// the rounding from 58240 to 65536 under 1/8.
+constexpr uint32_t kTopGroup[8] = {36864, 40320, 43680, 47648, 52416, 58240, 58368, 65536};
+
 constexpr uint32_t class_size(unsigned i) {
     if (i < 16)
         return 16 * (i + 1);
     unsigned group = (i - 16) / 8;  // 0: 256..512, 1: 512..1024, ...
+    if (group == 7)
+        return kTopGroup[(i - 16) % 8];
     unsigned step = 32u << group;
     return (256u << group) + step * ((i - 16) % 8 + 1);
 }
@@ -67,6 +75,12 @@ int smallest_class(size_t len) {
         return static_cast<int>((len - 1) / 16);
     // len in (256 << g, 512 << g]: group g, step 32 << g.
     unsigned g = static_cast<unsigned>(std::bit_width(len - 1)) - 9;
+    if (g == 7) {
+        unsigned j = 0;
+        while (kTopGroup[j] < len)
+            j++;
+        return static_cast<int>(16 + 8 * g + j);
+    }
     size_t step = size_t{32} << g;
     size_t base = size_t{256} << g;
     return static_cast<int>(16 + 8 * g + (len - base - 1) / step);

@@ -1,7 +1,8 @@
 // Slab size classes.
 //
 // 16-byte steps up to 256 bytes, then eight classes per doubling up to 64 KiB, so the
-// space lost to rounding stays under 1/8 of a request (about 6% on average). Each class
+// space lost to rounding stays under 1/8 of a request (about 6% on average); evenly
+// spaced below 32 KiB, sized above it to divide their slab (size_class.cpp). Each class
 // picks its slab length (1 to 128 pages, a power of two: one buddy block) so the
 // unusable tail is small.
 // Requests above kMaxSlabSize are served by the buddy in whole pages. Keeping everything
