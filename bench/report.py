@@ -720,7 +720,15 @@ if up:
                for c in present(up)],
               ["one thread", "second thread running"])
     plots.append(("update.png", "64-byte update, with and without a second thread"))
-for f in ("calls.dat", "churn.dat", "update.dat"):
+lat_rows = report_latency.plot_rows(RES)
+if lat_rows:
+    bar_chart("latency", "jitalloc_proc_mem: p99 / p50 per operation, and of what the same loop "
+              "timed beside it (log scale)", "p99 / p50", lat_rows,
+              list(report_latency.OPS + report_latency.REFS))
+    plots.append(("latency.png", "tail latency: p99/p50 of alloc, free, update at each live "
+                  "count and workload, next to fixed CPU work, getppid and a raw 64-byte "
+                  "pwrite timed in the same loop (section 11)"))
+for f in ("calls.dat", "churn.dat", "update.dat", "latency.dat"):
     p = os.path.join(RES, f)
     if os.path.exists(p):
         os.remove(p)

@@ -181,6 +181,16 @@ def analysis(runs, w):
       "in the quiet runs, the raw 64-byte kernel write alone is at about 2x.\n")
 
 
+def plot_rows(res):
+    """[(label, [p99/p50 of each of OPS + REFS])] for MAIN's runs (report.py plots them)."""
+    data = load(res)
+    if not data:
+        return []
+    return [(f"{r.get('workload', 'bpf')}-{r['live'] // 1000}k",
+             [r99(r["ops"][k]) if k in r["ops"] else 0 for k in OPS + REFS])
+            for r in data["runs"] if r["contender"] == MAIN]
+
+
 def section(res, goals):
     data = load(res)
     md, head = [], []
