@@ -28,21 +28,29 @@ size_t round_up(size_t v, size_t to) { return (v + to - 1) / to * to; }
 // ---------------------------------------------------------------- fork gate
 
 bool ForkGate::enter() {
+    std::atomic<int> &mine = inflight_[this_thread_shard()].n;
     for (;;) {
-        inflight_.fetch_add(1, std::memory_order_seq_cst);
+        mine.fetch_add(1, std::memory_order_seq_cst);
         if (!closing_.load(std::memory_order_seq_cst))
             return true;
-        inflight_.fetch_sub(1, std::memory_order_seq_cst);
+        mine.fetch_sub(1, std::memory_order_seq_cst);
         if (fork_in_progress_here())
             return false;  // this thread closed the gate: waiting would never end
         std::lock_guard<std::mutex> wait_for_fork(lock_);
     }
 }
 
+bool ForkGate::any_inflight() const {
+    for (const Stripe &s : inflight_)
+        if (s.n.load(std::memory_order_seq_cst) != 0)
+            return true;
+    return false;
+}
+
 void ForkGate::close() {
     lock_.lock();
     closing_.store(true, std::memory_order_seq_cst);
-    for (unsigned spins = 0; inflight_.load(std::memory_order_seq_cst) != 0; spins++) {
+    for (unsigned spins = 0; any_inflight(); spins++) {
         if (spins < 64) {
             sched_yield();
         } else {
@@ -171,7 +179,8 @@ int jit_arena::take(size_t len, bool with_code, Transit &out, size_t align) {
 }
 
 int jit_arena::take_small(unsigned cls, bool prefer_clean, Transit &out) {
-    SlabClass &k = classes[cls];
+    const unsigned shard = this_thread_shard();
+    SlabClass &k = classes[shard].of[cls];
     Slab *s = nullptr;
     std::lock_guard<std::mutex> g(k.lock);
     uint8_t *p = k.take(&s, prefer_clean, &out.stale);
@@ -182,7 +191,7 @@ int jit_arena::take_small(unsigned cls, bool prefer_clean, Transit &out) {
         PageDesc *d = pages_locked(sc.pages, err);
         if (!d)
             return err;
-        Slab *fresh = slab_new(cls, d->chunk, d->index);
+        Slab *fresh = slab_new(cls, shard, d->chunk, d->index);
         if (!fresh) {
             free_pages_locked(d->chunk, d->index, sc.pages);
             return ENOMEM;
@@ -235,7 +244,7 @@ int jit_arena::take_large(size_t len, Transit &out) {
 
 void jit_arena::publish(const Transit &t, bool with_code) {
     if (t.slab) {
-        SlabClass &k = classes[t.slab->cls];
+        SlabClass &k = class_of(*t.slab);
         std::lock_guard<std::mutex> g(k.lock);
         k.publish(t.slab, t.index, t.requested, with_code);
         return;
@@ -286,7 +295,7 @@ void jit_arena::give_back(const Transit &t, bool holds_traps) {
 }
 
 void jit_arena::finish_slab_free(const Transit &t, bool stale) {
-    SlabClass &k = classes[t.slab->cls];
+    SlabClass &k = class_of(*t.slab);
     std::unique_lock<std::mutex> g(k.lock);
     retire_slab(k, k.finish_free(t.slab, t.index, keep_empty_slabs(t.slab->cls), stale), g);
 }
@@ -380,19 +389,19 @@ bool jit_arena::owns_locked(const Chunk *c, const void *p) const {
 // the slab (class lock held, in *held) or nullptr (no lock held).
 Slab *jit_arena::lock_slab(Chunk *c, const void *p, SlabClass **held) {
     PageDesc &d = c->page_in_slot(p);
-    uint8_t cls = d.slab_class.load(std::memory_order_acquire);
-    if (cls >= kNumClasses)
+    uint16_t key = d.slab_key.load(std::memory_order_acquire);
+    if (key >= kShards * kNumClasses)
         return nullptr;
-    SlabClass &k = classes[cls];
+    SlabClass &k = classes[key / kNumClasses].of[key % kNumClasses];
     k.lock.lock();
     Slab *s = nullptr;
     {
-        // Read under bind_lock: the page is this arena's, so a slab of class cls on it
+        // Read under bind_lock: the page is this arena's, so a slab with this key on it
         // was made under k, which we hold.
         std::lock_guard<std::mutex> g(c->bind_lock);
         if (c->bound_to(this, p) && !c->large &&
             d.state.load(std::memory_order_acquire) == PageState::slab &&
-            d.slab_class.load(std::memory_order_acquire) == cls)
+            d.slab_key.load(std::memory_order_acquire) == key)
             s = static_cast<Slab *>(d.owner.load(std::memory_order_acquire));
     }
     if (!s) {
@@ -623,7 +632,7 @@ int jit_arena::begin_free(void *p, Transit &out) {
 
 void jit_arena::abort_free(const Transit &t) {
     if (t.slab) {
-        SlabClass &k = classes[t.slab->cls];
+        SlabClass &k = class_of(*t.slab);
         std::lock_guard<std::mutex> g(k.lock);
         k.abort_free(t.slab, t.index, t.requested);
         return;
@@ -668,12 +677,15 @@ size_t jit_arena::shrink() {
     GateGuard op(gate);
     if (!op)
         return 0;
-    for (SlabClass &k : classes) {
-        std::unique_lock<std::mutex> g(k.lock);
-        // Bounded: a slab whose stale objects cannot be trap-filled is cached again.
-        for (uint64_t n = k.empty_slabs(); n; n--)
-            if (Slab *s = k.pop_empty())
-                retire_slab(k, s, g);
+    // Every shard's empty slabs, whichever threads used them (and whether they still run).
+    for (ShardClasses &shard : classes) {
+        for (SlabClass &k : shard.of) {
+            std::unique_lock<std::mutex> g(k.lock);
+            // Bounded: a slab whose stale objects cannot be trap-filled is cached again.
+            for (uint64_t n = k.empty_slabs(); n; n--)
+                if (Slab *s = k.pop_empty())
+                    retire_slab(k, s, g);
+        }
     }
     size_t released = 0;
     std::lock_guard<std::mutex> b(buddy_lock);
@@ -682,10 +694,12 @@ size_t jit_arena::shrink() {
 }
 
 void jit_arena::destroy_all() {
-    for (SlabClass &k : classes) {
-        std::lock_guard<std::mutex> g(k.lock);
-        while (Slab *s = k.pop_any())
-            slab_delete(s);
+    for (ShardClasses &shard : classes) {
+        for (SlabClass &k : shard.of) {
+            std::lock_guard<std::mutex> g(k.lock);
+            while (Slab *s = k.pop_any())
+                slab_delete(s);
+        }
     }
     std::lock_guard<std::mutex> b(buddy_lock);
     while (Chunk *c = chunks) {

@@ -7,6 +7,9 @@
 // Locking rules:
 //  - SlabClass::lock guards one class's slabs; buddy_lock guards the buddy, the chunk
 //    list and page-run descriptors. Order: class lock, then buddy lock; never reverse.
+//    Every size class has one SlabClass per shard (arena/shards.h): a thread takes new
+//    objects from its own shard's class, and frees an object into the class holding its
+//    slab (Slab::shard), whichever thread that is. No operation holds two class locks.
 //    A chunk's bind_lock (chunk.h) is innermost: a lookup takes it under one of those to
 //    confirm that a chunk from the lock-free map is still this arena's.
 //  - No code memory is written under either lock: writes (poke) happen with the object
@@ -23,6 +26,7 @@
 #include "chunk/window.h"
 #include "observe/observe.h"
 #include "poke/writer.h"
+#include "arena/shards.h"
 #include "process/locks.h"
 #include "slab/slab.h"
 
@@ -38,15 +42,24 @@ namespace jitalloc {
 // out. Not reentrant: an operation enters once. enter() fails (false) only for the
 // thread running the fork handlers while the gate is closed (an atfork handler calling
 // the library inside the fork window): it would wait for itself.
+// The count of operations in flight is striped over the shards (a thread counts on its
+// own shard's cache line, so threads on different shards never share one here); close()
+// waits until every stripe is zero. enter() adds to its stripe, then reads closing_;
+// close() sets closing_, then reads the stripes: all seq_cst, so one of the two sees the
+// other.
 class ForkGate {
 public:
     bool enter();
-    void leave() { inflight_.fetch_sub(1, std::memory_order_release); }
+    void leave() { inflight_[this_thread_shard()].n.fetch_sub(1, std::memory_order_release); }
     void close();   // fork prepare
     void open();    // after fork, in parent and child
 
 private:
-    std::atomic<int> inflight_{0};
+    struct alignas(kCacheLine) Stripe {
+        std::atomic<int> n{0};
+    };
+    bool any_inflight() const;
+    Stripe inflight_[kShards];
     std::atomic<bool> closing_{false};
     std::mutex lock_;  // held by fork() between close() and open()
 };
@@ -100,7 +113,13 @@ struct jit_arena {
     bool observed = false;   // profiler / debugger observers enabled (observe.h)
     bool lazy_fill = false;  // JIT_ARENA_LAZY_TRAP_FILL: freed slab objects stay stale
 
-    jitalloc::SlabClass classes[jitalloc::kNumClasses];
+    // classes[shard][class]: each shard's size classes (see shards.h), a shard's array
+    // on cache lines of its own.
+    struct alignas(jitalloc::kCacheLine) ShardClasses {
+        jitalloc::SlabClass of[jitalloc::kNumClasses];
+    };
+    ShardClasses classes[jitalloc::kShards];
+    jitalloc::SlabClass &class_of(const jitalloc::Slab &s) { return classes[s.shard].of[s.cls]; }
 
     std::mutex buddy_lock;
     // --- guarded by buddy_lock ---
@@ -113,7 +132,7 @@ struct jit_arena {
     uint64_t slab_meta_bytes = 0;
     // --- end of buddy_lock ---
 
-    std::atomic<uint64_t> total_allocs{0}, total_frees{0}, total_updates{0};
+    jitalloc::StripedCounter total_allocs, total_frees, total_updates;
     jitalloc::ForkGate gate;
     jit_arena *next_arena = nullptr;  // global arena list (registry lock)
     bool dying = false;               // jit_arena_destroy under way (registry lock)

@@ -48,7 +48,7 @@ int jit_arena::shrink_live(void *p, size_t len) {
     }
     Chunk *c = loc.chunk;
     if (loc.slab) {
-        SlabClass &k = classes[loc.slab->cls];
+        SlabClass &k = class_of(*loc.slab);
         std::lock_guard<std::mutex> g(k.lock);
         return k.set_requested(loc.slab, loc.index, static_cast<uint32_t>(len));
     }
@@ -71,7 +71,7 @@ int jit_arena::shrink_live(void *p, size_t len) {
     if (keep < npages) {
         page_runs_pages -= npages - keep;
         buddy.free(c, loc.index + keep, npages - keep);  // the head stays: never wholly free
-        head.npages = keep;
+        head.npages = static_cast<uint16_t>(keep);
     }
     head.requested = static_cast<uint32_t>(len);
     return 0;

@@ -22,19 +22,23 @@ int jit_arena::stats(struct jit_stats *out) {
     out->sync_core = sync_core;
     out->nr_classes = kNumClasses;
     for (unsigned i = 0; i < kNumClasses; i++) {
-        SlabClass &k = classes[i];
         const SizeClass &sc = size_class(i);
         jit_class_stats &cs = out->classes[i];
         cs.object_size = sc.size;
         cs.slab_pages = sc.pages;
         cs.objects_per_slab = sc.objects;
-        std::lock_guard<std::mutex> g(k.lock);
-        cs.slabs = k.slabs();
-        cs.objects_in_use = k.objects_live();
-        cs.objects_free = k.objects_avail();
+        // A class's figures are the sums over the shards (shards.h): every object is in
+        // exactly one shard's slabs.
+        for (ShardClasses &shard : classes) {
+            SlabClass &k = shard.of[i];
+            std::lock_guard<std::mutex> g(k.lock);
+            cs.slabs += k.slabs();
+            cs.objects_in_use += k.objects_live();
+            cs.objects_free += k.objects_avail();
+            out->bytes_requested += k.requested();
+        }
         out->allocations += cs.objects_in_use;
         out->bytes_in_use += cs.objects_in_use * sc.size;
-        out->bytes_requested += k.requested();
     }
     std::lock_guard<std::mutex> b(buddy_lock);
     out->allocations += page_runs_live + large_live;
@@ -80,10 +84,13 @@ bool jit_arena::check(std::string &msg) {
         msg = "called from an atfork handler inside the fork window";
         return false;
     }
-    for (unsigned i = 0; i < kNumClasses; i++) {
-        std::lock_guard<std::mutex> g(classes[i].lock);
-        if (!classes[i].check(i, msg, lazy_fill))
-            return false;
+    for (unsigned s = 0; s < kShards; s++) {
+        for (unsigned i = 0; i < kNumClasses; i++) {
+            SlabClass &k = classes[s].of[i];
+            std::lock_guard<std::mutex> g(k.lock);
+            if (!k.check(s, i, msg, lazy_fill))
+                return false;
+        }
     }
     std::lock_guard<std::mutex> b(buddy_lock);
     uint64_t mapped = 0;

@@ -104,7 +104,7 @@ PageDesc *Buddy::alloc(unsigned npages) {
     for (unsigned i = first + 1; i < first + npages; i++)
         c->pages[i].head = static_cast<uint16_t>(first);
     PageDesc &head = c->pages[first];
-    head.npages = npages;
+    head.npages = static_cast<uint16_t>(npages);  // <= kPagesPerChunk
     head.held_code = false;
     head.state.store(PageState::pages_head, std::memory_order_release);
     return &head;
@@ -114,7 +114,7 @@ void Buddy::free_block(Chunk *c, unsigned first, unsigned order) {
     set_state(c, first, 1u << order, PageState::free);
     for (unsigned i = first; i < first + (1u << order); i++) {
         c->pages[i].owner.store(nullptr, std::memory_order_relaxed);
-        c->pages[i].slab_class.store(kNoOrder, std::memory_order_relaxed);
+        c->pages[i].slab_key.store(kNoSlab, std::memory_order_relaxed);
     }
     c->free_pages += 1u << order;
     while (order < kMaxOrder) {

@@ -73,7 +73,7 @@ void meta_reset(Chunk *c) {
         d.chunk = c;
         d.owner.store(nullptr, std::memory_order_relaxed);
         d.state.store(PageState::free, std::memory_order_relaxed);
-        d.slab_class.store(kNoOrder, std::memory_order_relaxed);
+        d.slab_key.store(kNoSlab, std::memory_order_relaxed);
         d.free_order = kNoOrder;
         d.held_code = false;
         d.index = static_cast<uint16_t>(i);

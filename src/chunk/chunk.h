@@ -35,6 +35,7 @@ inline constexpr size_t kChunkSize = size_t{1} << kChunkShift;
 inline constexpr unsigned kPagesPerChunk = kChunkSize / kPageSize;  // 512
 inline constexpr unsigned kMaxOrder = 9;                            // 2 MiB block
 inline constexpr uint8_t kNoOrder = 0xff;
+inline constexpr uint16_t kNoSlab = 0xffff;
 
 enum class PageState : uint8_t {
     free,        // inside a free buddy block
@@ -57,14 +58,18 @@ struct PageDesc {
     // lock for slab pages): a lookup re-checks them under the right lock.
     std::atomic<void *> owner{nullptr};
     std::atomic<PageState> state{PageState::free};
-    std::atomic<uint8_t> slab_class{kNoOrder};  // slab pages: the slab's size class
+    // Slab pages: which class lock guards the slab (the arena's key: its shard and size
+    // class, see arena/shards.h); kNoSlab otherwise.
+    std::atomic<uint16_t> slab_key{kNoSlab};
     uint8_t free_order = kNoOrder;
     bool held_code = false;  // pages_head: the allocation has held code (see slab.h)
     uint16_t index = 0;      // page number within the chunk
     uint16_t head = 0;       // pages_tail: index of the head page
-    uint32_t npages = 0;     // pages_head: pages in the allocation
+    uint16_t npages = 0;     // pages_head: pages in the allocation (<= kPagesPerChunk)
     uint32_t requested = 0;  // pages_head: bytes asked for
 };
+
+static_assert(kPagesPerChunk <= UINT16_MAX, "PageDesc::npages holds a page count");
 
 struct Chunk {
     // --- the binding: which arena owns the chunk and what it covers ---

@@ -64,7 +64,7 @@ size_t slab_metadata_bytes(unsigned cls) {
     return sizeof(Slab) + 3 * words_for(nobj) * sizeof(uint64_t) + nobj * sizeof(uint16_t);
 }
 
-Slab *slab_new(unsigned cls, Chunk *c, unsigned first_page) {
+Slab *slab_new(unsigned cls, unsigned shard, Chunk *c, unsigned first_page) {
     const SizeClass &sc = size_class(cls);
     size_t words = words_for(sc.objects);
     void *mem = std::malloc(slab_metadata_bytes(cls));
@@ -75,6 +75,7 @@ Slab *slab_new(unsigned cls, Chunk *c, unsigned first_page) {
     s->base = c->page_addr(first_page);
     s->first_page = static_cast<uint16_t>(first_page);
     s->cls = static_cast<uint8_t>(cls);
+    s->shard = static_cast<uint8_t>(shard);
     s->nobj = sc.objects;
     s->navail = sc.objects;
     s->size = sc.size;
@@ -90,7 +91,7 @@ Slab *slab_new(unsigned cls, Chunk *c, unsigned first_page) {
     std::memset(s->req, 0, sc.objects * sizeof(uint16_t));
     for (unsigned p = first_page; p < first_page + sc.pages; p++) {
         c->pages[p].owner.store(s, std::memory_order_relaxed);
-        c->pages[p].slab_class.store(static_cast<uint8_t>(cls), std::memory_order_relaxed);
+        c->pages[p].slab_key.store(slab_key_of(shard, cls), std::memory_order_relaxed);
         c->pages[p].state.store(PageState::slab, std::memory_order_release);
     }
     return s;
@@ -246,10 +247,10 @@ uint64_t SlabClass::slabs() const {
     return lists_[kPartial].count + lists_[kFull].count + lists_[kEmpty].count;
 }
 
-bool SlabClass::check(unsigned cls, std::string &msg, bool lazy) const {
+bool SlabClass::check(unsigned shard, unsigned cls, std::string &msg, bool lazy) const {
     char buf[160];
     auto fail = [&](const char *what, const Slab *s, unsigned i) {
-        std::snprintf(buf, sizeof buf, "slab class %u: %s (slab %p object %u)", cls, what,
+        std::snprintf(buf, sizeof buf, "slab class %u (shard %u): %s (slab %p object %u)", cls, shard, what,
                       s ? static_cast<const void *>(s->base) : nullptr, i);
         msg = buf;
         return false;
@@ -263,6 +264,8 @@ bool SlabClass::check(unsigned cls, std::string &msg, bool lazy) const {
                 return fail("broken list link", s, 0);
             if (s->list != l || s->cls != cls)
                 return fail("slab on the wrong list", s, 0);
+            if (s->shard != shard)
+                return fail("slab in another shard's class", s, 0);
             const SizeClass &sc = size_class(cls);
             if (s->nobj != sc.objects || s->size != sc.size)
                 return fail("geometry differs from its class", s, 0);
@@ -292,7 +295,7 @@ bool SlabClass::check(unsigned cls, std::string &msg, bool lazy) const {
             for (unsigned p = s->first_page; p < s->first_page + sc.pages; p++) {
                 const PageDesc &d = s->chunk->pages[p];
                 if (d.state.load() != PageState::slab || d.owner.load() != s ||
-                    d.slab_class.load() != cls)
+                    d.slab_key.load() != slab_key_of(s->shard, cls))
                     return fail("page descriptor does not point to its slab", s, p);
             }
             live += nl;

@@ -13,7 +13,8 @@
 //    live objects.
 //  - A slab is on exactly one list of its class: partial (some avail, some not),
 //    full (no avail) or empty (all avail), matching its counts.
-//  - Every page of a slab has state slab and owner == the slab.
+//  - Every page of a slab has state slab, owner == the slab and slab_key == its key
+//    (slab_key_of: shard and class, so a lookup finds the lock that guards it).
 // Locking: everything in a SlabClass and its slabs is guarded by SlabClass::lock.
 // The slab layer never maps or writes code memory; the arena does that around it.
 #pragma once
@@ -32,6 +33,7 @@ struct Slab {
     uint16_t first_page;
     uint8_t cls;
     uint8_t list;         // which SlabList it is on
+    uint8_t shard;        // the arena's shard whose class holds it (arena/shards.h)
     uint16_t nobj;
     uint16_t navail;
     uint16_t nlive;
@@ -108,8 +110,9 @@ public:
     uint64_t objects_avail() const { return avail_; }
     uint64_t requested() const { return requested_; }
 
-    // lazy: the arena fills traps lazily, so free objects may be stale.
-    bool check(unsigned cls, std::string &msg, bool lazy = false) const;
+    // This class is class cls of shard `shard`; lazy: the arena fills traps lazily, so
+    // free objects may be stale.
+    bool check(unsigned shard, unsigned cls, std::string &msg, bool lazy = false) const;
 
 private:
     void link(Slab *s, ListId l);
@@ -120,9 +123,14 @@ private:
     uint64_t live_ = 0, avail_ = 0, requested_ = 0;
 };
 
-// A new slab of class cls over `pages` pages of chunk c starting at first_page; claims
-// the pages' descriptors. nullptr if metadata cannot be allocated.
-Slab *slab_new(unsigned cls, Chunk *c, unsigned first_page);
+// The key a slab page's descriptor holds (PageDesc::slab_key): which class of which shard.
+inline uint16_t slab_key_of(unsigned shard, unsigned cls) {
+    return static_cast<uint16_t>(shard * kNumClasses + cls);
+}
+
+// A new slab of class cls for shard `shard` over `pages` pages of chunk c starting at
+// first_page; claims the pages' descriptors. nullptr if metadata cannot be allocated.
+Slab *slab_new(unsigned cls, unsigned shard, Chunk *c, unsigned first_page);
 // Releases the descriptors' claim and the metadata (not the pages).
 void slab_delete(Slab *s);
 // Bytes of metadata held by one slab of class cls.

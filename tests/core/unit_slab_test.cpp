@@ -40,7 +40,7 @@ protected:
     }
 
     Slab *new_slab(unsigned cls, unsigned first_page) {
-        Slab *s = slab_new(cls, chunk.get(), first_page);
+        Slab *s = slab_new(cls, 0, chunk.get(), first_page);
         EXPECT_NE(s, nullptr);
         k.add(s);
         return s;
@@ -56,12 +56,12 @@ protected:
 
     ::testing::AssertionResult CheckFails(unsigned cls, const char *what) {
         std::string msg;
-        bool ok = k.check(cls, msg);
+        bool ok = k.check(0, cls, msg);
         return jt::FailedWith(ok, msg, what);
     }
     ::testing::AssertionResult Valid(unsigned cls) {
         std::string msg;
-        bool ok = k.check(cls, msg);
+        bool ok = k.check(0, cls, msg);
         return jt::Checked(ok, msg);
     }
 };
@@ -77,7 +77,7 @@ TEST_F(SlabTest, NewSlabClaimsItsPages) {
     for (unsigned p = 8; p < 8u + sc.pages; p++) {
         EXPECT_EQ(chunk->pages[p].state.load(), PageState::slab);
         EXPECT_EQ(chunk->pages[p].owner.load(), s);
-        EXPECT_EQ(chunk->pages[p].slab_class.load(), cls);
+        EXPECT_EQ(chunk->pages[p].slab_key.load(), slab_key_of(0, cls));
     }
     EXPECT_EQ(k.slabs(), 1u);
     EXPECT_EQ(k.objects_avail(), sc.objects);
@@ -306,8 +306,15 @@ TEST_F(SlabTest, CheckDetectsCountMismatch) {
 TEST_F(SlabTest, CheckDetectsForeignPageDescriptor) {
     const unsigned cls = 2;
     new_slab(cls, 0);
-    chunk->pages[0].slab_class.store(3);
+    chunk->pages[0].slab_key.store(slab_key_of(0, 3));
     EXPECT_TRUE(CheckFails(cls, "page descriptor"));
+}
+
+TEST_F(SlabTest, CheckDetectsSlabOfAnotherShard) {
+    const unsigned cls = 2;
+    new_slab(cls, 0);
+    std::string msg;
+    EXPECT_TRUE(jt::FailedWith(k.check(1, cls, msg), msg, "another shard"));
 }
 
 TEST_F(SlabTest, CheckDetectsWrongClass) {
