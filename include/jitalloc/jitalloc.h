@@ -332,13 +332,14 @@ struct jit_window {
     enum jit_placement placement;
     uintptr_t lo, hi;             /* the window: code bytes in [lo, hi) */
     uintptr_t center;             /* where the search for address space starts */
-    size_t call_reach;            /* reach of a direct call (x86-64 rel32: 2 GiB) */
+    size_t call_reach;            /* reach of a direct call (x86-64 rel32: 2 GiB,
+                                     arm64 bl: 128 MiB) */
 };
 /* Fills *out. 0, or -1 with errno EINVAL (NULL argument). */
 int jit_arena_window(jit_arena *arena, struct jit_window *out);
-/* 1 if a direct call (rel32) from any code byte the arena can hand out, now or later,
- * reaches target; 0 if some would not (emit an indirect call); -1 with errno EINVAL for
- * a NULL arena. Decided from the window alone, before any code is emitted. */
+/* 1 if a direct call (rel32, arm64 bl) from any code byte the arena can hand out, now
+ * or later, reaches target; 0 if some would not (emit an indirect call); -1 with errno
+ * EINVAL for a NULL arena. Decided from the window alone, before any code is emitted. */
 int jit_arena_reaches(jit_arena *arena, const void *target);
 
 /* Maps len bytes (a multiple of 4096) of ordinary anonymous memory, never executable,

@@ -8,7 +8,8 @@ namespace jitalloc {
 namespace {
 
 // A call instruction ends up to this many bytes after the byte it starts at (x86-64:
-// at most 15); its displacement counts from there.
+// at most 15); its displacement counts from there. (arm64's bl counts from its own
+// address: the slack only makes the answer more careful.)
 constexpr uintptr_t kCallSlack = 16;
 
 uintptr_t below(uintptr_t a, size_t range) { return a > range ? a - range : 0; }

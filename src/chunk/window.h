@@ -18,8 +18,9 @@
 
 namespace jitalloc {
 
-// The reach of a direct call from code to a target (x86-64 call rel32).
-inline constexpr size_t kDirectCallReach = size_t{2} << 30;
+// The reach of a direct call from code to a target (x86-64 call rel32: 2 GiB, arm64 bl:
+// 128 MiB), as the architecture seam gives it.
+inline constexpr size_t kDirectCallReach = arch::kDirectBranchReach;
 
 // Where the chunks of an arena with options o may go (options validated, except that a
 // NEAR_ADDRESSES window may come out empty: see window_has_room).

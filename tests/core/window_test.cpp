@@ -40,7 +40,8 @@ TEST(Window, NearLibraryHoldsTheLibraryAndEveryByte) {
     auto w = window_of(a);
     const uintptr_t lib = addr(reinterpret_cast<const void *>(&jit_alloc));
     EXPECT_EQ(w.placement, JIT_PLACE_NEAR_LIBRARY);
-    EXPECT_EQ(w.call_reach, size_t{2} << 30);
+    // the architecture's direct call: x86-64 rel32 2 GiB, arm64 bl 128 MiB
+    EXPECT_EQ(w.call_reach, jitalloc::arch::kDirectBranchReach);
     EXPECT_LE(w.lo, lib);
     EXPECT_GT(w.hi, lib);
     EXPECT_LE(w.hi - w.lo, 2 * JIT_DEFAULT_NEAR_RANGE);
@@ -60,6 +61,10 @@ TEST(Window, NearLibraryHoldsTheLibraryAndEveryByte) {
         EXPECT_EQ(jit_arena_reaches(a, reinterpret_cast<void *>(w.lo - 3 * GiB)), 0);
     }
     EXPECT_EQ(jit_arena_reaches(a, reinterpret_cast<void *>(w.hi + 3 * GiB)), 0);
+    // arm64: a target 1 GiB past the window is far out of bl's reach (within rel32's)
+    if (jitalloc::arch::kDirectBranchReach < GiB) {
+        EXPECT_EQ(jit_arena_reaches(a, reinterpret_cast<void *>(w.hi + GiB)), 0);
+    }
     // Just out of reach of the window's low end.
     EXPECT_EQ(jit_arena_reaches(a, reinterpret_cast<void *>(w.lo + w.call_reach)), 0);
 }
