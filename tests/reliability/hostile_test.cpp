@@ -235,22 +235,46 @@ TEST(Hostile, MadvHugepageRefused) {
     EXPECT_EQ(jit_arena_destroy(a), 0);
 }
 
-TEST(Hostile, PlacementWindowExhausted) {
-    // A 32 MiB hole of our own, 2 MiB aligned; the arena's window is the middle 8 MiB.
-    constexpr size_t k2M = size_t{2} << 20, kHole = 32 * k2M / 2;
-    void *raw = mmap(nullptr, kHole + k2M, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    ASSERT_NE(raw, MAP_FAILED);
-    auto base = (reinterpret_cast<uintptr_t>(raw) + k2M - 1) & ~(k2M - 1);
-    uintptr_t near = base + kHole / 2;
-    ASSERT_EQ(munmap(reinterpret_cast<void *>(near - 4 * k2M / 2), 4 * k2M), 0);  // 8 MiB free
+// An arena placed near `near` (+-range) with the proc_mem writer.
+jit_arena *arena_near(uintptr_t near, size_t range) {
     jit_arena_options o;
     jit_arena_options_init(&o);
     o.writer = JIT_WRITER_PROC_MEM;
     o.flags = JIT_ARENA_IGNORE_ENV;
     o.placement = JIT_PLACE_NEAR_ADDRESS;
     o.near = reinterpret_cast<void *>(near);
-    o.near_range = 2 * k2M;  // [near - 4 MiB, near + 4 MiB)
-    jit_arena *a = jit_arena_create(&o);
+    o.near_range = range;
+    return jit_arena_create(&o);
+}
+
+TEST(Hostile, PlacementWindowExhausted) {
+    // A 32 MiB reservation of our own, 2 MiB aligned; the arena's window is a hole of
+    // 8 MiB in its middle.
+    constexpr size_t k2M = size_t{2} << 20, kHole = 32 * k2M / 2;
+    void *raw = mmap(nullptr, kHole + k2M, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    ASSERT_NE(raw, MAP_FAILED);
+    const auto raw_lo = reinterpret_cast<uintptr_t>(raw), raw_hi = raw_lo + kHole + k2M;
+    auto base = (raw_lo + k2M - 1) & ~(k2M - 1);
+    uintptr_t near = base + kHole / 2, lo = near - 2 * k2M, hi = near + 2 * k2M;
+    // The first chunk the library places in a part of the address space maps metadata for
+    // it (a chunk-map leaf: 128 KiB) wherever the kernel puts it, and the kernel takes the
+    // highest free gap, which the hole may be: the arm64 guest put the leaf at the top of
+    // the hole (3 chunks fit, not 4), and the munmap of the reservation at the end then
+    // unmapped the library's leaf (the next test's writer died of SIGSEGV in it). So each
+    // slot of the hole is first opened alone and a chunk placed there and released (its
+    // metadata goes elsewhere: nothing else in the hole is free), then closed again.
+    for (uintptr_t slot = lo; slot < hi; slot += k2M) {
+        auto *at = reinterpret_cast<void *>(slot);
+        ASSERT_EQ(munmap(at, k2M), 0);
+        jit_arena *probe = arena_near(slot + k2M / 2, k2M);
+        ASSERT_NE(probe, nullptr);
+        EXPECT_EQ(jit_arena_alloc(probe, nullptr, k2M), at);
+        EXPECT_EQ(jit_arena_destroy(probe), 0);
+        ASSERT_EQ(mmap(at, k2M, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE,
+                       -1, 0), at) << "the slot was taken meanwhile";
+    }
+    ASSERT_EQ(munmap(reinterpret_cast<void *>(lo), hi - lo), 0);  // 8 MiB free
+    jit_arena *a = arena_near(near, 2 * k2M);  // [near - 4 MiB, near + 4 MiB)
     ASSERT_NE(a, nullptr);
     std::vector<void *> got;
     for (int i = 0; i < 8; i++) {
@@ -275,9 +299,12 @@ TEST(Hostile, PlacementWindowExhausted) {
     for (void *p : got)
         EXPECT_EQ(jit_free(p), 0);
     EXPECT_EQ(jit_arena_destroy(a), 0);
-    munmap(raw, kHole + k2M);
+    // Only what is still ours: the hole was handed to the library.
+    munmap(raw, lo - raw_lo);
+    munmap(reinterpret_cast<void *>(hi), raw_hi - hi);
 
     // the max_bytes cap
+    jit_arena_options o;
     jit_arena_options_init(&o);
     o.flags = JIT_ARENA_IGNORE_ENV;
     o.max_bytes = 2 * k2M;
