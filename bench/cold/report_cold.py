@@ -1,9 +1,11 @@
 """Section 8 of bench/RESULTS.md: cold start (bench/cold/cold_start.cpp, issue 16).
 
 report.py calls section(RESULTS_DIR); it returns the section's Markdown lines, built from
-RESULTS_DIR/cold_start.json (jitalloc_cold_bench --out) and, when present, the baseline
+RESULTS_DIR/cold_start.json (jitalloc_cold_bench --out) and, when present, the baselines
 RESULTS_DIR/baseline/cold_start_before.json (the same benchmark on the commit before the
-cold-start work, kept out of run.sh's clean-up), shown one above the other. Ratios are between contenders of the same run.
+cold-start work) and RESULTS_DIR/baseline/cold_start_prev.json (the commit before the
+latest cold-start change, run in the same session as cold_start.json), kept out of
+run.sh's clean-up, shown one above the other. Ratios are between contenders of the same run.
 Run alone: python3 report_cold.py RESULTS_DIR  (prints the section)."""
 import json
 import os
@@ -51,12 +53,13 @@ def figures(run):
 def section(res_dir):
     now = load(os.path.join(res_dir, "cold_start.json"))
     before = load(os.path.join(res_dir, "baseline", "cold_start_before.json"))
+    prev = load(os.path.join(res_dir, "baseline", "cold_start_prev.json"))
     out = ["## 8. Cold start (issue 16)\n"]
     if not now and not before:
         out.append("Not run: `build-bench/bench/jitalloc_cold_bench --out "
                    "bench/results/cold_start.json`.\n")
         return out
-    runs = [(label, r) for label, r in (("before", before), ("now", now)) if r]
+    runs = [(label, r) for label, r in (("before", before), ("previous", prev), ("now", now)) if r]
     out.append(
         "Fresh processes (`jitalloc_cold_bench`): each measurement is a new process that "
         "loads one 128-byte function, then nine more, through jit_alloc on the default "
@@ -70,7 +73,31 @@ def section(res_dir):
         "fresh process that makes system calls and page faults runs into often; CPU time "
         "of the thread does not, so the goal is read in CPU time here and in wall time on "
         "a quiet host. The huge-page share is of resident code after 20 000 BPF-sized "
-        "loads and 20 000 churn steps (one process per writer).\n")
+        "loads and 20 000 churn steps (one process per writer). `previous` and `now` ran "
+        "one after the other in one session.\n")
+    out.append(
+        "What changed from `previous` to `now`: the process's first jit_alloc, which "
+        "creates the default arena, proves the writer with that allocation instead of a "
+        "probe beforehand (the memfd writers' probe made, filled, mapped, wrote and unmapped "
+        "a memfd of its own: 250-450 µs CPU; proc_mem's a page and a write: ~70 µs), a "
+        "writer refused there being undone and the next one tried; the first chunk exposes "
+        "one page instead of 64 KiB (every exposed page is a page fault, ~10-20 µs here, "
+        "and through temp_alias's alias 16 of them cost ~1 ms); alias writes map with "
+        "MAP_POPULATE. The `--breakdown` table still times the probe (jit_arena_create and "
+        "jit_default_arena() probe), which the first jit_alloc no longer runs.\n")
+    out.append(
+        "Where the first jit_alloc's time goes now (proc_mem, CPU µs, clock_gettime marks in "
+        "a scratch build, medians of 11 fresh processes at load average 11, each mark itself "
+        "~2.5 µs): open /proc/self/mem and move it to a high descriptor 60-130, pthread_atfork "
+        "10-45, the arena object and its environment reads 45-60, the JITALLOC_VERBOSE/STATS "
+        "report 15-20, chunk metadata (28 KiB, populated) 65-85, placement 14, MADV_NOHUGEPAGE "
+        "7, the one-page trap fill 33, mprotect RX 10, the chunk-map leaf 20-40, the code "
+        "write 60-80 and its read-back 50: the first user access to a new 2 MiB region costs "
+        "~50-70 µs on this paravirtualised (PVM) guest even for a mapped page, as does any "
+        "mapping change of a touched page (mprotect of 16 populated pages: ~400 µs). asmjit's "
+        "dual mapping makes about five such calls and one fault, and takes 150-210 µs CPU "
+        "itself on this guest: 100 µs is below what asmjit's own first allocation costs "
+        "here.\n")
     for label, r in runs:
         f = figures(r)
         dual = f.get("asmjit_dual", {})
