@@ -18,8 +18,11 @@
 #                                     --full (kunitconfig + kunit/debug.config:
 #                                     lockdep, DEBUG_VM, kmemleak, KFENCE,
 #                                     KASAN; one more kernel build, in
-#                                     $JITALLOC_KERNEL_DIR/build-kunit-debug);
-#                                     no harness, CI KUnit or checkpatch
+#                                     $JITALLOC_KERNEL_DIR/build-kunit-debug;
+#                                     kmemleak scans after the suites, see
+#                                     kunit_debug in boot/full.sh); no
+#                                     harness, CI KUnit or checkpatch, and
+#                                     the other flags are ignored
 #   bash kernel-port/test.sh --bisect compiles every prefix of the series
 #                                     with CONFIG_EXECMEM_JITALLOC on and
 #                                     checks the series' symbols resolve at
@@ -49,7 +52,7 @@ for a in "$@"; do
 	--figures) FIGURES=1 ;;
 	--bisect) BISECT=1 ;;
 	--kunit-debug) KUNIT_DEBUG=1 ;;
-	-h|--help) sed -n 2,35p "$0"; exit 0 ;;
+	-h|--help) sed -n 2,39p "$0"; exit 0 ;;
 	*) echo "unknown argument: $a" >&2; exit 2 ;;
 	esac
 done
