@@ -90,7 +90,7 @@ void churn(jit_arena *a, int id, int steps, size_t keep, std::vector<Fn> &out,
             failures++;
             continue;
         }
-        live.push_back({p, len, tag});
+        live.push_back({p, code.size(), tag});  // at least len: code is padded to it
         if (live.size() > keep) {
             size_t k = (x >> 4) % live.size();
             if (jit_arena_free(a, live[k].p) != 0)
