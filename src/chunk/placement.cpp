@@ -167,15 +167,18 @@ uint8_t *claim_likely(const Placement &where, size_t size) {
     if (last) {
         if (uint8_t *p = claim(where, last, size); p || errno != EEXIST)
             return p;
+        // Ranges start 2 MiB aligned whatever their size (a data mapping smaller than a
+        // chunk too: below a chunk by its size alone would not even be page aligned on a
+        // 16 KiB-page kernel).
         if (last > size)
-            if (uint8_t *p = claim(where, last - size, size); p || errno != EEXIST)
+            if (uint8_t *p = claim(where, align_down(last - size), size); p || errno != EEXIST)
                 return p;
     }
     Dl_info info;
     if (dladdr(reinterpret_cast<const void *>(where.near), &info) && info.dli_fbase) {
         uintptr_t below = align_down(reinterpret_cast<uintptr_t>(info.dli_fbase));
         if (below > size)
-            return claim(where, below - size, size);
+            return claim(where, align_down(below - size), size);
     }
     errno = EEXIST;
     return nullptr;

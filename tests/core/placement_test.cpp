@@ -143,6 +143,9 @@ TEST(Placement, DataMappedNearTheArenasCode) {
     EXPECT_TRUE(Within(rw, 2 * MiB, near, range));
     EXPECT_TRUE(Within(ro, 4 * KiB, near, range));
     EXPECT_EQ(reinterpret_cast<uintptr_t>(rw) % kChunk, 0u);
+    // Every mapping starts 2 MiB aligned, also one smaller than a chunk (on a 16 KiB-page
+    // kernel an address 4 KiB below the last chunk is not even page aligned).
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(ro) % kChunk, 0u);
     rw[0] = 1;
     rw[2 * MiB - 1] = 2;
     EXPECT_EQ(ro[0], 0);
