@@ -151,8 +151,7 @@ public:
     void *data() const { return p_; }
     // Usable size; 0 for an empty handle or once the arena is gone.
     size_t size() const {
-        jit_arena *a = arena();
-        return a && jit_arena_of(p_) == a ? jit_size(p_) : 0;
+        return arena() ? jit_size(p_) : 0;
     }
     explicit operator bool() const { return p_ != nullptr; }
     // The id of the arena the code belongs to (jit_arena_id), 0 for an empty handle.
@@ -223,8 +222,16 @@ public:
     }
 
 private:
-    // The live arena the code belongs to, nullptr once it is destroyed.
-    jit_arena *arena() const { return arena_id_ ? jit_arena_by_id(arena_id_) : nullptr; }
+    // The live arena the code belongs to; nullptr once it is destroyed or p_ is no longer
+    // one of its live allocations. Found through the chunk map (jit_arena_of: no global
+    // lock, so Codes of many threads do not serialise on the arena registry), then
+    // recognised by its id: another arena that has since placed code at p_ is not it.
+    jit_arena *arena() const {
+        if (!arena_id_)
+            return nullptr;
+        jit_arena *a = jit_arena_of(p_);
+        return a && jit_arena_id(a) == arena_id_ ? a : nullptr;
+    }
 
     void *p_ = nullptr;
     uint64_t arena_id_ = 0;
