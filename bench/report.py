@@ -220,12 +220,15 @@ goals.append(("churn 50 000 live, strict W^X (proc_mem): no slower than asmjit d
               pm is not None and pm <= 1.0))
 goals.append(("churn 50 000 live, persistent alias: ≥ 3x faster than asmjit dual+pools+fill",
               f"{fmt(pa, 3)}x as fast", pa is not None and pa >= 3.0))
+floor_write = cpu(get(up, "floor_proc_mem", len=64, spinner=0))
+floor_text = (f"{fmt(floor_write / 1000, 2)} µs per 64-byte kernel write in this run"
+              if floor_write else "the floor contenders were not in this run")
 w("")
 w("Both jitalloc and asmjit copy the same bytes in and fill the same bytes on free; asmjit "
   "does both with memcpy/memset through a view that is writable all the time, while a "
   "strict jitalloc writer makes two system calls per step (`pwrite` of the code and "
   "`pwritev` of the trap fill), each a page-table walk and a copy in the kernel. That "
-  "floor (about 2 µs per kernel write on this VM, see the update table) is what keeps "
+  f"floor ({floor_text}, section 3b) is what keeps "
   "proc_mem and memfd above asmjit. The persistent alias has no system call: it copies "
   "with memcpy and fills with memset like asmjit, and what separates the two is the "
   "bookkeeping per step (a size-class bitmap under a per-class lock against asmjit's "
