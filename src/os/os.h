@@ -52,7 +52,7 @@ int ftruncate(int fd, off_t len);
 int open(const char *path, int flags);
 int close(int fd);
 ssize_t read(int fd, void *buf, size_t len);
-// pwritev: one call; may write less than asked (callers loop).
+// pwritev: one call (pwrite for one vector); may write less than asked (callers loop).
 ssize_t pwritev(int fd, const struct iovec *iov, int iovcnt, off_t off);
 int membarrier(int cmd, unsigned flags);
 int mincore(void *addr, size_t len, unsigned char *vec);
