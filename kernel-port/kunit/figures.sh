@@ -52,8 +52,10 @@ write_results_kunit() {	# writes the KUnit section of RESULTS.md to stdout
 	echo "## 1. Fragmented-host measurement (KUnit kernel, suite execmem_jitalloc_dmap)"
 	echo
 	echo "The patched KUnit kernel (kernel-port/kunit/kunitconfig) booted in qemu (TCG,"
-	echo "\`$FIG_QEMU\`: the direct map starts with two 1 GiB pages, as on real"
-	echo "servers) with \`$FIG_ARGS\`: before measuring, the suite makes"
+	echo "\`$FIG_QEMU\`: the direct map starts with $(( $(dmap_val "$stock" start DirectMap1G) / 1048576 ))"
+	echo "(stock) and $(( $(dmap_val "$jit" start DirectMap1G) / 1048576 )) (jitalloc) 1 GiB pages, as real servers have; the count"
+	echo "varies from boot to boot, probably with where physical KASLR puts the"
+	echo "kernel image) with \`$FIG_ARGS\`: before measuring, the suite makes"
 	echo "the guest look like a long-running host — it takes order-0 pages until"
 	echo "384 MiB are left free and frees every other one in random order, so free"
 	echo "memory is single pages scattered over the whole direct map (their buddies"
@@ -98,8 +100,13 @@ write_results_kunit() {	# writes the KUnit section of RESULTS.md to stdout
 	echo "module text, rodata and data all come from chunks out of the direct map.  A"
 	echo "chunk taken out of a 1 GiB direct-map page splits that page into 2 MiB"
 	echo "entries once (its own entry becomes a not-present 2 MiB one; later chunks"
-	echo "in the same 1 GiB region split nothing), hence the jitalloc column's 1 GiB"
-	echo "split; upstream's cache, read-only in the direct map, splits it as well."
+	echo "in the same 1 GiB region split nothing); upstream's cache, read-only in"
+	echo "the direct map, splits it as well.  In this run the jitalloc column's"
+	if [ "$(split1g "$jit" after_free)" -gt 0 ]; then
+		echo "chunks came (in part) from a 1 GiB page: $(split1g "$jit" after_free) 1 GiB split(s)."
+	else
+		echo "chunks all came from memory mapped with 2 MiB pages: no 1 GiB split."
+	fi
 	echo
 	echo "Per phase (splits caused by that phase):"
 	echo
