@@ -20,7 +20,8 @@
 //   jitruntime/...                   jitalloc::JitRuntime::add on batches vs its previous path
 //                                    and asmjit::JitRuntime (jitruntime_bench.cpp)
 //
-// Extra flag: --bench_quick (fewer sizes, fewer iterations: for bench/run.sh --quick).
+// Extra flags: --bench_quick (fewer sizes, fewer iterations: for bench/run.sh --quick);
+// --bench_thread_steps=N (timed steps per thread in threads/, for profiling).
 #include "contender.h"
 #include "jitruntime_bench.h"
 #include "patch_bench.h"
@@ -33,6 +34,9 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <condition_variable>
+#include <cstdlib>
+#include <ctime>
 #include <cstdio>
 #include <atomic>
 #include <cstring>
@@ -48,6 +52,7 @@ using namespace bench;
 namespace {
 
 bool g_quick = false;
+size_t g_thread_steps = 0;  // --bench_thread_steps=N: timed steps per thread (threads/)
 
 Fn as_fn(void *p) { return reinterpret_cast<Fn>(p); }
 
@@ -449,13 +454,47 @@ Contender *shared_contender(const std::string &name) {
 
 size_t threads_live() { return 5000; }
 
+// All the threads of one run meet here (reusable: a generation count).
+class RunBarrier {
+public:
+    void wait(int n) {
+        std::unique_lock<std::mutex> g(lock_);
+        unsigned gen = gen_;
+        if (++arrived_ == n) {
+            arrived_ = 0;
+            gen_++;
+            cv_.notify_all();
+            return;
+        }
+        cv_.wait(g, [&] { return gen_ != gen; });
+    }
+
+private:
+    std::mutex lock_;
+    std::condition_variable cv_;
+    int arrived_ = 0;
+    unsigned gen_ = 0;
+};
+RunBarrier g_run_barrier;
+uint64_t g_growth_before = 0, g_release_before = 0;
+
+uint64_t thread_cpu_ns() {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
+}
+
 void threads_churn(benchmark::State &state, const std::string &name) {
     Contender *c = shared_contender(name);
     if (!c) {
         state.SkipWithError("contender unavailable");
         return;
     }
-    // Each thread churns its own 5 000 live functions in the shared allocator.
+    // Each thread churns its own 5 000 live functions in the shared allocator. The fill
+    // and 2 500 warm-up steps are not timed; the timed loop is the steady state, and
+    // what it still maps (chunk growth) is counted apart: `growth` = chunks mapped by the
+    // contender during the timed loops of all threads, `released` = chunks it gave back
+    // meanwhile (both read with every thread parked).
     ChurnSet s;
     s.rng.seed(100 + static_cast<unsigned>(state.thread_index()));
     s.c.reset(c);
@@ -463,12 +502,32 @@ void threads_churn(benchmark::State &state, const std::string &name) {
     bool ok = s.fill(threads_live());
     for (size_t i = 0; ok && i < threads_live() / 2; i++)
         ok = s.step(sum);
+    const int n = state.threads();
+    g_run_barrier.wait(n);
+    if (state.thread_index() == 0) {
+        g_growth_before = c->growth_counter();
+        g_release_before = c->release_counter();
+    }
+    g_run_barrier.wait(n);
+    uint64_t cpu0 = thread_cpu_ns();
     for (auto _ : state) {
         if (!ok || !s.step(sum)) {
             state.SkipWithError("load failed");
             break;
         }
     }
+    uint64_t cpu = thread_cpu_ns() - cpu0;
+    g_run_barrier.wait(n);
+    if (state.thread_index() == 0) {
+        state.counters["growth"] = static_cast<double>(c->growth_counter() - g_growth_before);
+        state.counters["released"] = static_cast<double>(c->release_counter() - g_release_before);
+    }
+    g_run_barrier.wait(n);
+    // CPU time of every thread over every step (the load-robust contention figure: with
+    // perfect scaling it stays the same from 1 to 2 threads, whatever CPU share the
+    // machine leaves the benchmark).
+    state.counters["cpu_ns_per_step"] =
+        benchmark::Counter(static_cast<double>(cpu), benchmark::Counter::kAvgIterations);
     benchmark::DoNotOptimize(sum);
     s.clear();
     (void)s.c.release();  // owned by g_shared
@@ -603,7 +662,10 @@ void register_all() {
         auto *b = benchmark::RegisterBenchmark(("threads/" + n).c_str(), threads_churn, n);
         if (n == "jitalloc_mprotect")
             continue;  // ~0.4 ms per op: the two-thread run would take minutes
-        b->Threads(1)->Threads(2)->UseRealTime()->Iterations(g_quick ? 3000 : 10000);
+        b->Threads(1)->Threads(2)->UseRealTime()->Iterations(
+            g_thread_steps ? static_cast<benchmark::IterationCount>(g_thread_steps)
+            : g_quick     ? 3000
+                          : 10000);
     }
     for (const auto &n : allocators) {
         auto *b = benchmark::RegisterBenchmark(("memory/" + n).c_str(), memory, n);
@@ -637,6 +699,8 @@ int main(int argc, char **argv) {
     for (int i = 0; i < argc; i++) {
         if (std::strcmp(argv[i], "--bench_quick") == 0)
             g_quick = true;
+        else if (std::strncmp(argv[i], "--bench_thread_steps=", 21) == 0)
+            g_thread_steps = std::strtoull(argv[i] + 21, nullptr, 10);
         else if (std::strcmp(argv[i], "--bench_info") == 0)
             return print_info();
         else

@@ -52,6 +52,8 @@ public:
     // growth): the latency benchmark reads it around each operation, outside the timed
     // window, to count growth apart. Must be O(1). 0 where not known.
     virtual uint64_t growth_counter() { return 0; }
+    // Chunks (code memory blocks) given back to the OS so far; O(1); 0 where not known.
+    virtual uint64_t release_counter() { return 0; }
     // Gives free code memory back to the OS; the bytes given back (0 where the allocator
     // has no such call: asmjit releases empty blocks by itself on free).
     virtual size_t shrink() { return 0; }

@@ -69,6 +69,7 @@ public:
     // chunks_mapped + chunks_released: moves on every chunk mapped (growth), and on a
     // chunk given back. Read without buddy_lock: single-threaded benchmark, a plain load.
     uint64_t growth_counter() override { return arena_->chunks_mapped + arena_->chunks_released; }
+    uint64_t release_counter() override { return arena_->chunks_released; }
     size_t shrink() override { return jit_arena_shrink(arena_); }
 
 private:
