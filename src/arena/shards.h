@@ -1,36 +1,29 @@
-// Thread-affine shards of an arena: which share of the arena's per-thread state a thread
-// uses, and counters striped over the shards.
+// Thread-affine shards of an arena: the arena's per-thread state, and counters striped
+// over the shards (the thread -> shard assignment is process/thread_shard.h).
 //
 // An arena has kShards copies of its size classes (each with its own slabs and lock), of
-// its fork-gate counter and of its operation counters. A thread is given one shard the
-// first time it asks (round robin over the threads that use the library, so the first
-// kShards threads get one each) and keeps it for its life. Two threads on different
-// shards share no lock, no counter and no cache line on the allocation path, and the code
+// its fork-gate counter and of its operation counters. Two threads on different shards
+// share no lock, no counter and no cache line on the allocation path, and the code
 // they JIT lies in different slabs (pages): one thread's writes never land on a cache
 // line another thread's fresh code shares.
 //
 // Invariants:
-//  - this_thread_shard() < kShards, and is the same value for every call on one thread
-//    (a forked child's thread keeps its parent's).
 //  - Nothing here is a cache: every object stays in its slab, so statistics, jit_shrink
 //    and arena destruction need no flush when a thread exits; a shard whose threads are
 //    gone is just a set of slabs any thread frees into.
 //  - StripedCounter: load() is the exact sum of every add() that happened before it
 //    (relaxed, like the single atomic it replaces); each add() touches only the caller's
 //    shard's cache line.
-// Locking: none; the counters are atomics, the shard index is thread-local.
+// Locking: none; the counters are atomics.
 #pragma once
+
+#include "process/thread_shard.h"
 
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
 
 namespace jitalloc {
-
-inline constexpr unsigned kShards = 4;
-inline constexpr size_t kCacheLine = 64;
-
-unsigned this_thread_shard();
 
 class StripedCounter {
 public:

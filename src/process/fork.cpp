@@ -15,7 +15,8 @@
 //            memfd-backed code); every leaf lock;
 //   parent:  arenas' fork_parent (drop the copies, open the gates); release all;
 //   child:   the process is taken over (identity.h: the /proc/self/mem descriptor of
-//            the parent is dropped); arenas' fork_child (switch to the private copies,
+//            the parent is dropped); the shard leases of the parent's other threads
+//            end (process/thread_shard.h); arenas' fork_child (switch to the private copies,
 //            or private snapshots where no copy could be made; open the gates);
 //            release all.
 #include "process/locks.h"
@@ -23,6 +24,7 @@
 #include "arena/arena.h"
 #include "poke/writer.h"
 #include "process/identity.h"
+#include "process/thread_shard.h"
 
 #include <pthread.h>
 
@@ -65,6 +67,7 @@ void parent() {
 void child() {
     // The only thread of the child, holding every lock: nothing can race the fix-ups.
     (void)process_generation();  // takes the new process over: the parent's /proc/self/mem goes
+    shards_fork_child();         // the parent's other threads hold no shard here
     arenas_fork_child();
     unlock_range(kAfterGates, kLocks);
     unlock_range(0, kAfterGates);

@@ -37,6 +37,70 @@ TEST(Shards, ThreadsOneAfterTheOtherGetDistinctShards) {
     EXPECT_EQ(seen.size(), size_t{jitalloc::kShards});
 }
 
+// Live threads never share a shard while there are enough, however many threads came
+// and went before (a rebuilt thread pool, Google Benchmark's fresh threads for every
+// run). With round robin over every thread ever made, the three threads started after
+// the seven short-lived ones took shards 0..2 again, shard 0 being the main thread's:
+// this test failed before the leases (process/thread_shard.cpp).
+TEST(Shards, LiveThreadsGetDistinctShardsAfterOthersExited) {
+    const unsigned main_shard = jitalloc::this_thread_shard();
+    EXPECT_EQ(jitalloc::shard_holders(main_shard), 1u);
+    for (int t = 0; t < 7; t++)
+        std::thread([] { (void)jitalloc::this_thread_shard(); }).join();
+    for (unsigned s = 0; s < jitalloc::kShards; s++)
+        EXPECT_EQ(jitalloc::shard_holders(s), s == main_shard ? 1u : 0u) << "shard " << s;
+    std::atomic<unsigned> ready{0};
+    std::atomic<bool> done{false};
+    unsigned got[jitalloc::kShards - 1];
+    std::vector<std::thread> live;
+    for (unsigned t = 0; t + 1 < jitalloc::kShards; t++)
+        live.emplace_back([&, t] {
+            got[t] = jitalloc::this_thread_shard();
+            ready.fetch_add(1);
+            while (!done.load())
+                std::this_thread::yield();
+        });
+    while (ready.load() != jitalloc::kShards - 1)
+        std::this_thread::yield();
+    std::set<unsigned> shards{main_shard};
+    for (unsigned s : got)
+        shards.insert(s);
+    EXPECT_EQ(shards.size(), size_t{jitalloc::kShards}) << "two live threads on one shard";
+    done.store(true);
+    for (auto &t : live)
+        t.join();
+}
+
+// A forked child's only thread keeps its shard, and is the only holder left.
+TEST(Shards, ForkedChildHoldsOnlyItsOwnShard) {
+    const unsigned main_shard = jitalloc::this_thread_shard();
+    std::atomic<bool> go{false}, done{false};
+    std::thread other([&] {
+        (void)jitalloc::this_thread_shard();
+        go.store(true);
+        while (!done.load())
+            std::this_thread::yield();
+    });
+    while (!go.load())
+        std::this_thread::yield();
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        unsigned total = 0;
+        for (unsigned s = 0; s < jitalloc::kShards; s++)
+            total += jitalloc::shard_holders(s);
+        bool ok = jitalloc::this_thread_shard() == main_shard &&
+                  jitalloc::shard_holders(main_shard) == 1 && total == 1;
+        std::thread([] { (void)jitalloc::this_thread_shard(); }).join();  // still assigns
+        _exit(ok ? 0 : 1);
+    }
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    done.store(true);
+    other.join();
+}
+
 // Two threads' functions of one size class lie in different slabs, so on different
 // pages: one thread's writes never touch a cache line of the other's code, and the two
 // never share a class lock. Before the shards both came from the same slab.
