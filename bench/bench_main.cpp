@@ -21,7 +21,8 @@
 //                                    and asmjit::JitRuntime (jitruntime_bench.cpp)
 //
 // Extra flags: --bench_quick (fewer sizes, fewer iterations: for bench/run.sh --quick);
-// --bench_thread_steps=N (timed steps per thread in threads/, for profiling).
+// --bench_thread_steps=N, --bench_thread_warm=N (timed and untimed warm-up steps per
+// thread in threads/).
 #include "contender.h"
 #include "jitruntime_bench.h"
 #include "patch_bench.h"
@@ -53,6 +54,7 @@ namespace {
 
 bool g_quick = false;
 size_t g_thread_steps = 0;  // --bench_thread_steps=N: timed steps per thread (threads/)
+size_t g_thread_warm = 0;   // --bench_thread_warm=N: untimed steps per thread before them
 
 Fn as_fn(void *p) { return reinterpret_cast<Fn>(p); }
 
@@ -491,7 +493,8 @@ void threads_churn(benchmark::State &state, const std::string &name) {
         return;
     }
     // Each thread churns its own 5 000 live functions in the shared allocator. The fill
-    // and 2 500 warm-up steps are not timed; the timed loop is the steady state, and
+    // and the warm-up steps (--bench_thread_warm, default 2 500) are not timed; the timed
+    // loop is the steady state, and
     // what it still maps (chunk growth) is counted apart: `growth` = chunks mapped by the
     // contender during the timed loops of all threads, `released` = chunks it gave back
     // meanwhile (both read with every thread parked).
@@ -500,7 +503,8 @@ void threads_churn(benchmark::State &state, const std::string &name) {
     s.c.reset(c);
     int sum = 0;
     bool ok = s.fill(threads_live());
-    for (size_t i = 0; ok && i < threads_live() / 2; i++)
+    const size_t warm = g_thread_warm ? g_thread_warm : threads_live() / 2;
+    for (size_t i = 0; ok && i < warm; i++)
         ok = s.step(sum);
     const int n = state.threads();
     g_run_barrier.wait(n);
@@ -699,6 +703,8 @@ int main(int argc, char **argv) {
     for (int i = 0; i < argc; i++) {
         if (std::strcmp(argv[i], "--bench_quick") == 0)
             g_quick = true;
+        else if (std::strncmp(argv[i], "--bench_thread_warm=", 20) == 0)
+            g_thread_warm = std::strtoull(argv[i] + 20, nullptr, 10);
         else if (std::strncmp(argv[i], "--bench_thread_steps=", 21) == 0)
             g_thread_steps = std::strtoull(argv[i] + 21, nullptr, 10);
         else if (std::strcmp(argv[i], "--bench_info") == 0)
