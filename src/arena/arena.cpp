@@ -103,36 +103,51 @@ void jit_arena::unlink_chunk_locked(Chunk *c) {
     chunks_mapped -= c->size / kChunkSize;
 }
 
-int jit_arena::grow_locked(unsigned npages) {
-    if (!room_for_locked(kChunkSize))
+// The new chunk is made with buddy_lock dropped: mapping, trap-filling and collapsing
+// 2 MiB takes milliseconds (a fresh huge page faulted in, or for a memfd the kernel's
+// copy into a huge folio), and other threads' slabs and page runs must not wait for it.
+// Only the caller's class lock (if any) stays held. The chunk is bound to this arena and
+// in the chunk map before it is linked here; until then a lookup that finds it sees only
+// free pages (no live allocation), and nothing releases it. Chunks being made count
+// against max_bytes (growing).
+int jit_arena::grow_locked(unsigned npages, std::unique_lock<std::mutex> &b) {
+    if (!room_for_locked(kChunkSize * (1 + growing)))
         return ENOMEM;
     bool huge = !(opts.flags & JIT_ARENA_NO_HUGE_PAGES);
-    Chunk *c = chunk_create(*writer, placement, kChunkSize,
-                            initial_exposure(kChunkSize, chunks_mapped != 0,
-                                             size_t{npages} << kPageShift),
-                            huge, this);
+    size_t exposed = initial_exposure(kChunkSize, chunks_mapped != 0 || growing != 0,
+                                      size_t{npages} << kPageShift);
+    growing++;
+    b.unlock();
+    Chunk *c = chunk_create(*writer, placement, kChunkSize, exposed, huge, this);
+    int err = c ? 0 : errno;
+    b.lock();
+    growing--;
     if (!c)
-        return errno;
+        return err;
     link_chunk_locked(c);
     buddy.add_chunk(c);
     return 0;
 }
 
-PageDesc *jit_arena::pages_locked(unsigned npages, int &err) {
+PageDesc *jit_arena::pages_locked(unsigned npages, int &err, std::unique_lock<std::mutex> &b) {
     PageDesc *d = buddy.alloc(npages);
-    if (!d) {
-        err = grow_locked(npages);
+    // Other threads may take the new chunk's pages while the lock is dropped: try again
+    // (a few times; then the arena is short of memory for all of them).
+    for (int attempt = 0; !d && attempt < 3; attempt++) {
+        err = grow_locked(npages, b);
         if (err)
             return nullptr;
         d = buddy.alloc(npages);
     }
+    if (!d) {
+        err = ENOMEM;
+        return nullptr;
+    }
     // The run may reach past the part of its chunk made into code memory so far.
-    if (d) {
-        if (int e = chunk_cover(*writer, d->chunk, d->index + npages)) {
-            free_pages_locked(d->chunk, d->index, npages);
-            err = e;
-            return nullptr;
-        }
+    if (int e = chunk_cover(*writer, d->chunk, d->index + npages)) {
+        free_pages_locked(d->chunk, d->index, npages);
+        err = e;
+        return nullptr;
     }
     return d;
 }
@@ -187,8 +202,8 @@ int jit_arena::take_small(unsigned cls, bool prefer_clean, Transit &out) {
     if (!p) {
         const SizeClass &sc = size_class(cls);
         int err = 0;
-        std::lock_guard<std::mutex> b(buddy_lock);
-        PageDesc *d = pages_locked(sc.pages, err);
+        std::unique_lock<std::mutex> b(buddy_lock);
+        PageDesc *d = pages_locked(sc.pages, err, b);
         if (!d)
             return err;
         Slab *fresh = slab_new(cls, shard, d->chunk, d->index);
@@ -210,9 +225,9 @@ int jit_arena::take_small(unsigned cls, bool prefer_clean, Transit &out) {
 
 int jit_arena::take_pages(size_t len, Transit &out) {
     unsigned npages = static_cast<unsigned>(round_up(len, kPageSize) / kPageSize);
-    std::lock_guard<std::mutex> b(buddy_lock);
+    std::unique_lock<std::mutex> b(buddy_lock);
     int err = 0;
-    PageDesc *d = pages_locked(npages, err);
+    PageDesc *d = pages_locked(npages, err, b);
     if (!d)
         return err;
     d->state.store(PageState::transit, std::memory_order_release);

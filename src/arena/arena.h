@@ -7,6 +7,8 @@
 // Locking rules:
 //  - SlabClass::lock guards one class's slabs; buddy_lock guards the buddy, the chunk
 //    list and page-run descriptors. Order: class lock, then buddy lock; never reverse.
+//    Growth drops buddy_lock while it maps a new chunk (grow_locked), so one thread's
+//    growth (milliseconds) does not stall another shard's slabs and page runs.
 //    Every size class has one SlabClass per shard (arena/shards.h): a thread takes new
 //    objects from its own shard's class, and frees an object into the class holding its
 //    slab (Slab::shard), whichever thread that is. No operation holds two class locks.
@@ -130,6 +132,7 @@ struct jit_arena {
     uint64_t page_runs_live = 0, page_runs_requested = 0, page_runs_pages = 0;
     uint64_t large_live = 0, large_requested = 0, large_bytes = 0;
     uint64_t slab_meta_bytes = 0;
+    uint64_t growing = 0;               // chunks being made, buddy_lock dropped (grow_locked)
     // --- end of buddy_lock ---
 
     jitalloc::StripedCounter total_allocs, total_frees, total_updates;
@@ -215,9 +218,12 @@ private:
     // class lock of the slab held; takes buddy_lock:
     void release_slab_if_empty(jitalloc::Slab *dead);
     // buddy_lock held:
-    jitalloc::PageDesc *pages_locked(unsigned npages, int &err);
+    // npages from the buddy, growing the arena if none fit; b (holding buddy_lock) is
+    // dropped while a chunk is made and held again on return.
+    jitalloc::PageDesc *pages_locked(unsigned npages, int &err, std::unique_lock<std::mutex> &b);
     void free_pages_locked(Chunk *c, unsigned first, unsigned npages);
-    int grow_locked(unsigned npages);  // a new chunk, its exposure covering npages
+    // A new chunk, its exposure covering npages; made with b unlocked (arena.cpp).
+    int grow_locked(unsigned npages, std::unique_lock<std::mutex> &b);
     void release_locked(size_t keep_bytes, size_t *released);
     void link_chunk_locked(Chunk *c);
     void unlink_chunk_locked(Chunk *c);

@@ -73,9 +73,10 @@ static_assert(kPagesPerChunk <= UINT16_MAX, "PageDesc::npages holds a page count
 
 struct Chunk {
     // --- the binding: which arena owns the chunk and what it covers ---
-    // Written only under bind_lock: set by chunk_create, cleared when the metadata is
-    // recycled (chunk_destroy, chunk_abandon), both with the owning arena's buddy lock
-    // held. So an arena holding its buddy lock that finds a chunk bound to itself keeps
+    // Written only under bind_lock: set by chunk_create (no arena lock needed: it binds
+    // metadata no arena holds, and before the binding no lookup trusts it), cleared when
+    // the metadata is recycled (chunk_destroy, chunk_abandon) with the owning arena's
+    // buddy lock held. So an arena holding its buddy lock that finds a chunk bound to itself keeps
     // it until it lets go; one holding a class lock that finds, under bind_lock, a page
     // of a slab of that class in a chunk bound to itself keeps that slab (its pages
     // leave it only under the class lock, and a chunk with a slab is never released).

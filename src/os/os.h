@@ -93,13 +93,16 @@ constexpr PageSpan page_span(uintptr_t at, size_t len, size_t page) {
 // Calls matching `mask` (bit i = Call i) are counted from 1 after set_fault; the call
 // numbered `nth` fails with `error` (and every later one too if `sticky`). With
 // `short_io`, a failing pwritev/read instead transfers half (at least 1 byte) of what
-// was asked, to exercise partial-write handling.
+// was asked, to exercise partial-write handling. With `pause`, the numbered call does
+// not fail: pause(call) runs first (in the calling thread), then the call is made — a
+// test stops an operation at a known point inside it.
 struct Fault {
     uint64_t nth = 0;  // 0: off
     int error = 0;
     uint32_t mask = ~0u;
     bool sticky = false;
     bool short_io = false;
+    void (*pause)(Call) = nullptr;
 };
 void set_fault(const Fault &f);
 void clear_fault();

@@ -26,6 +26,7 @@ struct FaultState {
     std::atomic<uint32_t> mask{0};
     std::atomic<bool> sticky{false};
     std::atomic<bool> short_io{false};
+    std::atomic<void (*)(Call)> pause{nullptr};
 };
 FaultState g_fault;
 
@@ -42,6 +43,10 @@ Inject inject(Call c) {
     bool hit = nth != 0 && (n == nth || (n > nth && g_fault.sticky.load(std::memory_order_relaxed)));
     if (!hit)
         return Inject::none;
+    if (auto pause = g_fault.pause.load(std::memory_order_relaxed)) {
+        pause(c);
+        return Inject::none;
+    }
     g_fault.injected.fetch_add(1, std::memory_order_relaxed);
     if (g_fault.short_io.load(std::memory_order_relaxed) && (c == Call::pwrite || c == Call::read))
         return Inject::short_io;
@@ -198,11 +203,13 @@ void set_fault(const Fault &f) {
     g_fault.mask.store(f.mask, std::memory_order_relaxed);
     g_fault.sticky.store(f.sticky, std::memory_order_relaxed);
     g_fault.short_io.store(f.short_io, std::memory_order_relaxed);
+    g_fault.pause.store(f.pause, std::memory_order_relaxed);
     g_fault.armed.store(true, std::memory_order_release);
 }
 
 void clear_fault() {
     g_fault.armed.store(false, std::memory_order_relaxed);
+    g_fault.pause.store(nullptr, std::memory_order_relaxed);
     g_fault.nth.store(0, std::memory_order_relaxed);
     g_fault.seen.store(0, std::memory_order_relaxed);
 }

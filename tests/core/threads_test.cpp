@@ -166,3 +166,60 @@ TEST(ThreadsShrink, ShrinkAndStatsConcurrently) {
 }
 
 }  // namespace
+
+namespace {
+// Growth (arena.cpp, grow_locked) maps its chunk with the buddy lock dropped: while one
+// thread is stopped inside the mapping of a new chunk, a thread on another shard still
+// gets pages from the arena's chunks. Before, growth held the buddy lock for the whole
+// mapping (milliseconds: a huge page faulted in, or a memfd collapsed), and the second
+// thread waited for it: this test failed (the second allocation had not finished when
+// the pause gave up after 5 s).
+std::atomic<int> g_growth_stage{0};  // 1: grower paused inside the mapping, 2: other done
+std::atomic<bool> g_other_done_while_paused{false};
+
+void pause_grower(jitalloc::os::Call) {
+    g_growth_stage.store(1);
+    for (int i = 0; i < 5000 && g_growth_stage.load() != 2; i++)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    g_other_done_while_paused.store(g_growth_stage.load() == 2);
+}
+}  // namespace
+
+TEST(Threads, GrowthDoesNotStallAnotherShardsAllocations) {
+    ArenaHolder a(JIT_WRITER_PROC_MEM);
+    ASSERT_NE(a.get(), nullptr);
+    auto small = add_imm(5, 40);
+    void *first = jit_arena_alloc(a, small.data(), small.size());  // chunk 1, mostly free
+    ASSERT_NE(first, nullptr);
+    g_growth_stage.store(0);
+    g_other_done_while_paused.store(false);
+    void *big = nullptr;
+    std::thread grower([&] {
+        jitalloc::os::Fault f;
+        f.nth = 1;
+        f.mask = jitalloc::os::mask_of(jitalloc::os::Call::mmap);
+        f.pause = pause_grower;
+        jitalloc::os::set_fault(f);
+        // 2 MiB of pages: chunk 1 has a page in use, so this needs a new chunk.
+        big = jit_arena_alloc(a, nullptr, size_t{2} << 20);
+    });
+    while (g_growth_stage.load() != 1)
+        std::this_thread::yield();
+    void *other = nullptr;
+    std::thread([&] {
+        auto code = add_imm(7, 40);
+        other = jit_arena_alloc(a, code.data(), code.size());  // a shard of its own
+        g_growth_stage.store(2);
+    }).join();
+    grower.join();
+    jitalloc::os::clear_fault();
+    EXPECT_TRUE(g_other_done_while_paused.load()) << "the allocation waited for the growth";
+    ASSERT_NE(other, nullptr);
+    ASSERT_NE(big, nullptr);
+    EXPECT_EQ(call_int(other, 1), 8);
+    EXPECT_TRUE(ArenaOk(a));
+    EXPECT_EQ(jit_free(other), 0);
+    EXPECT_EQ(jit_free(big), 0);
+    EXPECT_EQ(jit_free(first), 0);
+    EXPECT_TRUE(ArenaOk(a));
+}
