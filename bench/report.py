@@ -686,10 +686,11 @@ w("Before and after in one session (2 x 100 000 steps per run, repetitions of 3 
   "shards fixed) a persistent-alias repetition without growth ran 2.73 M steps/s "
   "on 2 threads against 1.49-1.53 M on one (1.8x), with one growth 2.07 M (1.39x); proc_mem "
   "567 k vs 463 k (1.22x), CPU per step 2 160 -> 3 500 ns (1.62x). What remains: for "
-  "persistent alias the growth events themselves (each several ms of CPU, landing in one "
-  "thread: cheaper growth, e.g. collapsing a memfd chunk before it is filled so the kernel "
-  "zeroes a huge folio instead of copying 512 pages, is the next step); for proc_mem the "
-  "kernel's per-write sharing described in 3.\n")
+  "persistent alias the growth events themselves (a memfd chunk's trap fill, populate and "
+  "collapse took 1.1-1.6 ms in a scratch loop at load 6.6, more on the first touches of a "
+  "fresh VM's memory; collapsing the still empty file first, so that the kernel would zero "
+  "a huge folio instead of copying 512 pages, is refused by MADV_COLLAPSE: tried), landing "
+  "in one thread; for proc_mem the kernel's per-write sharing described in 3.\n")
 
 # ------------------------------------------------------------ 7. LLVM ORC (bench/orc/)
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "orc"))
