@@ -662,7 +662,11 @@ void register_all() {
             b->Arg(k);
         b->MinTime(g_quick ? 0.05 : 0.2);
     }
-    for (const auto &n : allocators) {
+    // The lazy-fill arenas too: one kernel write per step instead of two (section 6).
+    std::vector<std::string> threaded = allocators;
+    for (const auto &n : lazy_contender_names())
+        threaded.push_back(n);
+    for (const auto &n : threaded) {
         auto *b = benchmark::RegisterBenchmark(("threads/" + n).c_str(), threads_churn, n);
         if (n == "jitalloc_mprotect")
             continue;  // ~0.4 ms per op: the two-thread run would take minutes
