@@ -195,7 +195,10 @@ int jit_arena::take(size_t len, bool with_code, Transit &out, size_t align) {
 
 int jit_arena::take_small(unsigned cls, bool prefer_clean, Transit &out) {
     const unsigned shard = this_thread_shard();
-    SlabClass &k = classes[shard].of[cls];
+    SlabClass *made = classes.get(shard, cls);
+    if (!made)
+        return ENOMEM;
+    SlabClass &k = *made;
     Slab *s = nullptr;
     std::lock_guard<std::mutex> g(k.lock);
     uint8_t *p = k.take(&s, prefer_clean, &out.stale);
@@ -405,9 +408,12 @@ bool jit_arena::owns_locked(const Chunk *c, const void *p) const {
 Slab *jit_arena::lock_slab(Chunk *c, const void *p, SlabClass **held) {
     PageDesc &d = c->page_in_slot(p);
     uint16_t key = d.slab_key.load(std::memory_order_acquire);
-    if (key >= kShards * kNumClasses)
+    if (key == kNoSlab || key > kShards * kNumClasses)
         return nullptr;
-    SlabClass &k = classes[key / kNumClasses].of[key % kNumClasses];
+    SlabClass *made = classes.find((key - 1u) / kNumClasses, (key - 1u) % kNumClasses);
+    if (!made)
+        return nullptr;  // no slab of that class was ever made: p is no slab object
+    SlabClass &k = *made;
     k.lock.lock();
     Slab *s = nullptr;
     {
@@ -693,15 +699,13 @@ size_t jit_arena::shrink() {
     if (!op)
         return 0;
     // Every shard's empty slabs, whichever threads used them (and whether they still run).
-    for (ShardClasses &shard : classes) {
-        for (SlabClass &k : shard.of) {
-            std::unique_lock<std::mutex> g(k.lock);
-            // Bounded: a slab whose stale objects cannot be trap-filled is cached again.
-            for (uint64_t n = k.empty_slabs(); n; n--)
-                if (Slab *s = k.pop_empty())
-                    retire_slab(k, s, g);
-        }
-    }
+    classes.for_each([&](unsigned, unsigned, SlabClass &k) {
+        std::unique_lock<std::mutex> g(k.lock);
+        // Bounded: a slab whose stale objects cannot be trap-filled is cached again.
+        for (uint64_t n = k.empty_slabs(); n; n--)
+            if (Slab *s = k.pop_empty())
+                retire_slab(k, s, g);
+    });
     size_t released = 0;
     std::lock_guard<std::mutex> b(buddy_lock);
     release_locked(0, &released);
@@ -709,13 +713,11 @@ size_t jit_arena::shrink() {
 }
 
 void jit_arena::destroy_all() {
-    for (ShardClasses &shard : classes) {
-        for (SlabClass &k : shard.of) {
-            std::lock_guard<std::mutex> g(k.lock);
-            while (Slab *s = k.pop_any())
-                slab_delete(s);
-        }
-    }
+    classes.for_each([](unsigned, unsigned, SlabClass &k) {
+        std::lock_guard<std::mutex> g(k.lock);
+        while (Slab *s = k.pop_any())
+            slab_delete(s);
+    });
     std::lock_guard<std::mutex> b(buddy_lock);
     while (Chunk *c = chunks) {
         unlink_chunk_locked(c);

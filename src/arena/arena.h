@@ -28,6 +28,7 @@
 #include "chunk/window.h"
 #include "observe/observe.h"
 #include "poke/writer.h"
+#include "arena/class_table.h"
 #include "arena/shards.h"
 #include "process/locks.h"
 #include "slab/slab.h"
@@ -115,13 +116,10 @@ struct jit_arena {
     bool observed = false;   // profiler / debugger observers enabled (observe.h)
     bool lazy_fill = false;  // JIT_ARENA_LAZY_TRAP_FILL: freed slab objects stay stale
 
-    // classes[shard][class]: each shard's size classes (see shards.h), a shard's array
-    // on cache lines of its own.
-    struct alignas(jitalloc::kCacheLine) ShardClasses {
-        jitalloc::SlabClass of[jitalloc::kNumClasses];
-    };
-    ShardClasses classes[jitalloc::kShards];
-    jitalloc::SlabClass &class_of(const jitalloc::Slab &s) { return classes[s.shard].of[s.cls]; }
+    // Each shard's size classes (see shards.h), made on first use (class_table.h).
+    jitalloc::ClassTable classes;
+    // The class holding slab s (made before s was).
+    jitalloc::SlabClass &class_of(const jitalloc::Slab &s) { return *classes.find(s.shard, s.cls); }
 
     std::mutex buddy_lock;
     // --- guarded by buddy_lock ---

@@ -29,8 +29,11 @@ int jit_arena::stats(struct jit_stats *out) {
         cs.objects_per_slab = sc.objects;
         // A class's figures are the sums over the shards (shards.h): every object is in
         // exactly one shard's slabs.
-        for (ShardClasses &shard : classes) {
-            SlabClass &k = shard.of[i];
+        for (unsigned shard = 0; shard < kShards; shard++) {
+            SlabClass *made = classes.find(shard, i);
+            if (!made)
+                continue;  // never used: no slabs
+            SlabClass &k = *made;
             std::lock_guard<std::mutex> g(k.lock);
             cs.slabs += k.slabs();
             cs.objects_in_use += k.objects_live();
@@ -86,9 +89,12 @@ bool jit_arena::check(std::string &msg) {
     }
     for (unsigned s = 0; s < kShards; s++) {
         for (unsigned i = 0; i < kNumClasses; i++) {
-            SlabClass &k = classes[s].of[i];
-            std::lock_guard<std::mutex> g(k.lock);
-            if (!k.check(s, i, msg, lazy_fill))
+            SlabClass *k = classes.find(s, i);
+            if (!k)
+                continue;  // never used: no slab can name it (SlabClass::check of the
+                           // classes that exist checks every slab page's key)
+            std::lock_guard<std::mutex> g(k->lock);
+            if (!k->check(s, i, msg, lazy_fill))
                 return false;
         }
     }

@@ -20,8 +20,12 @@ void set_state(Chunk *c, unsigned first, unsigned n, PageState s) {
 
 }  // namespace
 
-void Buddy::push(PageDesc *d, unsigned order) {
-    d->free_order = static_cast<uint8_t>(order);
+void Buddy::push(Chunk *c, unsigned index, unsigned order) {
+    PageDesc *d = &c->pages[index];
+    // A descriptor's first time on a list: its chunk and index (see PageDesc).
+    d->chunk = c;
+    d->index = static_cast<uint16_t>(index);
+    d->set_free_order(order);
     d->prev = nullptr;
     d->next = heads_[order];
     if (d->next)
@@ -31,7 +35,7 @@ void Buddy::push(PageDesc *d, unsigned order) {
 }
 
 void Buddy::unlink(PageDesc *d) {
-    unsigned order = d->free_order;
+    unsigned order = d->free_order();
     if (d->prev)
         d->prev->next = d->next;
     else
@@ -39,20 +43,21 @@ void Buddy::unlink(PageDesc *d) {
     if (d->next)
         d->next->prev = d->prev;
     d->next = d->prev = nullptr;
-    d->free_order = kNoOrder;
+    d->set_free_order(kNoOrder);
     nr_free_[order]--;
 }
 
 void Buddy::add_chunk(Chunk *c) {
-    set_state(c, 0, kPagesPerChunk, PageState::free);
+    // Every descriptor is in its reset state (free: chunk.h), so none is written here but
+    // the block's head: a descriptor page is touched only once the buddy uses it.
     c->free_pages = kPagesPerChunk;
-    push(&c->pages[0], kMaxOrder);
+    push(c, 0, kMaxOrder);
     nr_cached_[kMaxOrder]++;
 }
 
 bool Buddy::remove_chunk(Chunk *c) {
     PageDesc *d = &c->pages[0];
-    if (d->free_order != kMaxOrder)
+    if (d->free_order() != kMaxOrder)
         return false;
     unlink(d);
     c->free_pages = 0;
@@ -62,13 +67,13 @@ bool Buddy::remove_chunk(Chunk *c) {
 
 void Buddy::undo_remove_chunk(Chunk *c) {
     c->free_pages = kPagesPerChunk;
-    push(&c->pages[0], kMaxOrder);
+    push(c, 0, kMaxOrder);
     nr_released_[kMaxOrder]--;
 }
 
 void Buddy::forget_chunk(Chunk *c) {
     for (unsigned i = 0; i < kPagesPerChunk; i++)
-        if (c->pages[i].free_order != kNoOrder)
+        if (c->pages[i].free_order() != kNoOrder)
             unlink(&c->pages[i]);
     c->free_pages = 0;
 }
@@ -93,7 +98,7 @@ PageDesc *Buddy::alloc(unsigned npages) {
     // Split down to the wanted order; the upper halves go back on the lists.
     while (order > want) {
         order--;
-        push(&c->pages[first + (1u << order)], order);
+        push(c, first + (1u << order), order);
     }
     c->free_pages -= 1u << want;
     // Give back the tail of the block that the request does not need.
@@ -120,13 +125,13 @@ void Buddy::free_block(Chunk *c, unsigned first, unsigned order) {
     while (order < kMaxOrder) {
         unsigned buddy = first ^ (1u << order);
         PageDesc &b = c->pages[buddy];
-        if (b.free_order != order)
+        if (b.free_order() != order)
             break;
         unlink(&b);
         first &= buddy;
         order++;
     }
-    push(&c->pages[first], order);
+    push(c, first, order);
 }
 
 bool Buddy::free(Chunk *c, unsigned first, unsigned npages) {
@@ -166,19 +171,21 @@ bool Buddy::check(const Chunk *chunks, std::string &msg) const {
         const PageDesc *prev = nullptr;
         for (const PageDesc *d = heads_[o]; d; prev = d, d = d->next) {
             const Chunk *c = d->chunk;
+            if (!c || d->index >= kPagesPerChunk || &c->pages[d->index] != d)
+                return fail("listed page without its chunk and index", c, d->index);
             if (d->prev != prev)
                 return fail("broken free-list link", c, d->index);
-            if (d->free_order != o)
+            if (d->free_order() != o)
                 return fail("free-list order mismatch", c, d->index);
             if (d->index & ((1u << o) - 1))
                 return fail("misaligned free block", c, d->index);
             for (unsigned i = d->index; i < d->index + (1u << o); i++) {
                 if (c->pages[i].state.load() != PageState::free)
                     return fail("page in free block not free", c, i);
-                if (i != d->index && c->pages[i].free_order != kNoOrder)
+                if (i != d->index && c->pages[i].free_order() != kNoOrder)
                     return fail("free block overlaps another", c, i);
             }
-            if (o < kMaxOrder && c->pages[d->index ^ (1u << o)].free_order == o)
+            if (o < kMaxOrder && c->pages[d->index ^ (1u << o)].free_order() == o)
                 return fail("free buddies not coalesced", c, d->index);
             if (++n > (uint64_t{1} << 40))
                 return fail("free-list cycle", c, d->index);
@@ -195,9 +202,9 @@ bool Buddy::check(const Chunk *chunks, std::string &msg) const {
         unsigned free_here = 0, i = 0;
         while (i < kPagesPerChunk) {
             const PageDesc &d = c->pages[i];
-            if (d.free_order != kNoOrder) {
-                free_here += 1u << d.free_order;
-                i += 1u << d.free_order;
+            if (d.free_order() != kNoOrder) {
+                free_here += 1u << d.free_order();
+                i += 1u << d.free_order();
                 continue;
             }
             PageState s = d.state.load();

@@ -49,7 +49,8 @@ public:
     bool check(const Chunk *chunks, std::string &msg) const;
 
 private:
-    void push(PageDesc *d, unsigned order);
+    // Page `index` of c heads a free block of `order` now.
+    void push(Chunk *c, unsigned index, unsigned order);
     void unlink(PageDesc *d);
     void free_block(Chunk *c, unsigned first, unsigned order);
 

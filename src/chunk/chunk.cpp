@@ -36,14 +36,18 @@ Chunk *meta_new() {
             return c;
         }
     }
-    // Straight from the kernel, populated: its ~7 pages are faulted in by one system call
-    // instead of one user page fault each (~17 µs apiece on a paravirtualised VM, a large
-    // part of a process's first jit_alloc). Never unmapped: the pool keeps it (type-stable).
+    // Straight from the kernel, zero-filled, and not populated: all-zero descriptors are
+    // in their reset state (PageDesc), so only the header and the descriptors the buddy
+    // and the slabs use are touched, each page at its first use (a fresh process's first
+    // jit_alloc touches three of the seven; populating all of them cost more). Never
+    // unmapped: the pool keeps it (type-stable).
     void *m = os::mmap(nullptr, meta_map_size(), PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED)
         return nullptr;
-    Chunk *c = new (m) Chunk();
+    // Default-initialised: the header's members get their initializers, the descriptors
+    // (trivial, no initializers) keep the zeros they have.
+    Chunk *c = new (m) Chunk;
     std::lock_guard<std::mutex> g(g_pool_lock);
     g_meta_count++;
     return c;
@@ -67,16 +71,18 @@ void meta_reset(Chunk *c) {
     c->mapping = ChunkMapping{};
     c->next = c->prev = nullptr;
     c->free_pages = 0;
+    // The reset state is all-zero bytes (PageDesc); field by field, since lookups may
+    // read state, owner and slab_key of a recycled chunk at any time (atomically).
     for (unsigned i = 0; i < kPagesPerChunk; i++) {
         PageDesc &d = c->pages[i];
         d.next = d.prev = nullptr;
-        d.chunk = c;
+        d.chunk = nullptr;
         d.owner.store(nullptr, std::memory_order_relaxed);
         d.state.store(PageState::free, std::memory_order_relaxed);
         d.slab_key.store(kNoSlab, std::memory_order_relaxed);
-        d.free_order = kNoOrder;
+        d.set_free_order(kNoOrder);
         d.held_code = false;
-        d.index = static_cast<uint16_t>(i);
+        d.index = 0;
         d.head = 0;
         d.npages = 0;
         d.requested = 0;
@@ -94,10 +100,9 @@ void meta_recycle(Chunk *c) {
 
 Chunk *chunk_create(const Writer &w, const Placement &where, size_t size, size_t exposed,
                     bool huge, jit_arena *arena) {
-    Chunk *c = meta_new();
+    Chunk *c = meta_new();  // in its reset state: fresh, or reset when it was recycled
     if (!c)
         return nullptr;  // errno from mmap
-    meta_reset(c);
     uint8_t *at = reserve_range(where, size);
     if (!at) {
         int e = errno;

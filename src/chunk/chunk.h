@@ -3,9 +3,10 @@
 // Invariants:
 //  - A chunk's base is 2 MiB aligned; a small chunk is exactly 2 MiB (512 pages, managed
 //    by the buddy), a large chunk is a multiple of 2 MiB holding one allocation.
-//  - Chunk metadata (this struct and its page descriptors) is ordinary heap memory,
+//  - Chunk metadata (this struct and its page descriptors) is ordinary memory from mmap,
 //    never code memory, and is type-stable: a Chunk object is recycled only as a Chunk,
-//    so a racing lookup of a stale pointer reads a Chunk, never freed memory.
+//    so a racing lookup of a stale pointer reads a Chunk, never freed memory. A new or
+//    recycled chunk's descriptors are all in their reset state (all-zero bytes, PageDesc).
 //  - The chunk map holds every mapped chunk; a pointer maps to its chunk in O(1). What
 //    the map returns may be released or bound to another arena at any moment: a lookup
 //    trusts a chunk only after confirming its binding (below) under bind_lock, with the
@@ -19,6 +20,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
+#include <type_traits>
 
 struct jit_arena;
 
@@ -34,8 +36,8 @@ inline constexpr size_t kChunkShift = 21;
 inline constexpr size_t kChunkSize = size_t{1} << kChunkShift;
 inline constexpr unsigned kPagesPerChunk = kChunkSize / kPageSize;  // 512
 inline constexpr unsigned kMaxOrder = 9;                            // 2 MiB block
-inline constexpr uint8_t kNoOrder = 0xff;
-inline constexpr uint16_t kNoSlab = 0xffff;
+inline constexpr uint8_t kNoOrder = 0xff;  // PageDesc::free_order(): heads no free block
+inline constexpr uint16_t kNoSlab = 0;     // PageDesc::slab_key: no slab (slab_key_of is 1 up)
 
 enum class PageState : uint8_t {
     free,        // inside a free buddy block
@@ -46,28 +48,57 @@ enum class PageState : uint8_t {
                  // trap-filled by a free, or quarantined (a failed write left code in it)
 };
 
+// A T that is only ever read and written atomically (std::atomic_ref), with no
+// constructor: unlike std::atomic it is trivially constructible, so an array of
+// descriptors holding it can be used straight from zero-filled memory.
+template <class T>
+struct AtomicField {
+    T raw;
+    T load(std::memory_order o = std::memory_order_seq_cst) const {
+        return std::atomic_ref<T>(const_cast<T &>(raw)).load(o);
+    }
+    void store(T v, std::memory_order o = std::memory_order_seq_cst) {
+        std::atomic_ref<T>(raw).store(v, o);
+    }
+};
+
 struct Chunk;
 
+// One buddy page's descriptor. All-zero bytes are its reset state (free, heading no
+// block, no slab, unlinked), so a new chunk's descriptors are zero-filled memory the
+// kernel hands out, and only the pages of descriptors in use are ever touched: a fresh
+// process's first jit_alloc writes three of them instead of seven (issue 16). No member
+// has an initializer: a PageDesc is value-initialised or lies in zeroed memory.
 struct PageDesc {
-    // Buddy free-list links; valid while free_order != kNoOrder (this page heads a free
+    // Buddy free-list links; valid while free_order() != kNoOrder (this page heads a free
     // block of that order). Guarded by the arena's buddy lock.
-    PageDesc *next = nullptr;
-    PageDesc *prev = nullptr;
-    Chunk *chunk = nullptr;
+    PageDesc *next;
+    PageDesc *prev;
+    // Set when the page first heads a free block (Buddy::push), and kept: every
+    // descriptor the buddy hands out or lists has them; others may still hold zero.
+    Chunk *chunk;
     // Read without locks by lookups, written under the buddy lock (and the slab class
     // lock for slab pages): a lookup re-checks them under the right lock.
-    std::atomic<void *> owner{nullptr};
-    std::atomic<PageState> state{PageState::free};
+    AtomicField<void *> owner;
+    AtomicField<PageState> state;
     // Slab pages: which class lock guards the slab (the arena's key: its shard and size
-    // class, see arena/shards.h); kNoSlab otherwise.
-    std::atomic<uint16_t> slab_key{kNoSlab};
-    uint8_t free_order = kNoOrder;
-    bool held_code = false;  // pages_head: the allocation has held code (see slab.h)
-    uint16_t index = 0;      // page number within the chunk
-    uint16_t head = 0;       // pages_tail: index of the head page
-    uint16_t npages = 0;     // pages_head: pages in the allocation (<= kPagesPerChunk)
-    uint32_t requested = 0;  // pages_head: bytes asked for
+    // class, see arena/shards.h, from 1 up); kNoSlab otherwise.
+    AtomicField<uint16_t> slab_key;
+    uint8_t order_;          // free_order() + 1 while the page heads a free block, else 0
+    bool held_code;          // pages_head: the allocation has held code (see slab.h)
+    uint16_t index;          // page number within the chunk (set with chunk, above)
+    uint16_t head;           // pages_tail: index of the head page
+    uint16_t npages;         // pages_head: pages in the allocation (<= kPagesPerChunk)
+    uint32_t requested;      // pages_head: bytes asked for
+
+    unsigned free_order() const { return order_ ? order_ - 1u : kNoOrder; }
+    void set_free_order(unsigned o) { order_ = o == kNoOrder ? 0 : static_cast<uint8_t>(o + 1); }
 };
+
+static_assert(std::is_trivially_default_constructible_v<PageDesc>,
+              "descriptors live in zero-filled memory, never constructed one by one");
+static_assert(std::atomic_ref<void *>::is_always_lock_free &&
+              std::atomic_ref<uint16_t>::is_always_lock_free);
 
 static_assert(kPagesPerChunk <= UINT16_MAX, "PageDesc::npages holds a page count");
 

@@ -44,7 +44,14 @@ bool split(uintptr_t addr, size_t &root, size_t &leaf) {
 }
 
 Leaf *leaf_for(size_t root, bool create) {
-    Leaf *l = g_root[root].load(std::memory_order_acquire);
+    // The root is zero-filled static memory: a read of an untouched page maps the shared
+    // zero page and the store after it faults again. A creator's first access is a
+    // read-modify-write (the comparison fails harmlessly where a leaf exists): one fault.
+    Leaf *l = nullptr;
+    if (create)
+        g_root[root].compare_exchange_strong(l, nullptr, std::memory_order_acquire);
+    else
+        l = g_root[root].load(std::memory_order_acquire);
     if (l || !create)
         return l;
     std::lock_guard<std::mutex> g(g_grow_lock);

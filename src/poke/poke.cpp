@@ -89,7 +89,9 @@ size_t pieces_len(const Writer::Piece *pieces, size_t n) {
 }
 
 int pwrite_pieces(int fd, const Writer::Piece *pieces, size_t n, uint64_t off) {
-    constexpr int kMaxIov = 256;
+    // 64 entries (1 KiB of stack) gather a 256 KiB trap fill per system call. Deeper
+    // frames cost page faults: a fresh thread's stack grows a page at a time.
+    constexpr int kMaxIov = 64;
     struct iovec iov[kMaxIov];
     size_t piece = 0, in_piece = 0;  // where the next byte to write comes from
     uint64_t done = 0;
@@ -507,7 +509,8 @@ bool matches(const uint8_t *dst, Writer::Source src, size_t len) {
 }
 
 // A copy of some bytes: on the stack for most objects (no heap allocation on the write
-// path), else on the heap.
+// path), else on the heap. 1 KiB: poke_pieces holds two, and every stack page a write
+// reaches for the first time is a page fault (a fresh process's first jit_alloc).
 class Copy {
 public:
     // Room for len bytes, or nullptr if the heap has none.
@@ -526,7 +529,7 @@ public:
     }
 
 private:
-    uint8_t small_[4096];
+    uint8_t small_[1024];
     std::unique_ptr<uint8_t[]> big_;
 };
 

@@ -32,13 +32,22 @@ int keep_fd(int fd, FileId &id) {
         errno = e;
         return -1;
     }
-    long limit = os::descriptor_limit();
-    int floor = static_cast<int>(std::min<long>(limit / 2, kHighest));
-    if (fd >= floor)
+    if (fd >= kHighest)
         return fd;
-    int high = os::dup_at_least(fd, floor);
-    if (high < 0)
-        return fd;  // no high number free: the low one serves (still identified)
+    // kHighest is in the upper half wherever RLIMIT_NOFILE is 1024 or more (the default):
+    // try it first, with no getrlimit (one system call fewer on a process's first
+    // jit_alloc). The kernel refuses it (EINVAL) only under a lower limit, or (EMFILE)
+    // when no number from it up is free: then the upper half of the limit.
+    int high = os::dup_at_least(fd, kHighest);
+    if (high < 0) {
+        long limit = os::descriptor_limit();
+        int floor = static_cast<int>(std::min<long>(limit / 2, kHighest));
+        if (fd >= floor)
+            return fd;
+        high = os::dup_at_least(fd, floor);
+        if (high < 0)
+            return fd;  // no high number free: the low one serves (still identified)
+    }
     os::close(fd);
     return high;
 }

@@ -123,9 +123,10 @@ private:
     uint64_t live_ = 0, avail_ = 0, requested_ = 0;
 };
 
-// The key a slab page's descriptor holds (PageDesc::slab_key): which class of which shard.
+// The key a slab page's descriptor holds (PageDesc::slab_key): which class of which shard,
+// from 1 up (0 is kNoSlab: a zero-filled descriptor names no slab).
 inline uint16_t slab_key_of(unsigned shard, unsigned cls) {
-    return static_cast<uint16_t>(shard * kNumClasses + cls);
+    return static_cast<uint16_t>(shard * kNumClasses + cls + 1);
 }
 
 // A new slab of class cls for shard `shard` over `pages` pages of chunk c starting at

@@ -8,6 +8,7 @@
 #include "chunk/growth.h"
 
 #include <csignal>
+#include <set>
 
 using namespace jt;
 
@@ -130,6 +131,38 @@ TEST_P(Growth, LaterChunksAreMappedWhole) {
     jit_arena_shrink(a);
     EXPECT_EQ(stats_of(a).bytes_mapped, 0u);
     EXPECT_EQ(stats_of(a).chunks_mapped, 0u);
+}
+
+// Chunk metadata starts in its reset state, untouched (src/chunk/chunk.cpp: zero-filled,
+// only the descriptor pages in use are ever written), and recycled metadata is reset:
+// objects of every size in three chunks, each chunk's pages handed out down to the last,
+// then all of it freed and given back, and the same again on the recycled metadata.
+TEST_P(Growth, MetadataPastTheFirstChunkAndRecycled) {
+    ArenaHolder a(GetParam());
+    ASSERT_NE(a.get(), nullptr);
+    for (int round = 0; round < 2; round++) {
+        std::vector<std::pair<void *, std::vector<uint8_t>>> live;
+        std::set<uintptr_t> chunks;
+        for (uint32_t i = 0; chunks.size() < 3 || i % 7 != 0; i++) {
+            size_t len = i % 7 == 6 ? 5 * 4096 + 64 : size_t{64} << (i % 7);  // 64 B .. 4 KiB, runs
+            auto c = pattern(len, i + 1000u * static_cast<uint32_t>(round));
+            void *p = jit_arena_alloc(a, c.data(), c.size());
+            ASSERT_NE(p, nullptr) << std::strerror(errno);
+            chunks.insert(chunk_base(p));
+            live.emplace_back(p, std::move(c));
+        }
+        ASSERT_TRUE(ArenaOk(a));
+        for (auto &[p, c] : live)
+            ASSERT_TRUE(same_bytes(p, c));
+        for (size_t i = 0; i < live.size(); i += 2)  // every other one first: coalescing
+            ASSERT_EQ(jit_free(live[i].first), 0);
+        ASSERT_TRUE(ArenaOk(a));
+        for (size_t i = 1; i < live.size(); i += 2)
+            ASSERT_EQ(jit_free(live[i].first), 0);
+        jit_arena_shrink(a);
+        ASSERT_TRUE(ArenaOk(a));
+        EXPECT_EQ(stats_of(a).chunks_mapped, 0u);
+    }
 }
 
 // fork() with a partly grown chunk: the child keeps the code, and grows the chunk on its own

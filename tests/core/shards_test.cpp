@@ -5,6 +5,7 @@
 // churn.
 #include "helpers.h"
 
+#include "arena/class_table.h"
 #include "arena/shards.h"
 
 #include <atomic>
@@ -21,6 +22,42 @@ struct Fn {
     size_t len;
     int tag;
 };
+
+// An arena's size classes are made on first use (src/arena/class_table.h): none before,
+// one per (shard, class) however many threads race to make it, kept until the table goes.
+TEST(ClassTable, ClassesAreMadeOnceOnFirstUse) {
+    jitalloc::ClassTable t;
+    for (unsigned s = 0; s < jitalloc::kShards; s++)
+        for (unsigned c = 0; c < jitalloc::kNumClasses; c++)
+            ASSERT_EQ(t.find(s, c), nullptr);
+    constexpr int kThreads = 4;
+    std::vector<jitalloc::SlabClass *> got(kThreads);
+    std::atomic<int> ready{0};
+    std::vector<std::thread> ts;
+    for (int i = 0; i < kThreads; i++)
+        ts.emplace_back([&, i] {
+            ready.fetch_add(1);
+            while (ready.load() < kThreads) {
+            }
+            got[i] = t.get(1, 5);
+        });
+    for (auto &th : ts)
+        th.join();
+    ASSERT_NE(got[0], nullptr);
+    for (int i = 1; i < kThreads; i++)
+        EXPECT_EQ(got[i], got[0]);
+    EXPECT_EQ(t.find(1, 5), got[0]);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(got[0]) % jitalloc::kCacheLine, 0u);
+    unsigned made = 0;
+    t.for_each([&](unsigned s, unsigned c, jitalloc::SlabClass &k) {
+        made++;
+        EXPECT_EQ(s, 1u);
+        EXPECT_EQ(c, 5u);
+        EXPECT_EQ(&k, got[0]);
+    });
+    EXPECT_EQ(made, 1u);
+    EXPECT_EQ(t.find(0, 5), nullptr);
+}
 
 // The first kShards threads that use the library one after the other get a shard each;
 // a thread keeps its shard.
