@@ -1,10 +1,10 @@
 // Address -> chunk map: a two-level radix table over 2 MiB slots of the user address
 // space (47 bits on x86-64, 48 on arm64: arch.h). Leaves are created on first use and
 // live as long as the process, so lookups need no lock: one acquire load per level. A
-// leaf (128 KiB) comes straight from mmap, zero-filled by the kernel page by page as it is
-// touched: clearing it in user space would fault in all of its pages at once, about half
-// a millisecond of a process's first jit_alloc on a VM where a page fault costs ~17 µs
-// (issue 16).
+// leaf (128 KiB) is zero-filled memory the kernel hands out page by page as it is touched
+// (the first one static, the others from mmap): clearing it in user space would fault in
+// all of its pages at once, about half a millisecond of a process's first jit_alloc on a
+// VM where a page fault costs ~17 µs (issue 16).
 #include "chunk/chunk_map.h"
 #include "process/locks.h"
 
@@ -33,6 +33,11 @@ static_assert(std::atomic<Chunk *>::is_always_lock_free &&
 
 std::atomic<Leaf *> g_root[size_t{1} << kRootBits];
 constinit std::mutex &g_grow_lock = process_lock(ProcessLock::chunk_map);  // leaf creation
+// The first leaf a process needs (usually its only one: 32 GiB of address space around
+// the library) is static memory, zero like a fresh mapping: no mmap call on a process's
+// first jit_alloc. Taken under g_grow_lock.
+constinit Leaf g_first_leaf;
+bool g_first_leaf_taken = false;
 
 bool split(uintptr_t addr, size_t &root, size_t &leaf) {
     if (addr >> kAddressBits)
@@ -57,11 +62,16 @@ Leaf *leaf_for(size_t root, bool create) {
     std::lock_guard<std::mutex> g(g_grow_lock);
     l = g_root[root].load(std::memory_order_acquire);
     if (!l) {
-        void *m = os::mmap(nullptr, sizeof(Leaf), PROT_READ | PROT_WRITE,
-                           MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (m == MAP_FAILED)
-            return nullptr;
-        l = static_cast<Leaf *>(m);
+        if (!g_first_leaf_taken) {
+            g_first_leaf_taken = true;
+            l = &g_first_leaf;
+        } else {
+            void *m = os::mmap(nullptr, sizeof(Leaf), PROT_READ | PROT_WRITE,
+                               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (m == MAP_FAILED)
+                return nullptr;
+            l = static_cast<Leaf *>(m);
+        }
         g_root[root].store(l, std::memory_order_release);
     }
     return l;

@@ -251,7 +251,7 @@ void close_memfd(int &fd, const FileId &id) {
 }
 
 int map_memfd_chunk(ChunkMapping &m, uint8_t *at, size_t size, size_t exposed, bool huge,
-                    FileWrite fill) {
+                    FileWrite fill, bool fill_in_view) {
     FileId id;
     int fd = new_memfd(id);
     if (fd < 0)
@@ -267,7 +267,7 @@ int map_memfd_chunk(ChunkMapping &m, uint8_t *at, size_t size, size_t exposed, b
     // yet), so every step maps the next part at its own offset.
     int rc = os::ftruncate(fd, static_cast<off_t>(size)) != 0 ? errno : 0;
     if (!rc)
-        rc = expose_memfd_chunk(n, exposed, fill);
+        rc = expose_memfd_chunk(n, exposed, fill, fill_in_view);
     if (rc) {
         os::close(fd);
         return rc;
@@ -276,17 +276,46 @@ int map_memfd_chunk(ChunkMapping &m, uint8_t *at, size_t size, size_t exposed, b
     return 0;
 }
 
-int expose_memfd_chunk(ChunkMapping &m, size_t upto, FileWrite fill) {
+namespace {
+
+// The new part [off, off+len) of a memfd chunk's view, mapped read-write (never
+// executable yet), trap-filled, then turned read+execute: two system calls where an
+// alias (map, copy, unmap) and then the view took three, and no unmap of a populated
+// alias (a TLB flush). A failure leaves the part inaccessible again, never writable.
+int fill_in_new_view(ChunkMapping &m, size_t off, size_t len) {
+    uint8_t *at = m.base + off;
+    if (os::mmap(at, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED | MAP_POPULATE, m.fd,
+                 static_cast<off_t>(off)) == MAP_FAILED)
+        return errno;
+    copy_source(at, trap_source(), len);  // the view's addresses have the file's phase
+    if (os::mprotect(at, len, PROT_READ | PROT_EXEC) == 0)
+        return 0;
+    int rc = errno;
+    if (os::mmap(at, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1,
+                 0) == MAP_FAILED &&
+        os::mprotect(at, len, PROT_NONE) != 0)
+        (void)os::munmap(at, len);  // not writable in any case
+    return rc;
+}
+
+}  // namespace
+
+int expose_memfd_chunk(ChunkMapping &m, size_t upto, FileWrite fill, bool fill_in_view) {
     if (upto <= m.exposed)
         return 0;
     size_t off = m.exposed, len = upto - m.exposed;
-    const Writer::Piece traps{trap_source(), len};
-    int rc = fill(m.fd, &traps, 1, off);
-    // MAP_POPULATE: one pass over the page cache now instead of a fault per page later.
-    if (!rc && os::mmap(m.base + off, len, PROT_READ | PROT_EXEC,
-                        MAP_SHARED | MAP_FIXED | MAP_POPULATE, m.fd, static_cast<off_t>(off)) ==
-                   MAP_FAILED)
-        rc = errno;
+    int rc = 0;
+    if (fill_in_view) {
+        rc = fill_in_new_view(m, off, len);
+    } else {
+        const Writer::Piece traps{trap_source(), len};
+        rc = fill(m.fd, &traps, 1, off);
+        // MAP_POPULATE: one pass over the page cache now instead of a fault per page later.
+        if (!rc && os::mmap(m.base + off, len, PROT_READ | PROT_EXEC,
+                            MAP_SHARED | MAP_FIXED | MAP_POPULATE, m.fd, static_cast<off_t>(off)) ==
+                       MAP_FAILED)
+            rc = errno;
+    }
     if (rc)
         return rc;
     __atomic_store_n(&m.exposed, upto, __ATOMIC_RELEASE);  // read unlocked by poke_pieces

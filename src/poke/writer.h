@@ -199,11 +199,13 @@ int map_anon_chunk(const Writer &w, ChunkMapping &m, uint8_t *at, size_t size, s
                    bool huge);
 int expose_anon_chunk(const Writer &w, ChunkMapping &m, size_t upto);
 // memfd chunk: new memfd of the whole size, its exposed part trap-filled with `fill` and
-// mapped ROX MAP_SHARED at `at`; expose_memfd_chunk fills and maps the next part. 0 or
-// errno.
+// mapped ROX MAP_SHARED at `at`; expose_memfd_chunk fills and maps the next part. With
+// fill_in_view (the alias writers, which write through mappings anyway) a new part is
+// instead mapped read-write at its place, filled there and turned read+execute before
+// anything can run it: never writable and executable at once. 0 or errno.
 int map_memfd_chunk(ChunkMapping &m, uint8_t *at, size_t size, size_t exposed, bool huge,
-                    FileWrite fill);
-int expose_memfd_chunk(ChunkMapping &m, size_t upto, FileWrite fill);
+                    FileWrite fill, bool fill_in_view);
+int expose_memfd_chunk(ChunkMapping &m, size_t upto, FileWrite fill, bool fill_in_view);
 int unmap_memfd_chunk(ChunkMapping &m);
 // Closes a memfd of the library if it still is one (never a program's descriptor that
 // took its number); fd becomes -1.

@@ -4,8 +4,9 @@
 //  - memfd-backed chunks (the ROX view is MAP_SHARED of a memfd): memfd (pwrite to the
 //    memfd), temp_alias (map a RW view for one write) and persistent_alias (keep one).
 //    The alias writers fill and copy memfds through RW mappings too: they work where
-//    pwrite is refused. Across fork the parent hands the child a private copy of every
-//    memfd.
+//    pwrite is refused (a new part of a chunk is filled in its own view, mapped RW before
+//    it is ever executable, then turned RX). Across fork the parent hands the child a
+//    private copy of every memfd.
 #include "poke/writer.h"
 #include "process/locks.h"
 
@@ -95,10 +96,10 @@ public:
     constexpr MemfdFamily(FileWrite file_write, bool maps_to_write)
         : file_write_(file_write), maps_to_write_(maps_to_write) {}
     int map(ChunkMapping &m, uint8_t *at, size_t size, size_t exposed, bool huge) const override {
-        return map_memfd_chunk(m, at, size, exposed, huge, file_write_);
+        return map_memfd_chunk(m, at, size, exposed, huge, file_write_, maps_to_write_);
     }
     int expose(ChunkMapping &m, size_t upto) const override {
-        return expose_memfd_chunk(m, upto, file_write_);
+        return expose_memfd_chunk(m, upto, file_write_, maps_to_write_);
     }
     int unmap(ChunkMapping &m) const override { return unmap_memfd_chunk(m); }
     int write(const ChunkMapping &m, uint8_t *dst, const Piece *pieces, size_t n) const override {
@@ -139,7 +140,7 @@ public:
     constexpr PersistentAliasWriter() : MemfdFamily(write_through_alias, true) {}
     jit_writer kind() const override { return JIT_WRITER_PERSISTENT_ALIAS; }
     int map(ChunkMapping &m, uint8_t *at, size_t size, size_t exposed, bool huge) const override {
-        int rc = map_memfd_chunk(m, at, size, exposed, huge, file_write_);
+        int rc = map_memfd_chunk(m, at, size, exposed, huge, file_write_, maps_to_write_);
         if (rc)
             return rc;
         // The alias covers the whole file; only its exposed part is ever written, so only

@@ -52,6 +52,17 @@ int keep_fd(int fd, FileId &id) {
     return high;
 }
 
+void presize_descriptor_table() {
+    // Any open descriptor serves as the source; the standard ones usually are.
+    for (int fd = 0; fd <= 2; fd++) {
+        int high = os::dup_at_least(fd, kHighest);
+        if (high >= 0) {
+            os::close(high);
+            return;
+        }
+    }
+}
+
 bool still_ours(int fd, const FileId &id) {
     FileId now;
     return fd >= 0 && identify(fd, now) && now == id;

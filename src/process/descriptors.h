@@ -34,6 +34,12 @@ struct FileId {
 // errno (and fd closed) if it cannot even be identified.
 int keep_fd(int fd, FileId &id);
 
+// Grows the descriptor table now to hold the numbers keep_fd moves to (a descriptor
+// duplicated there and closed again), so that moving one later does not grow it: in a
+// process with several threads growing the table waits for an RCU grace period
+// (process/startup.h). Best effort, nothing changes if it fails.
+void presize_descriptor_table();
+
 // True if fd is still the file recorded in id.
 bool still_ours(int fd, const FileId &id);
 

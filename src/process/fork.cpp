@@ -1,4 +1,6 @@
-// fork(): the library's pthread_atfork handlers, registered when the library is loaded.
+// fork(): the library's pthread_atfork handlers, registered when the library is loaded
+// (by the constructor below, which also maps the process token, identity.h, and does the
+// single-threaded set-up of process/startup.h).
 //
 // Order of handlers. POSIX runs prepare handlers in reverse order of registration and
 // parent / child handlers in order of registration. Registering at load (an ELF
@@ -24,6 +26,7 @@
 #include "arena/arena.h"
 #include "poke/writer.h"
 #include "process/identity.h"
+#include "process/startup.h"
 #include "process/thread_shard.h"
 
 #include <pthread.h>
@@ -77,6 +80,7 @@ void child() {
 __attribute__((constructor)) void register_at_load() {
     ensure_fork_handlers();
     (void)process_generation();  // maps the process token (identity.h) before any arena
+    prepare_while_single_threaded();  // what a first jit_alloc with threads waits for
 }
 
 }  // namespace
