@@ -703,6 +703,8 @@ md += report_orc.section(RES)
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "cold"))
 import report_cold  # noqa: E402
 md += report_cold.section(RES)
+if (cold_goal := report_cold.goal_row(RES)):
+    goals.append(cold_goal)
 
 # ------------------------------------------------------------ 9. live patching
 patch_ratios = report_patch.section(pt, pt_ctx, get, cpu, fmt, ratio, w, goals)
@@ -770,6 +772,8 @@ if patch_ratios:
                        f"{fmt(patch_ratios.get(('apart', 1)), 3)}x"))
 for label, val in lat_head:
     headline.append(hl(label, val))
+if (cold_head := report_cold.headline_row(RES)):
+    headline.append(hl(*cold_head))
 headline.append("")
 md[HEAD:HEAD] = headline + head
 

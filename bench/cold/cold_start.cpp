@@ -7,7 +7,8 @@
 //       FILE.json
 //   jitalloc_cold_bench --child NAME        one measurement in this (fresh) process:
 //       prints "first_us ten_us first_cpu_us ten_cpu_us": the first load, and the first 10
-//       loads together, in wall-clock and in CPU time
+//       loads together, in wall-clock and in CPU time. NAME_threaded: the same with one
+//       more thread started (and sleeping) before the loads
 //   jitalloc_cold_bench --breakdown WRITER  one fresh process: the chunk and write steps
 //       of jitalloc's first allocation (placement, the writer's first step, the code
 //       write) called one by one through the library's internals, CPU time each; the
@@ -38,6 +39,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -46,6 +48,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 extern char **environ;
@@ -82,7 +85,13 @@ const Contender kContenders[] = {
     {"asmjit_default", nullptr},
     {"asmjit_dual", nullptr},
     {"naive_mmap", nullptr},
+    // The same first loads in a process that has started one more thread (asleep in a
+    // loop) before them, as most JIT hosts have.
+    {"jitalloc_proc_mem_threaded", "proc_mem"},
+    {"jitalloc_temp_alias_threaded", "temp_alias"},
+    {"asmjit_dual_threaded", nullptr},
 };
+constexpr const char kThreaded[] = "_threaded";
 
 // ---- one fresh process ----
 
@@ -94,7 +103,32 @@ void warm_up() {
     (void)cpu_us();
 }
 
-int child(const std::string &name) {
+int child(const std::string &full_name) {
+    // "<contender>_threaded": the contender, with a second thread running first.
+    std::string name = full_name;
+    const bool threaded = name.size() > std::strlen(kThreaded) &&
+                          name.compare(name.size() - std::strlen(kThreaded), std::string::npos,
+                                       kThreaded) == 0;
+    if (threaded)
+        name.resize(name.size() - std::strlen(kThreaded));
+    std::atomic<bool> stop{false};
+    std::thread other;
+    if (threaded)
+        other = std::thread([&stop] {
+            while (!stop.load(std::memory_order_relaxed)) {
+                struct timespec pause = {0, 1000 * 1000};
+                nanosleep(&pause, nullptr);
+            }
+        });
+    struct Join {
+        std::atomic<bool> &stop;
+        std::thread &t;
+        ~Join() {
+            stop.store(true);
+            if (t.joinable())
+                t.join();
+        }
+    } join{stop, other};
     warm_up();
     void *fns[kLoads] = {};
     double t[kLoads + 1], cpu[kLoads + 1];
@@ -294,14 +328,14 @@ int parent(int runs, const char *out_path, const char *commit) {
                 first_cpu[c.name].push_back(v[2]);
                 ten_cpu[c.name].push_back(v[3]);
             }
-            if (c.writer) {
+            if (c.writer && !std::strstr(c.name, kThreaded)) {
                 if (run_child({"cold", "--breakdown", c.writer}, nullptr, out))
                     pieces[c.name].push_back(parse(out));
             }
         }
     }
     for (const Contender &c : kContenders) {
-        if (!c.writer)
+        if (!c.writer || std::strstr(c.name, kThreaded))
             continue;
         std::string out;
         if (run_child({"cold", "--steady"}, c.writer, out)) {
