@@ -8,7 +8,8 @@
 //  - A chunk may be exposed in steps (src/chunk/growth.h): [base, base+exposed) is
 //    mapped ROX and holds code or traps, the rest of the reservation stays PROT_NONE
 //    (neither readable nor executable) until expose() fills it with traps and maps it ROX
-//    as an extension of the same mapping. Every exposed byte of a new chunk, or newly
+//    as an extension of the same mapping (the alias writers map the new part RW, not
+//    executable, fill it there, then turn it RX). Every exposed byte of a new chunk, or newly
 //    exposed, is a trap instruction.
 //  - poke() lands the whole range or restores what was there: callers see success with
 //    the bytes verified by reading them back, or an errno and unchanged memory.
