@@ -13,9 +13,9 @@ using namespace jitalloc;
 
 namespace {
 
-size_t cache_slot(const uint8_t *end, size_t slots) {
+size_t cache_slot(const uint8_t *end) {
     auto a = reinterpret_cast<uintptr_t>(end) >> 4;  // allocations are 16-byte aligned
-    return static_cast<size_t>((a * 0x9E3779B97F4A7C15ull) >> 58) % slots;
+    return static_cast<size_t>((a * 0x9E3779B97F4A7C15ull) >> (64 - kRunCacheBits));
 }
 
 // One kernel write: the runs order[first, last) of one chunk, back to back.
@@ -44,7 +44,7 @@ jit_batch::~jit_batch() { abort(); }
 
 int jit_batch::stage(Chunk *c, uint8_t *dst, size_t len, bool fresh, bool live, size_t *run,
                      size_t *at) {
-    size_t slot = cache_slot(dst, kRunCache);
+    size_t slot = cache_slot(dst);
     if (size_t cached = run_ending_[slot]) {
         Run &r = runs_[cached - 1];
         if (r.chunk == c && r.end() == dst) {
@@ -62,18 +62,20 @@ int jit_batch::stage(Chunk *c, uint8_t *dst, size_t len, bool fresh, bool live, 
             r.fresh = r.fresh && fresh;
             r.live = r.live || live;
             run_ending_[slot] = 0;
-            run_ending_[cache_slot(r.end(), kRunCache)] = cached;
+            run_ending_[cache_slot(r.end())] = cached;
             return 0;
         }
     }
     if (!runs_.reserve(runs_.size() + 1))
         return ENOMEM;
-    size_t room = std::max<size_t>(len, 64);
+    // A page to start with: a run usually grows over a slab's consecutive objects, and
+    // doubling from less costs a realloc (and a copy) every few appends.
+    size_t room = std::max<size_t>(len, 4096);
     auto *staged = static_cast<uint8_t *>(std::malloc(room));
     if (!staged)
         return ENOMEM;
     runs_.push(Run{c, dst, len, staged, room, live, fresh, true});
-    run_ending_[cache_slot(dst + len, kRunCache)] = runs_.size();
+    run_ending_[cache_slot(dst + len)] = runs_.size();
     *run = runs_.size() - 1;
     *at = 0;
     return 0;

@@ -207,6 +207,45 @@ TEST_P(BatchKernelWrites, AThousandMixedFunctionsTakeFewWrites) {
         EXPECT_EQ(jit_free(p), 0);
 }
 
+// One range made of many pieces: 100 updates of a 200 KiB allocation staged back to
+// front (none continues the run before it, so each is a piece of its own), merged at the
+// commit into one range that is longer than a gathering write (the proc_mem writer
+// copies the pieces into 64 KiB writes: /proc/self/mem writes each vector apart). Every
+// byte lands, also when every kernel write transfers only half of what was asked.
+TEST_P(BatchKernelWrites, ARangeOfManyPiecesLandsWholeAlsoWithShortWrites) {
+    ArenaHolder a(GetParam());
+    ASSERT_NE(a.get(), nullptr);
+    constexpr size_t kPiece = 2048 + 16, kPieces = 100, kLen = kPiece * kPieces;
+    void *p = jit_arena_alloc(a, nullptr, kLen);
+    ASSERT_NE(p, nullptr);
+    auto *at = static_cast<uint8_t *>(p);
+    for (bool short_writes : {false, true}) {
+        SCOPED_TRACE(short_writes ? "short writes" : "whole writes");
+        BatchHolder b(a);
+        std::vector<uint8_t> want(kLen);
+        for (size_t i = kPieces; i-- > 0;) {
+            auto piece = pattern(kPiece, static_cast<uint32_t>(i + (short_writes ? 1000 : 0)));
+            std::copy(piece.begin(), piece.end(), want.begin() + static_cast<ptrdiff_t>(i * kPiece));
+            ASSERT_EQ(jit_batch_update(b, at + i * kPiece, piece.data(), piece.size()), 0);
+        }
+        os::Fault f;
+        f.nth = 1;
+        f.mask = os::mask_of(os::Call::pwrite);
+        f.sticky = true;
+        f.short_io = true;
+        if (short_writes)
+            os::set_fault(f);
+        EXPECT_EQ(jit_batch_commit(b), 0);
+        if (short_writes) {
+            EXPECT_GT(os::faults_injected(), 1u);
+        }
+        os::clear_fault();
+        EXPECT_TRUE(same_bytes(p, want));
+    }
+    EXPECT_EQ(jit_free(p), 0);
+    EXPECT_TRUE(ArenaOk(a));
+}
+
 INSTANTIATE_TEST_SUITE_P(Writers, BatchKernelWrites,
                          ::testing::Values(JIT_WRITER_PROC_MEM, JIT_WRITER_MEMFD),
                          [](const auto &info) { return std::string(writer_name(info.param)); });
