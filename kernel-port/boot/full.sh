@@ -232,14 +232,16 @@ row() {	# label, then a command printing the value for a boot
 	for m in $BOOTS; do echo -n "| $("$@" "$m") "; done
 	echo "|"
 }
-sum_failures() {	# boot: load failures over all phases
-	local m=$1 ph t=0 v
+sum_failures() {	# boot: load failures over all phases (BPF, modules, probes)
+	local m=$1 ph out="" v
 	[ -e "$BOOT_OUT/boot-$m.log.txt" ] || { echo –; return; }
+	# per phase, "–" where the log has no value (a boot that did not get
+	# there, or a log from before the probes line reached it)
 	for ph in after_bpf after_modules after_probes; do
 		v=$(mval "$m" "$ph" load_failures)
-		t=$((t + ${v:-1000000}))
+		out+="${out:+, }${v:-–}"
 	done
-	echo $t
+	echo "$out"
 }
 
 write_results() {	# boot section of RESULTS.md, see test.sh
@@ -284,7 +286,7 @@ write_results() {	# boot section of RESULTS.md, see test.sh
 		echo "$(delta $ref direct_map_level2_splits fragmented after_bpf), jitalloc $(delta jit1 direct_map_level2_splits fragmented after_bpf); 1 GiB pages split: $rl"
 		echo "$(delta $ref direct_map_level3_splits fragmented after_bpf), jitalloc $(delta jit1 direct_map_level3_splits fragmented after_bpf).  Over the whole workload (BPF, modules,"
 		echo "probes): 2 MiB splits $rl $(delta $ref direct_map_level2_splits fragmented after_probes), jitalloc $(delta jit1 direct_map_level2_splits fragmented after_probes), no-2M-page $(delta jitfail direct_map_level2_splits fragmented after_probes); 1 GiB splits $rl $(delta $ref direct_map_level3_splits fragmented after_probes), jitalloc $(delta jit1 direct_map_level3_splits fragmented after_probes), no-2M-page $(delta jitfail direct_map_level3_splits fragmented after_probes); load"
-		echo "failures $rl $(sum_failures $ref), jitalloc $(sum_failures jit1), no-2M-page $(sum_failures jitfail)."
+		echo "failures (BPF, modules, probes) $rl $(sum_failures $ref), jitalloc $(sum_failures jit1), no-2M-page $(sum_failures jitfail)."
 		echo
 		fi
 		table_head phase
