@@ -15,7 +15,6 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstdlib>
@@ -64,35 +63,28 @@ uint8_t *gather_buffer() {
     return b.p;
 }
 
-// pwrite_pieces, but with the pieces copied into kGather-byte writes first.
+// pwrite_pieces, with runs of whole pieces copied into one write of up to kGather bytes;
+// a piece longer than that is one vector already (or trap pages) and goes on its own.
 int pwrite_gathered(int fd, const Writer::Piece *pieces, size_t n, uint64_t off) {
     uint8_t *buf = n > 1 ? gather_buffer() : nullptr;
     if (!buf)
         return pwrite_pieces(fd, pieces, n, off);
-    size_t piece = 0, in_piece = 0;
-    for (;;) {
-        size_t fill = 0;
-        while (piece < n && fill < kGather) {
-            const Writer::Piece &p = pieces[piece];
-            size_t k = std::min(p.len - in_piece, kGather - fill);
-            // A repeating source's phase is its destination's (see Source).
-            Writer::Source src = p.src;
-            if (!src.period)
-                src.data += in_piece;
-            copy_source(buf + fill, src, k, static_cast<uintptr_t>(off + fill));
-            fill += k;
-            in_piece += k;
-            if (in_piece == p.len) {
-                piece++;
-                in_piece = 0;
-            }
+    for (size_t i = 0; i < n;) {
+        size_t first = i, len = 0;
+        while (i < n && len + pieces[i].len <= kGather)
+            len += pieces[i++].len;
+        if (i == first) {
+            len = pieces[i++].len;
+            if (int rc = pwrite_pieces(fd, pieces + first, 1, off))
+                return rc;
+        } else {
+            copy_pieces(buf, pieces + first, i - first, static_cast<uintptr_t>(off));
+            if (int rc = pwrite_all(fd, {buf, 0}, len, off))
+                return rc;
         }
-        if (fill == 0)
-            return 0;
-        if (int rc = pwrite_all(fd, {buf, 0}, fill, off))
-            return rc;
-        off += fill;
+        off += len;
     }
+    return 0;
 }
 
 class ProcMemWriter final : public AnonWriter {
