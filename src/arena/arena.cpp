@@ -110,7 +110,15 @@ void jit_arena::unlink_chunk_locked(Chunk *c) {
 // in the chunk map before it is linked here; until then a lookup that finds it sees only
 // free pages (no live allocation), and nothing releases it. Chunks being made count
 // against max_bytes (growing).
-int jit_arena::grow_locked(unsigned npages, std::unique_lock<std::mutex> &b) {
+//
+// A chunk made for an allocation with code (first) is born holding it at its base,
+// written with the chunk's trap fill before anything of it is executable (Writer::map):
+// the first code write of an arena, or of a new chunk, costs no kernel write, alias or
+// mapping change of its own (issue 16). That code must never lie in free memory: the run
+// holding it is taken from the buddy here, under the same hold of buddy_lock that adds
+// the chunk, so no other thread ever sees those pages free.
+int jit_arena::grow_locked(unsigned npages, std::unique_lock<std::mutex> &b,
+                           const Writer::Piece *first, PageDesc **carved) {
     if (!room_for_locked(kChunkSize * (1 + growing)))
         return ENOMEM;
     bool huge = !(opts.flags & JIT_ARENA_NO_HUGE_PAGES);
@@ -118,7 +126,7 @@ int jit_arena::grow_locked(unsigned npages, std::unique_lock<std::mutex> &b) {
                                       size_t{npages} << kPageShift);
     growing++;
     b.unlock();
-    Chunk *c = chunk_create(*writer, placement, kChunkSize, exposed, huge, this);
+    Chunk *c = chunk_create(*writer, placement, kChunkSize, exposed, huge, this, first);
     int err = c ? 0 : errno;
     b.lock();
     growing--;
@@ -126,11 +134,21 @@ int jit_arena::grow_locked(unsigned npages, std::unique_lock<std::mutex> &b) {
         return err;
     link_chunk_locked(c);
     buddy.add_chunk(c);
+    if (first)
+        *carved = buddy.alloc_first(c, npages);  // a fresh chunk: never nullptr
     return 0;
 }
 
-PageDesc *jit_arena::pages_locked(unsigned npages, int &err, std::unique_lock<std::mutex> &b) {
+PageDesc *jit_arena::pages_locked(unsigned npages, int &err, std::unique_lock<std::mutex> &b,
+                                  const Writer::Piece *first, bool *holds_first) {
     PageDesc *d = buddy.alloc(npages);
+    if (!d && first) {
+        // A chunk made for this run, holding its code: covered from its creation.
+        err = grow_locked(npages, b, first, &d);
+        if (holds_first)
+            *holds_first = d != nullptr;
+        return err ? nullptr : d;
+    }
     // Other threads may take the new chunk's pages while the lock is dropped: try again
     // (a few times; then the arena is short of memory for all of them).
     for (int attempt = 0; !d && attempt < 3; attempt++) {
@@ -182,18 +200,23 @@ void jit_arena::release_locked(size_t keep_bytes, size_t *released) {
 // not live: it is written then, with no lock held. jit_alloc, jit_free and batches
 // (src/batch) are sequences of these steps around the writes.
 
-int jit_arena::take(size_t len, bool with_code, Transit &out, size_t align) {
+int jit_arena::take(size_t len, bool with_code, Transit &out, size_t align,
+                    const Writer::Piece *first) {
     int cls = class_index(len, align);  // page runs and large chunks are page-aligned
     out.stale = false;
-    int rc = cls >= 0            ? take_small(static_cast<unsigned>(cls), !with_code, out)
-             : len <= kChunkSize ? take_pages(len, out)
-                                 : take_large(len, out);
+    out.born_with_code = false;
+    if (!with_code || (first && first->len > len))
+        first = nullptr;
+    int rc = cls >= 0            ? take_small(static_cast<unsigned>(cls), !with_code, out, first)
+             : len <= kChunkSize ? take_pages(len, out, first)
+                                 : take_large(len, out, first);
     out.requested = static_cast<uint32_t>(len < UINT32_MAX ? len : UINT32_MAX);
     out.length = len;
     return rc;
 }
 
-int jit_arena::take_small(unsigned cls, bool prefer_clean, Transit &out) {
+int jit_arena::take_small(unsigned cls, bool prefer_clean, Transit &out,
+                          const Writer::Piece *first) {
     const unsigned shard = this_thread_shard();
     SlabClass *made = classes.get(shard, cls);
     if (!made)
@@ -206,17 +229,26 @@ int jit_arena::take_small(unsigned cls, bool prefer_clean, Transit &out) {
         const SizeClass &sc = size_class(cls);
         int err = 0;
         std::unique_lock<std::mutex> b(buddy_lock);
-        PageDesc *d = pages_locked(sc.pages, err, b);
+        // A chunk made for this slab holds `first` at the slab's start: its first object,
+        // which k.take below hands out (k's lock is held throughout, so the new slab is
+        // the class's only one with a free object, and its lowest free object is 0).
+        bool holds_first = false;
+        PageDesc *d = pages_locked(sc.pages, err, b, first, &holds_first);
         if (!d)
             return err;
         Slab *fresh = slab_new(cls, shard, d->chunk, d->index);
         if (!fresh) {
-            free_pages_locked(d->chunk, d->index, sc.pages);
+            // Pages holding code never go back free: quarantined (in transit for good).
+            if (holds_first)
+                d->state.store(PageState::transit, std::memory_order_release);
+            else
+                free_pages_locked(d->chunk, d->index, sc.pages);
             return ENOMEM;
         }
         slab_meta_bytes += slab_metadata_bytes(cls);
         k.add(fresh);
         p = k.take(&s, prefer_clean, &out.stale);
+        out.born_with_code = holds_first && p == d->chunk->base;
     }
     out.chunk = s->chunk;
     out.slab = s;
@@ -226,13 +258,15 @@ int jit_arena::take_small(unsigned cls, bool prefer_clean, Transit &out) {
     return 0;
 }
 
-int jit_arena::take_pages(size_t len, Transit &out) {
+int jit_arena::take_pages(size_t len, Transit &out, const Writer::Piece *first) {
     unsigned npages = static_cast<unsigned>(round_up(len, kPageSize) / kPageSize);
     std::unique_lock<std::mutex> b(buddy_lock);
     int err = 0;
-    PageDesc *d = pages_locked(npages, err, b);
+    bool holds_first = false;
+    PageDesc *d = pages_locked(npages, err, b, first, &holds_first);
     if (!d)
         return err;
+    out.born_with_code = holds_first;
     d->state.store(PageState::transit, std::memory_order_release);
     out.chunk = d->chunk;
     out.slab = nullptr;
@@ -242,16 +276,18 @@ int jit_arena::take_pages(size_t len, Transit &out) {
     return 0;
 }
 
-int jit_arena::take_large(size_t len, Transit &out) {
+int jit_arena::take_large(size_t len, Transit &out, const Writer::Piece *first) {
     size_t size = round_up(len, kChunkSize);
     std::lock_guard<std::mutex> b(buddy_lock);
     if (!room_for_locked(size))
         return ENOMEM;
+    // The chunk is the allocation: it is born holding the code (grow_locked).
     Chunk *c = chunk_create(*writer, placement, size, size, !(opts.flags & JIT_ARENA_NO_HUGE_PAGES),
-                            this);
+                            this, first);
     if (!c)
         return errno;
     link_chunk_locked(c);  // not live until published: lookups reject it
+    out.born_with_code = first != nullptr;
     out.chunk = c;
     out.slab = nullptr;
     out.index = 0;
@@ -352,6 +388,10 @@ void jit_arena::release_slab_if_empty(Slab *dead) {
 // ---------------------------------------------------------------- alloc
 
 int jit_arena::write_taken(const Transit &t, const void *code, size_t len) {
+    // Written with its chunk's trap fill (grow_locked): only read back here. Should it
+    // differ, the write below makes it (it holds code or traps, no copy needed to undo).
+    if (t.born_with_code && code && std::memcmp(t.start, code, len) == 0)
+        return 0;
     if (!t.stale) {
         // Memory handed out holds traps: no copy of the old bytes is needed to undo.
         return code ? poke_fresh(*writer, t.chunk->mapping, t.start, code, len) : 0;
@@ -373,7 +413,10 @@ int jit_arena::alloc(const void *code, size_t len, const char *name, void **out,
     if (!op)
         return EDEADLK;
     Transit t;
-    if (int rc = take(len, code != nullptr, t, align))
+    // If a chunk is made for it, the code goes in with that chunk's trap fill; the write
+    // below then only verifies it (take, grow_locked).
+    const Writer::Piece first{{static_cast<const uint8_t *>(code), 0}, len};
+    if (int rc = take(len, code != nullptr, t, align, code ? &first : nullptr))
         return rc;
     if (int rc = write_taken(t, code, len)) {
         // A stale object goes back stale; anything else must hold traps again.

@@ -100,6 +100,8 @@ struct Transit : Located {
     size_t length = 0;       // bytes asked for
     bool stale = false;      // taken: a freed slab object still holding its code (lazy
                              // trap fill), to be overwritten whole
+    bool born_with_code = false;  // taken from a chunk made for it, which holds its code
+                                  // already (take's `first`, grow_locked)
 };
 
 }  // namespace jitalloc
@@ -163,8 +165,10 @@ struct jit_arena {
     // code memory. Errors as errno values.
     //   take: free -> transit (len bytes; nothing written yet, the memory holds traps)
     // with_code: code will be written (else a clean object is preferred: no write)
+    // first: the code (with_code), written with the trap fill of a chunk made for this
+    // allocation, if one is (chunk_create); out.born_with_code tells whether it was.
     int take(size_t len, bool with_code, jitalloc::Transit &out,
-             size_t align = JIT_ALLOC_ALIGN);
+             size_t align = JIT_ALLOC_ALIGN, const jitalloc::Writer::Piece *first = nullptr);
     //   publish: transit -> live; with_code: it holds code now (see src/serialise)
     void publish(const jitalloc::Transit &t, bool with_code);
     //   give_back: transit -> free after a failed write; holds_traps false: quarantined
@@ -190,7 +194,8 @@ struct jit_arena {
     int write_traps(Chunk *c, uint8_t *dst, size_t len);
 
 private:
-    int take_small(unsigned cls, bool prefer_clean, jitalloc::Transit &out);
+    int take_small(unsigned cls, bool prefer_clean, jitalloc::Transit &out,
+                   const jitalloc::Writer::Piece *first);
     // Writes what a taken allocation must hold before it is published: code (if any),
     // and for a stale object the trap tail too, in one write.
     int write_taken(const jitalloc::Transit &t, const void *code, size_t len);
@@ -200,8 +205,8 @@ private:
     // A slab unlinked by finish_free / pop_empty (k.lock held in g) goes to the buddy,
     // stale objects trap-filled first with the lock dropped.
     void retire_slab(jitalloc::SlabClass &k, jitalloc::Slab *dead, std::unique_lock<std::mutex> &g);
-    int take_pages(size_t len, jitalloc::Transit &out);
-    int take_large(size_t len, jitalloc::Transit &out);
+    int take_pages(size_t len, jitalloc::Transit &out, const jitalloc::Writer::Piece *first);
+    int take_large(size_t len, jitalloc::Transit &out, const jitalloc::Writer::Piece *first);
     template <class Commit>
     int commit_free(void *p, Commit &&commit);
     // update's write and shrink_alloc's work, once inside the gate.
@@ -217,11 +222,18 @@ private:
     void release_slab_if_empty(jitalloc::Slab *dead);
     // buddy_lock held:
     // npages from the buddy, growing the arena if none fit; b (holding buddy_lock) is
-    // dropped while a chunk is made and held again on return.
-    jitalloc::PageDesc *pages_locked(unsigned npages, int &err, std::unique_lock<std::mutex> &b);
+    // dropped while a chunk is made and held again on return. first: the code the run
+    // starts with if a chunk is made for it (take); *holds_first tells whether one was.
+    jitalloc::PageDesc *pages_locked(unsigned npages, int &err, std::unique_lock<std::mutex> &b,
+                                     const jitalloc::Writer::Piece *first = nullptr,
+                                     bool *holds_first = nullptr);
     void free_pages_locked(Chunk *c, unsigned first, unsigned npages);
-    // A new chunk, its exposure covering npages; made with b unlocked (arena.cpp).
-    int grow_locked(unsigned npages, std::unique_lock<std::mutex> &b);
+    // A new chunk, its exposure covering npages; made with b unlocked (arena.cpp). With
+    // first, the chunk is born holding that code at its base and *carved is the run of
+    // npages there, already taken from the buddy.
+    int grow_locked(unsigned npages, std::unique_lock<std::mutex> &b,
+                    const jitalloc::Writer::Piece *first = nullptr,
+                    jitalloc::PageDesc **carved = nullptr);
     void release_locked(size_t keep_bytes, size_t *released);
     void link_chunk_locked(Chunk *c);
     void unlink_chunk_locked(Chunk *c);

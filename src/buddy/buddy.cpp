@@ -91,7 +91,17 @@ PageDesc *Buddy::alloc(unsigned npages) {
         order++;
     if (order > kMaxOrder)
         return nullptr;
-    PageDesc *d = heads_[order];
+    return carve(heads_[order], order, npages);
+}
+
+PageDesc *Buddy::alloc_first(Chunk *c, unsigned npages) {
+    if (npages == 0 || npages > kPagesPerChunk || c->pages[0].free_order() != kMaxOrder)
+        return nullptr;
+    return carve(&c->pages[0], kMaxOrder, npages);
+}
+
+PageDesc *Buddy::carve(PageDesc *d, unsigned order, unsigned npages) {
+    unsigned want = order_for(npages);
     Chunk *c = d->chunk;
     unsigned first = d->index;
     unlink(d);

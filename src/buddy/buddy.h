@@ -36,6 +36,9 @@ public:
     // npages (1..512) contiguous pages; the pages are marked pages_head / pages_tail.
     // nullptr if no free block is large enough.
     PageDesc *alloc(unsigned npages);
+    // The same from chunk c, just added (add_chunk) and wholly free: its pages from 0 on
+    // (a chunk made holding its first allocation's code, arena.cpp grow_locked).
+    PageDesc *alloc_first(Chunk *c, unsigned npages);
     // Frees [first, first+npages) of chunk c. Returns true if c became wholly free.
     bool free(Chunk *c, unsigned first, unsigned npages);
 
@@ -53,6 +56,8 @@ private:
     void push(Chunk *c, unsigned index, unsigned order);
     void unlink(PageDesc *d);
     void free_block(Chunk *c, unsigned first, unsigned order);
+    // The run of npages at the start of free block d (order `order`, >= npages' order).
+    PageDesc *carve(PageDesc *d, unsigned order, unsigned npages);
 
     PageDesc *heads_[kMaxOrder + 1] = {};
     uint64_t nr_free_[kMaxOrder + 1] = {};

@@ -99,7 +99,7 @@ void meta_recycle(Chunk *c) {
 }  // namespace
 
 Chunk *chunk_create(const Writer &w, const Placement &where, size_t size, size_t exposed,
-                    bool huge, jit_arena *arena) {
+                    bool huge, jit_arena *arena, const Writer::Piece *first) {
     Chunk *c = meta_new();  // in its reset state: fresh, or reset when it was recycled
     if (!c)
         return nullptr;  // errno from mmap
@@ -110,7 +110,7 @@ Chunk *chunk_create(const Writer &w, const Placement &where, size_t size, size_t
         errno = e;
         return nullptr;
     }
-    int rc = w.map(c->mapping, at, size, exposed, huge);
+    int rc = w.map(c->mapping, at, size, exposed, huge, first);
     if (rc) {
         os::munmap(at, size);
         meta_recycle(c);

@@ -169,10 +169,13 @@ struct Placement {
 // Maps a new chunk of `size` bytes (multiple of kChunkSize) with writer w, its first
 // `exposed` bytes trap-filled and ROX (the rest reserved PROT_NONE, see growth.h), owned
 // by `arena`, and registers it in the chunk map (only then can lookups see it). A chunk
-// larger than kChunkSize is a large chunk. nullptr with errno on failure (nothing left
-// mapped).
+// larger than kChunkSize is a large chunk. first (nullptr: none): the code of the
+// allocation the chunk is made for, which then starts at its base holding it (written
+// with the fill, see Writer::map); the caller must hand [base, base + first->len) out
+// as that allocation before any other thread can take it. nullptr with errno on failure
+// (nothing left mapped).
 Chunk *chunk_create(const Writer &w, const Placement &where, size_t size, size_t exposed,
-                    bool huge, jit_arena *arena);
+                    bool huge, jit_arena *arena, const Writer::Piece *first = nullptr);
 // Unmaps a chunk and recycles its metadata. 0, or an errno with the chunk intact.
 int chunk_destroy(const Writer &w, Chunk *c);
 

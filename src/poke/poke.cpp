@@ -181,10 +181,29 @@ void collapse_if_whole(const ChunkMapping &m) {
     (void)os::madvise(m.base, m.size, MADV_COLLAPSE);
 }
 
+// What a new part of len bytes holds: the first object's code at its start (if any, and
+// if it fits), traps behind it. The pieces in out, their number returned.
+size_t new_part_pieces(Writer::Piece (&out)[2], size_t len, const Writer::Piece *first) {
+    if (!first || first->len == 0 || first->len > len || first->src.period) {
+        out[0] = {trap_source(), len};
+        return 1;
+    }
+    out[0] = *first;
+    out[1] = {trap_source(), len - first->len};
+    return out[1].len ? 2 : 1;
+}
+
+// The first object's code went in through a data path (a copy, or a kernel write into a
+// memfd's page cache): instruction fetch must see it (arch.h; nothing on x86-64).
+void sync_first(const uint8_t *at, const Writer::Piece *first, size_t len) {
+    if (first && first->len && first->len <= len && !first->src.period)
+        arch::sync_icache(const_cast<uint8_t *>(at), first->len);
+}
+
 }  // namespace
 
 int map_anon_chunk(const Writer &w, ChunkMapping &m, uint8_t *at, size_t size, size_t exposed,
-                   bool huge) {
+                   bool huge, const Writer::Piece *first) {
     if (exposed == size) {
         // All at once: one fresh RW mapping, so the first touch can fault a huge page in.
         void *p = os::mmap(at, size, PROT_READ | PROT_WRITE,
@@ -194,10 +213,12 @@ int map_anon_chunk(const Writer &w, ChunkMapping &m, uint8_t *at, size_t size, s
         // Huge pages are a wish, not a requirement: a refused madvise leaves 4 KiB pages.
         if (huge)
             (void)os::madvise(at, size, MADV_HUGEPAGE);
-        copy_source(at, trap_source(), size);
+        Writer::Piece part[2];
+        copy_pieces(at, part, new_part_pieces(part, size, first));
         // The chunk was writable but never executable; from here on it is never writable.
         if (os::mprotect(at, size, PROT_READ | PROT_EXEC) != 0)
             return errno;
+        sync_first(at, first, size);
         m.base = at;
         m.size = m.exposed = size;
         m.huge = huge;
@@ -213,21 +234,24 @@ int map_anon_chunk(const Writer &w, ChunkMapping &m, uint8_t *at, size_t size, s
     m.size = size;
     m.exposed = 0;
     m.huge = huge;
-    return expose_anon_chunk(w, m, exposed);
+    return expose_anon_chunk(w, m, exposed, first);
 }
 
-int expose_anon_chunk(const Writer &w, ChunkMapping &m, size_t upto) {
+int expose_anon_chunk(const Writer &w, ChunkMapping &m, size_t upto, const Writer::Piece *first) {
     if (upto <= m.exposed)
         return 0;
     uint8_t *dst = m.base + m.exposed;
     size_t len = upto - m.exposed;
     // Filled while still not executable, then turned RX: the new part merges with the
-    // exposed one into one read+execute mapping. A failure leaves it PROT_NONE.
-    const Writer::Piece traps{trap_source(), len};
-    if (int rc = w.write(m, dst, &traps, 1))
+    // exposed one into one read+execute mapping. A failure leaves it PROT_NONE. The first
+    // object's code, if any, goes in with the fill (one kernel write for proc_mem).
+    Writer::Piece part[2];
+    if (int rc = w.write(m, dst, part, new_part_pieces(part, len, first)))
         return rc;
     if (os::mprotect(dst, len, PROT_READ | PROT_EXEC) != 0)
         return errno;
+    if (!w.kernel_syncs_icache())
+        sync_first(dst, first, len);
     __atomic_store_n(&m.exposed, upto, __ATOMIC_RELEASE);  // read unlocked by poke_pieces
     collapse_if_whole(m);
     return 0;
@@ -251,7 +275,7 @@ void close_memfd(int &fd, const FileId &id) {
 }
 
 int map_memfd_chunk(ChunkMapping &m, uint8_t *at, size_t size, size_t exposed, bool huge,
-                    FileWrite fill, bool fill_in_view) {
+                    FileWrite fill, bool fill_in_view, const Writer::Piece *first) {
     FileId id;
     int fd = new_memfd(id);
     if (fd < 0)
@@ -267,7 +291,7 @@ int map_memfd_chunk(ChunkMapping &m, uint8_t *at, size_t size, size_t exposed, b
     // yet), so every step maps the next part at its own offset.
     int rc = os::ftruncate(fd, static_cast<off_t>(size)) != 0 ? errno : 0;
     if (!rc)
-        rc = expose_memfd_chunk(n, exposed, fill, fill_in_view);
+        rc = expose_memfd_chunk(n, exposed, fill, fill_in_view, first);
     if (rc) {
         os::close(fd);
         return rc;
@@ -279,15 +303,17 @@ int map_memfd_chunk(ChunkMapping &m, uint8_t *at, size_t size, size_t exposed, b
 namespace {
 
 // The new part [off, off+len) of a memfd chunk's view, mapped read-write (never
-// executable yet), trap-filled, then turned read+execute: two system calls where an
-// alias (map, copy, unmap) and then the view took three, and no unmap of a populated
-// alias (a TLB flush). A failure leaves the part inaccessible again, never writable.
-int fill_in_new_view(ChunkMapping &m, size_t off, size_t len) {
+// executable yet), trap-filled (the first object's code, if any, copied in with the
+// traps), then turned read+execute: two system calls where an alias (map, copy, unmap)
+// and then the view took three, and no unmap of a populated alias (a TLB flush). A
+// failure leaves the part inaccessible again, never writable, code and all gone.
+int fill_in_new_view(ChunkMapping &m, size_t off, size_t len, const Writer::Piece *first) {
     uint8_t *at = m.base + off;
     if (os::mmap(at, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED | MAP_POPULATE, m.fd,
                  static_cast<off_t>(off)) == MAP_FAILED)
         return errno;
-    copy_source(at, trap_source(), len);  // the view's addresses have the file's phase
+    Writer::Piece part[2];
+    copy_pieces(at, part, new_part_pieces(part, len, first));  // the view has the file's phase
     if (os::mprotect(at, len, PROT_READ | PROT_EXEC) == 0)
         return 0;
     int rc = errno;
@@ -300,16 +326,17 @@ int fill_in_new_view(ChunkMapping &m, size_t off, size_t len) {
 
 }  // namespace
 
-int expose_memfd_chunk(ChunkMapping &m, size_t upto, FileWrite fill, bool fill_in_view) {
+int expose_memfd_chunk(ChunkMapping &m, size_t upto, FileWrite fill, bool fill_in_view,
+                       const Writer::Piece *first) {
     if (upto <= m.exposed)
         return 0;
     size_t off = m.exposed, len = upto - m.exposed;
     int rc = 0;
     if (fill_in_view) {
-        rc = fill_in_new_view(m, off, len);
+        rc = fill_in_new_view(m, off, len, first);
     } else {
-        const Writer::Piece traps{trap_source(), len};
-        rc = fill(m.fd, &traps, 1, off);
+        Writer::Piece part[2];
+        rc = fill(m.fd, part, new_part_pieces(part, len, first), off);
         // MAP_POPULATE: one pass over the page cache now instead of a fault per page later.
         if (!rc && os::mmap(m.base + off, len, PROT_READ | PROT_EXEC,
                             MAP_SHARED | MAP_FIXED | MAP_POPULATE, m.fd, static_cast<off_t>(off)) ==
@@ -318,6 +345,7 @@ int expose_memfd_chunk(ChunkMapping &m, size_t upto, FileWrite fill, bool fill_i
     }
     if (rc)
         return rc;
+    sync_first(m.base + off, first, len);
     __atomic_store_n(&m.exposed, upto, __ATOMIC_RELEASE);  // read unlocked by poke_pieces
     collapse_if_whole(m);
     return 0;
@@ -716,7 +744,7 @@ int Writer::probe() const {
     if (at == MAP_FAILED)
         return errno;
     ChunkMapping m;
-    int rc = w.map(m, static_cast<uint8_t *>(at), kSize, kSize, false);
+    int rc = w.map(m, static_cast<uint8_t *>(at), kSize, kSize, false, nullptr);
     if (rc) {
         os::munmap(at, kSize);
         return rc;

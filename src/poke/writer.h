@@ -15,6 +15,16 @@
 //    the bytes verified by reading them back, or an errno and unchanged memory.
 //  - Writers keep no state outside the ChunkMapping and the process-wide /proc/self/mem
 //    descriptor and probe page, so one Writer object serves every arena.
+//  - A new chunk may be born holding its first allocation's code (map's `first`): the
+//    code goes in at the chunk's base in the same step as the trap fill of the first
+//    part, before that part is ever executable (one kernel write, or one copy into the
+//    part's RW view, instead of the fill and then a write of its own). Chosen over
+//    leaving a new part RW and filling the code in at the first write (measured faster
+//    too, issue 16): then the part would sit writable in a chunk other threads can reach,
+//    and every path handing out a pointer, fork and every failure would have to make it
+//    RX first. Here nothing is pending: map() returns a chunk that is ROX throughout, not
+//    yet in the chunk map nor in any arena, and the arena hands the code's bytes out as
+//    that allocation before any other thread can take them (arena.cpp, grow_locked).
 #pragma once
 
 #include "process/descriptors.h"
@@ -62,11 +72,16 @@ public:
     // Every other writer stores through a data path and poke() calls arch::sync_icache.
     virtual bool kernel_syncs_icache() const { return false; }
 
+    struct Piece;
     // Takes over [at, at+size) — a PROT_NONE reservation, any multiple of the OS page —
     // and exposes its first `exposed` bytes (a multiple of the OS page, 0 < exposed <=
     // size) as trap-filled ROX code memory. huge: ask for huge pages once all of it is
-    // exposed. 0 or an errno; on error the caller unmaps the range.
-    virtual int map(ChunkMapping &m, uint8_t *at, size_t size, size_t exposed, bool huge) const = 0;
+    // exposed. first (nullptr: none): plain bytes, at most `exposed`, that [at, at +
+    // first->len) holds instead of traps, written with the fill before the part is
+    // executable (the header's last invariant); not read back here (the caller's poke
+    // verifies them). 0 or an errno; on error the caller unmaps the range.
+    virtual int map(ChunkMapping &m, uint8_t *at, size_t size, size_t exposed, bool huge,
+                    const Piece *first) const = 0;
     // Extends the exposed part to [base, base+upto) (upto a multiple of the OS page,
     // <= size): trap-filled, then mapped ROX; once the whole chunk is exposed, collapses
     // it to huge pages if m.huge (best effort: small pages stay if the kernel cannot).
@@ -196,17 +211,20 @@ int write_through_alias(int fd, const Writer::Piece *pieces, size_t n, uint64_t 
 // Anonymous private chunk. Whole: RW, huge-page advice, trap fill, then RX. In steps: the
 // reservation stays, each step is trap-filled by w's own write (for proc_mem a kernel
 // write into memory that is still PROT_NONE) and then turned RX. 0 or errno.
+// `first` as in Writer::map: the first object's code at the start of the new part.
 int map_anon_chunk(const Writer &w, ChunkMapping &m, uint8_t *at, size_t size, size_t exposed,
-                   bool huge);
-int expose_anon_chunk(const Writer &w, ChunkMapping &m, size_t upto);
+                   bool huge, const Writer::Piece *first);
+int expose_anon_chunk(const Writer &w, ChunkMapping &m, size_t upto,
+                      const Writer::Piece *first = nullptr);
 // memfd chunk: new memfd of the whole size, its exposed part trap-filled with `fill` and
 // mapped ROX MAP_SHARED at `at`; expose_memfd_chunk fills and maps the next part. With
 // fill_in_view (the alias writers, which write through mappings anyway) a new part is
 // instead mapped read-write at its place, filled there and turned read+execute before
 // anything can run it: never writable and executable at once. 0 or errno.
 int map_memfd_chunk(ChunkMapping &m, uint8_t *at, size_t size, size_t exposed, bool huge,
-                    FileWrite fill, bool fill_in_view);
-int expose_memfd_chunk(ChunkMapping &m, size_t upto, FileWrite fill, bool fill_in_view);
+                    FileWrite fill, bool fill_in_view, const Writer::Piece *first);
+int expose_memfd_chunk(ChunkMapping &m, size_t upto, FileWrite fill, bool fill_in_view,
+                       const Writer::Piece *first = nullptr);
 int unmap_memfd_chunk(ChunkMapping &m);
 // Closes a memfd of the library if it still is one (never a program's descriptor that
 // took its number); fd becomes -1.

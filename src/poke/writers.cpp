@@ -28,8 +28,9 @@ namespace {
 
 class AnonWriter : public Writer {
 public:
-    int map(ChunkMapping &m, uint8_t *at, size_t size, size_t exposed, bool huge) const override {
-        return map_anon_chunk(*this, m, at, size, exposed, huge);
+    int map(ChunkMapping &m, uint8_t *at, size_t size, size_t exposed, bool huge,
+            const Piece *first) const override {
+        return map_anon_chunk(*this, m, at, size, exposed, huge, first);
     }
     int expose(ChunkMapping &m, size_t upto) const override {
         return expose_anon_chunk(*this, m, upto);
@@ -141,8 +142,9 @@ class MemfdFamily : public Writer {
 public:
     constexpr MemfdFamily(FileWrite file_write, bool maps_to_write)
         : file_write_(file_write), maps_to_write_(maps_to_write) {}
-    int map(ChunkMapping &m, uint8_t *at, size_t size, size_t exposed, bool huge) const override {
-        return map_memfd_chunk(m, at, size, exposed, huge, file_write_, maps_to_write_);
+    int map(ChunkMapping &m, uint8_t *at, size_t size, size_t exposed, bool huge,
+            const Piece *first) const override {
+        return map_memfd_chunk(m, at, size, exposed, huge, file_write_, maps_to_write_, first);
     }
     int expose(ChunkMapping &m, size_t upto) const override {
         return expose_memfd_chunk(m, upto, file_write_, maps_to_write_);
@@ -185,8 +187,9 @@ class PersistentAliasWriter final : public MemfdFamily {
 public:
     constexpr PersistentAliasWriter() : MemfdFamily(write_through_alias, true) {}
     jit_writer kind() const override { return JIT_WRITER_PERSISTENT_ALIAS; }
-    int map(ChunkMapping &m, uint8_t *at, size_t size, size_t exposed, bool huge) const override {
-        int rc = map_memfd_chunk(m, at, size, exposed, huge, file_write_, maps_to_write_);
+    int map(ChunkMapping &m, uint8_t *at, size_t size, size_t exposed, bool huge,
+            const Piece *first) const override {
+        int rc = map_memfd_chunk(m, at, size, exposed, huge, file_write_, maps_to_write_, first);
         if (rc)
             return rc;
         // The alias covers the whole file; only its exposed part is ever written, so only

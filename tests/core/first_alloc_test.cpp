@@ -135,7 +135,7 @@ TEST_P(FirstAlloc, ProvesTheWriterWithoutAProbe) {
         os::clear_fault();
         CHILD_REQ(p != nullptr && call_int(p) == 42);
         if (w == JIT_WRITER_PROC_MEM)
-            CHILD_REQ(calls == 2);  // the first step's trap fill, the code
+            CHILD_REQ(calls == 1);  // the first step's trap fill, the code in it
         else if (w == JIT_WRITER_MPROTECT)
             CHILD_REQ(calls == 0);  // nothing mapped is given back
         else
@@ -178,15 +178,61 @@ TEST(FirstAllocFallback, WriterRefusedAtItsTrapFillIsUndone) {
               0);
 }
 
-// The second pwrite refused, once: proc_mem's trap fill lands, its code write does not.
-// The proc_mem chunk goes, and AUTO's next writer, memfd, makes the allocation (before
-// the first allocation proved the writer, this jit_alloc failed: the probe had passed).
+// The first pwrite refused, once: proc_mem's trap fill, which carries the first code
+// (the chunk is born holding it, arena.cpp grow_locked), does not land. The proc_mem
+// chunk goes, and AUTO's next writer, memfd, makes the allocation with its own first
+// pwrite (before the first allocation proved the writer, a probe had passed and the
+// jit_alloc failed).
 TEST(FirstAllocFallback, WriterRefusedAtTheFirstCodeWriteIsUndone) {
     EXPECT_EQ(in_child([] {
-                  return falls_back({2, EPERM, os::mask_of(os::Call::pwrite), false, false},
+                  return falls_back({1, EPERM, os::mask_of(os::Call::pwrite), false, false},
                                     JIT_WRITER_MEMFD);
               }),
               0);
+}
+
+// The code of the first allocation goes in with the first chunk's trap fill: the write
+// after it costs no system call of its own, for every writer (issue 16). Without it:
+// proc_mem and memfd wrote once more, temp_alias mapped, copied into and unmapped an
+// alias, mprotect flipped the page RW and back. The allocation holds the code, the rest
+// of the exposed part traps, and nothing was writable and executable at once.
+TEST(FirstAllocBornWithCode, FirstCodeWriteIsPartOfTheChunksFill) {
+    struct Case {
+        jit_writer w;
+        os::Call counted;
+        uint64_t calls;  // in the whole first jit_alloc
+    };
+    for (Case c : {Case{JIT_WRITER_PROC_MEM, os::Call::pwrite, 1},
+                   Case{JIT_WRITER_MEMFD, os::Call::pwrite, 1},
+                   Case{JIT_WRITER_TEMP_ALIAS, os::Call::munmap, 0},
+                   Case{JIT_WRITER_PERSISTENT_ALIAS, os::Call::munmap, 0},
+                   Case{JIT_WRITER_MPROTECT, os::Call::mprotect, 3}}) {
+        int rc = in_child([c] {
+            setenv("JITALLOC_WRITER", jit_writer_name(c.w), 1);
+            count_calls(c.counted);
+            auto code = ret_imm(42, 100);
+            auto *p = static_cast<uint8_t *>(jit_alloc(code.data(), code.size()));
+            uint64_t calls = os::fault_calls();
+            os::clear_fault();
+            CHILD_REQ(p != nullptr);
+            CHILD_REQ(calls == c.calls);
+            CHILD_REQ(reinterpret_cast<uintptr_t>(p) == chunk_base(p));
+            CHILD_REQ(same_bytes(p, code));
+            CHILD_REQ(all_traps(p + code.size(), jitalloc::first_step() - code.size()));
+            CHILD_REQ(call_int(p) == 42);
+            CHILD_REQ(stats_of(jit_default_arena()).writer == c.w);
+            CHILD_REQ(ArenaOk(jit_default_arena()));
+            CHILD_REQ(wx_mappings().empty());
+            // Freed, it holds traps again; the next allocation is written as usual.
+            CHILD_REQ(jit_free(p) == 0 && all_traps(p, code.size()));
+            auto other = ret_imm(9, 200);
+            void *q = jit_alloc(other.data(), other.size());
+            CHILD_REQ(q != nullptr && call_int(q) == 9 && same_bytes(q, other));
+            CHILD_REQ(ArenaOk(jit_default_arena()));
+            return 0;
+        });
+        EXPECT_EQ(rc, 0) << jit_writer_name(c.w);
+    }
 }
 
 // A reservation first: nothing but the fill is written, and that proves the writer.

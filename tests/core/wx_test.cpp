@@ -110,6 +110,34 @@ TEST_P(WX, NoMappingIsEverWritableAndExecutable) {
     EXPECT_EQ(stats_of(a).allocations, 0u);
 }
 
+// The first allocations of fresh arenas, each making a chunk born holding its code
+// (written with the chunk's trap fill while the new part is not executable yet, see
+// src/arena/arena.cpp grow_locked), from two threads at once, under the monitor.
+TEST_P(WX, FirstAllocationsOfFreshArenasNeverWritableAndExecutable) {
+    Monitor mon;
+    mon.start();
+    while (mon.scans.load() == 0)
+        std::this_thread::yield();
+    std::atomic<int> errors{0};
+    auto make = [&](int id) {
+        for (int i = 0; i < 40; i++) {
+            ArenaHolder a(GetParam());
+            const size_t len = i % 3 == 0 ? 100 : i % 3 == 1 ? 6000 : 3 * MiB;
+            auto code = ret_imm(id * 100 + i, len);
+            void *p = a.get() ? jit_arena_alloc(a, code.data(), code.size()) : nullptr;
+            if (!p || !same_bytes(p, code) || call_int(p) != id * 100 + i)
+                errors++;
+        }
+    };
+    std::thread other(make, 1);
+    make(0);
+    other.join();
+    mon.finish();
+    EXPECT_EQ(errors.load(), 0);
+    for (const auto &v : mon.violations)
+        ADD_FAILURE() << "W+X mapping: " << v;
+}
+
 INSTANTIATE_TEST_SUITE_P(All, WX, ::testing::ValuesIn(kAllWriters),
                          [](const auto &info) { return std::string(writer_name(info.param)); });
 
