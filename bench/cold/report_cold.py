@@ -21,8 +21,8 @@ STRICT = ["jitalloc_proc_mem", "jitalloc_memfd", "jitalloc_temp_alias"]
 GOAL_US = 100.0
 GOAL_VS_DUAL = 2.0
 COLUMN_NAMES = {"probe": "probe", "placement": "placement (reserve 2 MiB in the window)",
-                "map_chunk": "map chunk (the first step: trap fill, RX)",
-                "first_write": "first write (code, read back)"}
+                "map_chunk": "map chunk (the first step: trap fill, from d92a754 with the code in it, RX)",
+                "first_write": "first write (code written and read back; from d92a754 read back only)"}
 
 
 def med(v):
@@ -80,12 +80,41 @@ def section(res_dir):
         "read in CPU time; wall time shows what CPU time cannot (the `_threaded` rows "
         "before: the process waited ~25 ms for other CPUs). The huge-page share is of "
         "resident code after 20 000 BPF-sized loads and 20 000 churn steps (one process per "
-        "writer). `before` and `now` ran one after the other in one session, with the same "
-        "benchmark program (this commit's; `before` linked against e21fa3a's library); "
-        "`earlier` is a run kept for history, on another host (a paravirtualised AMD EPYC "
-        "guest where a page fault cost 10-20 µs; this one is a KVM guest, ~1.2 µs).\n")
+        "writer). `before` and `now` are four A/B rounds run back to back in one session "
+        "(`jitalloc_cold_bench --runs 30` of each commit in turn, before first, pooled: 120 "
+        "process starts per contender; each commit's own benchmark program, whose first "
+        "loads are the same code); the load of this 2-core VM was 6-7 throughout (other "
+        "sessions' builds and tests), which roughly doubles every figure against a quiet "
+        "moment (5700dbe at load 1: proc_mem 41.7 µs, asmjit dual 23.5), the ratios less "
+        "so. Per round, temp_alias went from 1.82-2.02x asmjit dual to 1.41-1.76x (threaded "
+        "1.89-2.05x to 1.57-1.81x). `earlier` is a run kept for history, on another host (a "
+        "paravirtualised AMD EPYC guest where a page fault cost 10-20 µs; this one is a KVM "
+        "guest, ~1.2 µs).\n")
     out.append(
-        "What changed from `before` to `now` (page faults counted with getrusage "
+        "What changed from `before` to `now` (d92a754): a chunk made for an allocation with "
+        "code is born holding it. The first code write of an arena was a step of its own "
+        "after the chunk's fill; temp_alias's was fstat + mmap of a one-page RW alias + "
+        "copy + munmap (the chunk's file mapped writable twice in one jit_alloc: 14-17 µs "
+        "CPU here), proc_mem's and memfd's a second pwrite (3-4 µs), mprotect's two more "
+        "flips. Now jit_alloc hands its code down to the writer's map of the new chunk, "
+        "which writes it at the chunk's base with the trap fill, before the part is ever "
+        "executable: one pwrite of code + traps for proc_mem and memfd, one copy into the "
+        "new part's RW view for the alias writers; the run holding it is taken from the "
+        "buddy under the same hold of the buddy lock that adds the chunk, and the write "
+        "after it only reads the code back (0.5 µs). That was chosen over leaving a new "
+        "part RW and non-executable until the first write (a prototype measured about the "
+        "same gain): nothing is pending, so no path handing out pointers, no fork handler "
+        "and no failure path has to finish anything (src/poke/writer.h). temp_alias "
+        "94.2 -> 74.6 µs CPU, memfd 82.4 -> 78.5, persistent alias 87.7 -> 80.7, mprotect "
+        "57.7 -> 50.4; proc_mem 78.1 -> 80.0: its code + traps go through the writer's "
+        "gather buffer (two pieces are copied into one kernel write), and that buffer's "
+        "first use (a 64 KiB malloc, its first pages touched) costs what the second pwrite "
+        "did (a variant writing two pieces as two vectors measured 1.4-2.1 µs less on the "
+        "first load, but it changes every two-piece write, the lazy fill's code + trap "
+        "tail among them, and the load_unload check at this load could not tell; left "
+        "as is).\n")
+    out.append(
+        "Earlier changes of this issue, from e21fa3a to 5700dbe (page faults counted with getrusage "
         "`ru_minflt` around the first jit_alloc of a static-linked probe, proc_mem: 24-27 "
         "before, 9-11 now; `perf trace -F all`, `strace -f -T` and rdtsc marks in a scratch "
         "build said where): the arena no longer zeroes its 320 size classes (36 KiB, nine "
@@ -105,9 +134,10 @@ def section(res_dir):
         "(src/process/startup.h), which also takes ~2-3 µs out of a single-threaded first "
         "jit_alloc and puts them at load.\n")
     out.append(
-        "What is left in the way of the 2x goal for temp_alias (CPU µs, rdtsc marks, quiet "
-        "moments of this host): its code write maps an alias (fstat to check the memfd is "
-        "still the library's, mmap, copy, munmap: 7-9 µs against memfd's 2 µs pwrite), and "
+        "What is left (CPU µs, rdtsc marks, quiet moments of this host, measured before "
+        "d92a754): temp_alias's later loads still map an alias each (fstat to check the "
+        "memfd is still the library's, mmap, copy, munmap: 7-9 µs against memfd's 2 µs "
+        "pwrite; its first 10 loads take 1.6x proc_mem's), and "
         "every writer pays the same ~20 µs besides its chunk: the arena object and its size "
         "class (~6: the first over-aligned operator new, two pages), chunk metadata (mmap "
         "and three descriptor pages, ~5), the chunk map (two pages, ~3), the slab's "
@@ -117,8 +147,8 @@ def section(res_dir):
         "in a fresh process 9-11 µs (procfs instantiates the process's entries; a second "
         "open takes 1.3), or memfd_create + ftruncate; then the trap fill and mprotect / the "
         "RX mapping. asmjit's dual mapping makes five system calls and one fault; jitalloc "
-        "13 (proc_mem: reservation, MADV_NOHUGEPAGE, metadata, open, fstat, dup, close, "
-        "fill, mprotect, write, membarrier) and ~9 faults.\n")
+        "12 since d92a754 (proc_mem: reservation, MADV_NOHUGEPAGE, metadata, open, fstat, "
+        "dup, close, fill with the code, mprotect, membarrier) and ~9 faults.\n")
     for label, r in runs:
         f = figures(r)
         dual = f.get("asmjit_dual", {})
