@@ -86,12 +86,12 @@ def section(res_dir):
         "loads are the same code); the load of this 2-core VM was 6-7 throughout (other "
         "sessions' builds and tests), which roughly doubles every figure against a quiet "
         "moment (5700dbe at load 1: proc_mem 41.7 µs, asmjit dual 23.5), the ratios less "
-        "so. Per round, temp_alias went from 1.82-2.02x asmjit dual to 1.41-1.76x (threaded "
-        "1.89-2.05x to 1.57-1.81x). `earlier` is a run kept for history, on another host (a "
+        "so. Per round, temp_alias went from 1.77-2.06x asmjit dual to 1.57-1.66x (threaded "
+        "1.93-2.05x to 1.65-1.88x). `earlier` is a run kept for history, on another host (a "
         "paravirtualised AMD EPYC guest where a page fault cost 10-20 µs; this one is a KVM "
         "guest, ~1.2 µs).\n")
     out.append(
-        "What changed from `before` to `now` (d92a754): a chunk made for an allocation with "
+        "What changed from `before` to `now` (d92a754, 7e98d9b): a chunk made for an allocation with "
         "code is born holding it. The first code write of an arena was a step of its own "
         "after the chunk's fill; temp_alias's was fstat + mmap of a one-page RW alias + "
         "copy + munmap (the chunk's file mapped writable twice in one jit_alloc: 14-17 µs "
@@ -105,14 +105,14 @@ def section(res_dir):
         "part RW and non-executable until the first write (a prototype measured about the "
         "same gain): nothing is pending, so no path handing out pointers, no fork handler "
         "and no failure path has to finish anything (src/poke/writer.h). temp_alias "
-        "94.2 -> 74.6 µs CPU, memfd 82.4 -> 78.5, persistent alias 87.7 -> 80.7, mprotect "
-        "57.7 -> 50.4; proc_mem 78.1 -> 80.0: its code + traps go through the writer's "
-        "gather buffer (two pieces are copied into one kernel write), and that buffer's "
-        "first use (a 64 KiB malloc, its first pages touched) costs what the second pwrite "
-        "did (a variant writing two pieces as two vectors measured 1.4-2.1 µs less on the "
-        "first load, but it changes every two-piece write, the lazy fill's code + trap "
-        "tail among them, and the load_unload check at this load could not tell; left "
-        "as is).\n")
+        "91.0 -> 72.7 µs CPU (1.99x -> 1.62x), memfd 79.2 -> 78.4, persistent alias "
+        "81.2 -> 76.4, mprotect 55.2 -> 49.4. proc_mem 74.7 -> 77.6 is within this host's "
+        "noise: interleaved pairs of fresh processes (200 of each) gave 64.3 before vs 64.0 "
+        "now, and 65.7 now vs 62.3 before with the order swapped; what it saves (the second "
+        "pwrite, ~3 µs in the breakdown) the rest of the load does not show at this load. "
+        "Its code and traps go as the two vectors of one pwritev (7e98d9b; d92a754 copied "
+        "them into the writer's gather buffer, whose first use in a fresh process, a 64 KiB "
+        "malloc and its first pages touched, cost about what the second pwrite had).\n")
     out.append(
         "Earlier changes of this issue, from e21fa3a to 5700dbe (page faults counted with getrusage "
         "`ru_minflt` around the first jit_alloc of a static-linked probe, proc_mem: 24-27 "
