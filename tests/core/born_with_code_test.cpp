@@ -9,13 +9,7 @@
 // copies a chunk born with code like any other.
 #include "helpers.h"
 
-#include "chunk/chunk.h"
-#include "chunk/growth.h"
 #include "os/os.h"
-#include "poke/writer.h"
-
-#include <sys/mman.h>
-#include <sys/wait.h>
 
 #include <atomic>
 #include <thread>
@@ -27,36 +21,21 @@ namespace {
 
 class BornWithCode : public ::testing::TestWithParam<jit_writer> {};
 
-// The writer's map() alone: the first code at the base, traps behind it, the part ROX, in
-// steps (the first chunk of an arena) and whole (later chunks, large allocations).
-TEST_P(BornWithCode, WriterMapPutsTheCodeInWithTheFill) {
-    const jitalloc::Writer *w = jitalloc::writer_for(GetParam());
-    ASSERT_NE(w, nullptr);
-    for (size_t exposed : {jitalloc::first_step(), jitalloc::kChunkSize}) {
-        SCOPED_TRACE(exposed);
-        uint8_t *at = jitalloc::reserve_range(jitalloc::Placement{}, jitalloc::kChunkSize);
-        ASSERT_NE(at, nullptr);
-        auto code = ret_imm(17, 300);
-        const jitalloc::Writer::Piece first{{code.data(), 0}, code.size()};
-        jitalloc::ChunkMapping m;
-        ASSERT_EQ(w->map(m, at, jitalloc::kChunkSize, exposed, true, &first), 0);
-        EXPECT_TRUE(same_bytes(at, code));
-        EXPECT_TRUE(all_traps(at + code.size(), exposed - code.size()));
-        EXPECT_EQ(call_int(at), 17);
-        bool found = false;
-        for (const Mapping &mp : read_maps())
-            if (mp.start <= reinterpret_cast<uintptr_t>(at) && reinterpret_cast<uintptr_t>(at) < mp.end) {
-                found = true;
-                EXPECT_EQ(mp.perms.substr(0, 3), "r-x");
-            }
-        EXPECT_TRUE(found);
-        EXPECT_TRUE(wx_mappings().empty());
-        EXPECT_EQ(w->unmap(m), 0);
-    }
+// The mapping holding p: read+execute, never writable.
+::testing::AssertionResult ReadExecOnly(const void *p) {
+    auto addr = reinterpret_cast<uintptr_t>(p);
+    for (const Mapping &m : read_maps())
+        if (m.start <= addr && addr < m.end) {
+            if (m.perms.substr(0, 3) == "r-x")
+                return ::testing::AssertionSuccess();
+            return ::testing::AssertionFailure() << m.line;
+        }
+    return ::testing::AssertionFailure() << "not mapped";
 }
 
-// A fresh arena's first allocations of each kind (slab object, page run, large chunk),
-// each making its own chunk: born with the code, the rest traps, the arena consistent.
+// A fresh arena's first allocations of each kind (slab object and page run: the first
+// chunk, exposed in steps; large chunk: mapped whole), each making its own chunk: born
+// with the code, the rest traps, read+execute, the arena consistent.
 TEST_P(BornWithCode, FirstAllocationsOfAFreshArena) {
     for (size_t len : {size_t{100}, size_t{5000}, size_t{3 * MiB}}) {
         SCOPED_TRACE(len);
@@ -68,6 +47,7 @@ TEST_P(BornWithCode, FirstAllocationsOfAFreshArena) {
         EXPECT_EQ(reinterpret_cast<uintptr_t>(p), chunk_base(p));
         EXPECT_TRUE(same_bytes(p, code));
         EXPECT_TRUE(all_traps(p + len, jit_size(p) - len));
+        EXPECT_TRUE(ReadExecOnly(p));
         EXPECT_EQ(call_int(p), 33);
         EXPECT_TRUE(ArenaOk(a));
         // Another large allocation: a chunk of its own, mapped whole, born with its code.
@@ -75,6 +55,7 @@ TEST_P(BornWithCode, FirstAllocationsOfAFreshArena) {
         void *q = jit_arena_alloc(a, big.data(), big.size());
         ASSERT_NE(q, nullptr);
         EXPECT_TRUE(same_bytes(q, big));
+        EXPECT_TRUE(ReadExecOnly(q));
         EXPECT_EQ(call_int(q), 44);
         EXPECT_TRUE(wx_mappings().empty());
         EXPECT_EQ(jit_free(p), 0);
