@@ -78,7 +78,8 @@ def section(res_dir):
         ". Contenders run round-robin so host noise spreads over all of them. CPU time of "
         "the thread leaves out the waits for a CPU on this shared 2-core VM, so the goal is "
         "read in CPU time; wall time shows what CPU time cannot (the `_threaded` rows "
-        "before: the process waited ~25 ms for other CPUs). The huge-page share is of "
+        "of e21fa3a, before 5a68b1a: the process waited ~25 ms for other CPUs). The "
+        "huge-page share is of "
         "resident code after 20 000 BPF-sized loads and 20 000 churn steps (one process per "
         "writer). `before` and `now` are four A/B rounds run back to back in one session "
         "(`jitalloc_cold_bench --runs 30` of each commit in turn, before first, pooled: 120 "
@@ -116,7 +117,7 @@ def section(res_dir):
     out.append(
         "Earlier changes of this issue, from e21fa3a to 5700dbe (page faults counted with getrusage "
         "`ru_minflt` around the first jit_alloc of a static-linked probe, proc_mem: 24-27 "
-        "before, 9-11 now; `perf trace -F all`, `strace -f -T` and rdtsc marks in a scratch "
+        "on e21fa3a, 9-11 after; `perf trace -F all`, `strace -f -T` and rdtsc marks in a scratch "
         "build said where): the arena no longer zeroes its 320 size classes (36 KiB, nine "
         "pages) to use one: each is made on first use (src/arena/class_table.h); chunk "
         "metadata is no longer populated and reset page by page: all-zero bytes are a page "
