@@ -357,9 +357,12 @@ void *jit_arena_map_near(jit_arena *arena, size_t len, int prot);
 /* Batches: many writes — the code of new allocations and updates of live code — made
  * at one commit, in as few kernel writes as the addresses allow (adjacent ranges merge
  * into one), with at most one cross-CPU serialisation (only if live code that has held
- * code was rewritten; docs/GUARANTEES.md). Allocations of one size class made in a batch
- * come from consecutive addresses of a slab where it has room, so a batch of mostly
- * small functions costs a few kernel writes in all.
+ * code was rewritten; docs/GUARANTEES.md). Allocations of up to 4 KiB made in a batch are
+ * laid out back to back, each rounded up to 16 bytes (jit_size), in a run of memory the
+ * batch reserves (a "pack", like the kernel's bpf_prog_pack), so a batch of small
+ * functions of any sizes is one kernel write; the unused rest of the run is freed at the
+ * commit. Longer ones come from consecutive objects of a slab (one size class) or pages.
+ * Freed pack memory is trap-filled at once, also in arenas with lazy trap fill.
  *
  *   jit_batch *b = jit_batch_create(arena);
  *   void *f = jit_batch_alloc(b, code, len, "f");     address final, not live yet

@@ -296,6 +296,8 @@ int jit_arena::take_large(size_t len, Transit &out, const Writer::Piece *first) 
     return 0;
 }
 
+// Pack objects are published and given back a reservation at a time (pack_publish,
+// pack_give_back), never through these two.
 void jit_arena::publish(const Transit &t, bool with_code) {
     if (t.slab) {
         SlabClass &k = class_of(*t.slab);
@@ -488,7 +490,10 @@ bool jit_arena::locate(const void *p, bool exact, Located &out, size_t write_len
     if (!c)
         return false;
     PageDesc &d = c->page_in_slot(p);
-    if (d.state.load(std::memory_order_acquire) == PageState::slab) {
+    const PageState state = d.state.load(std::memory_order_acquire);
+    if (state == PageState::pack)
+        return locate_packed(c, p, exact, out, write_len, pin);
+    if (state == PageState::slab) {
         SlabClass *k = nullptr;
         Slab *s = lock_slab(c, p, &k);
         if (!s)
@@ -641,7 +646,10 @@ int jit_arena::begin_free(void *p, Transit &out) {
     Chunk *c = chunk_lookup(p);
     if (!c)
         return EINVAL;
-    if (c->page_in_slot(p).state.load(std::memory_order_acquire) == PageState::slab) {
+    const PageState state = c->page_in_slot(p).state.load(std::memory_order_acquire);
+    if (state == PageState::pack)
+        return begin_free_packed(c, p, out);
+    if (state == PageState::slab) {
         SlabClass *k = nullptr;
         Slab *s = lock_slab(c, p, &k);
         if (!s)
@@ -695,6 +703,10 @@ int jit_arena::begin_free(void *p, Transit &out) {
 }
 
 void jit_arena::abort_free(const Transit &t) {
+    if (t.pack) {
+        abort_free_packed(t);
+        return;
+    }
     if (t.slab) {
         SlabClass &k = class_of(*t.slab);
         std::lock_guard<std::mutex> g(k.lock);
@@ -709,6 +721,8 @@ void jit_arena::abort_free(const Transit &t) {
 }
 
 int jit_arena::finish_free(const Transit &t) {
+    if (t.pack)
+        return finish_free_packed(t);
     if (t.slab) {
         finish_slab_free(t, false);
         return 0;
@@ -749,6 +763,7 @@ size_t jit_arena::shrink() {
             if (Slab *s = k.pop_empty())
                 retire_slab(k, s, g);
     });
+    shrink_packs();  // empty packs' pages go to the buddy, released with the rest below
     size_t released = 0;
     std::lock_guard<std::mutex> b(buddy_lock);
     release_locked(0, &released);
@@ -761,6 +776,7 @@ void jit_arena::destroy_all() {
         while (Slab *s = k.pop_any())
             slab_delete(s);
     });
+    destroy_packs();
     std::lock_guard<std::mutex> b(buddy_lock);
     while (Chunk *c = chunks) {
         unlink_chunk_locked(c);

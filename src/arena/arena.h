@@ -14,7 +14,9 @@
 //    slab (Slab::shard), whichever thread that is. No operation holds two class locks.
 //    A chunk's bind_lock (chunk.h) is innermost: a lookup takes it under one of those to
 //    confirm that a chunk from the lock-free map is still this arena's.
-//  - No code memory is written under either lock: writes (poke) happen with the object
+//  - packs.lock (src/pack, arena_pack.cpp) guards the packs batches lay their small
+//    allocations out in; order: pack lock, then buddy lock; never with a class lock.
+//  - No code memory is written under any of these locks: writes (poke) happen with the object
 //    out of every free list (in transit).
 //  - Every public operation runs inside the fork gate (shared, entered once, before any
 //    lock). fork() closes the gate of every arena and waits for operations in flight, so
@@ -27,6 +29,7 @@
 #include "chunk/chunk.h"
 #include "chunk/window.h"
 #include "observe/observe.h"
+#include "pack/pack.h"
 #include "poke/writer.h"
 #include "arena/class_table.h"
 #include "arena/shards.h"
@@ -92,6 +95,7 @@ struct Located {
     uint8_t *start = nullptr;
     size_t usable = 0;
     bool held_code = false;  // the allocation held code before (locate for a write)
+    Pack *pack = nullptr;    // pack object (index: its start unit), see src/pack
 };
 
 // Memory of one allocation in transit: taken and not yet published, or being freed.
@@ -122,6 +126,9 @@ struct jit_arena {
     jitalloc::ClassTable classes;
     // The class holding slab s (made before s was).
     jitalloc::SlabClass &class_of(const jitalloc::Slab &s) { return *classes.find(s.shard, s.cls); }
+
+    // Batches' objects (src/pack, arena_pack.cpp); its lock is taken before buddy_lock.
+    jitalloc::PackSet packs;
 
     std::mutex buddy_lock;
     // --- guarded by buddy_lock ---
@@ -190,6 +197,18 @@ struct jit_arena {
     bool locate(const void *p, bool exact, jitalloc::Located &out, size_t write_len = 0,
                 bool pin = false);
 
+    // Packs (arena_pack.cpp): a batch reserves a run of units, lays its objects out in
+    // it, publishes them at its commit and releases the rest; see src/pack.
+    //   pack_reserve: a new run of at least `need` units (ENOMEM: none to be had)
+    int pack_reserve(unsigned need, jitalloc::PackRun &out);
+    //   pack_extend: r grows in place by at least `need` units; false if it cannot
+    bool pack_extend(jitalloc::PackRun &r, unsigned need);
+    //   pack_publish: objs (consecutive from r.first) become live; [end, r's end) is free
+    void pack_publish(const jitalloc::PackRun &r, const jitalloc::PackObject *objs, size_t n,
+                      unsigned end);
+    //   pack_give_back: nothing of r is published; holds_traps false: quarantined
+    void pack_give_back(const jitalloc::PackRun &r, bool holds_traps);
+
     int write(Chunk *c, uint8_t *dst, const void *src, size_t len);
     int write_traps(Chunk *c, uint8_t *dst, size_t len);
 
@@ -205,6 +224,17 @@ private:
     // A slab unlinked by finish_free / pop_empty (k.lock held in g) goes to the buddy,
     // stale objects trap-filled first with the lock dropped.
     void retire_slab(jitalloc::SlabClass &k, jitalloc::Slab *dead, std::unique_lock<std::mutex> &g);
+    // Pack objects (arena_pack.cpp): the pack lock held on success of lock_pack.
+    jitalloc::Pack *lock_pack(Chunk *c, const void *p);
+    void retire_pack(jitalloc::Pack *dead);  // pack lock held
+    bool locate_packed(Chunk *c, const void *p, bool exact, jitalloc::Located &out,
+                       size_t write_len, bool pin);
+    int begin_free_packed(Chunk *c, void *p, jitalloc::Transit &out);
+    void abort_free_packed(const jitalloc::Transit &t);
+    int finish_free_packed(const jitalloc::Transit &t);
+    int shrink_packed(const jitalloc::Located &loc, size_t len);
+    size_t shrink_packs();
+    void destroy_packs();
     int take_pages(size_t len, jitalloc::Transit &out, const jitalloc::Writer::Piece *first);
     int take_large(size_t len, jitalloc::Transit &out, const jitalloc::Writer::Piece *first);
     template <class Commit>

@@ -4,6 +4,8 @@
 // The tail [p+len, end) is trap-filled first, while the allocation stays live and whole,
 // so no byte of it can be handed out before it holds traps; then, under the lock that
 // owns the allocation's layout, what the layout allows is given back:
+//   - pack object (src/pack): the whole 16-byte units past round_up(len, 16) are freed;
+//     jit_size becomes that rounded length.
 //   - slab object: keeps its size (objects of a slab are all one size); only its
 //     requested length shrinks. The tail holds traps; jit_size is unchanged.
 //   - page run: the whole pages past round_up(len, 4 KiB) go back to the buddy, free for
@@ -47,6 +49,8 @@ int jit_arena::shrink_live(void *p, size_t len) {
             return rc;
     }
     Chunk *c = loc.chunk;
+    if (loc.pack)
+        return shrink_packed(loc, len);
     if (loc.slab) {
         SlabClass &k = class_of(*loc.slab);
         std::lock_guard<std::mutex> g(k.lock);

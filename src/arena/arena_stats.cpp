@@ -43,6 +43,12 @@ int jit_arena::stats(struct jit_stats *out) {
         out->allocations += cs.objects_in_use;
         out->bytes_in_use += cs.objects_in_use * sc.size;
     }
+    {
+        std::lock_guard<std::mutex> g(packs.lock);
+        out->allocations += packs.objects_live();
+        out->bytes_in_use += packs.bytes_live();
+        out->bytes_requested += packs.requested();
+    }
     std::lock_guard<std::mutex> b(buddy_lock);
     out->allocations += page_runs_live + large_live;
     out->bytes_in_use += page_runs_pages * kPageSize + large_bytes;
@@ -97,6 +103,11 @@ bool jit_arena::check(std::string &msg) {
             if (!k->check(s, i, msg, lazy_fill))
                 return false;
         }
+    }
+    {
+        std::lock_guard<std::mutex> g(packs.lock);
+        if (!packs.check(msg))
+            return false;
     }
     std::lock_guard<std::mutex> b(buddy_lock);
     uint64_t mapped = 0;

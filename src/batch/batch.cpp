@@ -129,7 +129,8 @@ int jit_batch::alloc(const void *code, size_t len, const char *name, void **out)
             names_.shrink_to(names_before);
             return EDEADLK;
         }
-        if (int rc = arena->take(len, code != nullptr, t)) {
+        int rc = len <= kPackMaxObject ? take_packed(len, t) : arena->take(len, code != nullptr, t);
+        if (rc) {
             names_.shrink_to(names_before);
             return rc;
         }
@@ -138,8 +139,12 @@ int jit_batch::alloc(const void *code, size_t len, const char *name, void **out)
     // the slab continues the same range (and a stale object is overwritten whole).
     size_t run, at;
     if (int rc = stage(t.chunk, t.start, t.usable, !t.stale, false, &run, &at)) {
-        GateGuard op(arena->gate);
-        arena->give_back(t, !t.stale);  // nothing was written
+        if (t.pack) {
+            reserved_.back().used -= static_cast<unsigned>(t.usable / kPackUnit);  // the last taken
+        } else {
+            GateGuard op(arena->gate);
+            arena->give_back(t, !t.stale);  // nothing was written
+        }
         names_.shrink_to(names_before);
         return rc;
     }
@@ -153,6 +158,46 @@ int jit_batch::alloc(const void *code, size_t len, const char *name, void **out)
     allocs_.push(Alloc{t, run, at, name_at, code != nullptr});  // reserved: cannot fail
     *out = t.start;
     return 0;
+}
+
+int jit_batch::take_packed(size_t len, Transit &t) {
+    const auto need = static_cast<unsigned>((len + kPackUnit - 1) >> kPackUnitShift);
+    Reservation *r = reserved_.empty() ? nullptr : &reserved_.back();
+    if (!r || (r->run.units - r->used < need &&
+               !arena->pack_extend(r->run, need - (r->run.units - r->used)))) {
+        if (!reserved_.reserve(reserved_.size() + 1))
+            return ENOMEM;
+        PackRun fresh;
+        if (int rc = arena->pack_reserve(need, fresh))
+            return rc;
+        reserved_.push(Reservation{fresh, 0});
+        r = &reserved_.back();
+    }
+    const unsigned u = r->run.first + r->used;
+    r->used += need;
+    t.chunk = r->run.pack->chunk;
+    t.slab = nullptr;
+    t.pack = r->run.pack;
+    t.index = u;
+    t.start = r->run.pack->unit_addr(u);
+    t.usable = size_t{need} << kPackUnitShift;
+    t.requested = static_cast<uint32_t>(len);
+    t.length = len;
+    t.stale = false;
+    t.held_code = false;
+    return 0;
+}
+
+void jit_batch::publish_packed() {
+    for (const Reservation &r : reserved_) {
+        pack_objects_.clear();
+        const unsigned end = r.run.first + r.used;
+        for (const Alloc &a : allocs_)
+            if (a.t.pack == r.run.pack && a.t.index >= r.run.first && a.t.index < end)
+                pack_objects_.push(PackObject{a.t.index, static_cast<unsigned>(a.t.usable / kPackUnit),
+                                              a.t.requested, a.with_code});  // reserved: cannot fail
+        arena->pack_publish(r.run, pack_objects_.data(), pack_objects_.size(), end);
+    }
 }
 
 int jit_batch::update(void *dst, const void *src, size_t len) {
@@ -202,8 +247,10 @@ int jit_batch::update_in_gate(void *dst, const void *src, size_t len) {
 // ---------------------------------------------------------------- commit
 
 int jit_batch::commit() {
-    if (runs_.empty())
+    if (runs_.empty()) {
+        abort();  // reservations whose only allocation failed to stage
         return 0;
+    }
     GateGuard op(arena->gate);
     if (!op)
         return EDEADLK;
@@ -245,7 +292,7 @@ int jit_batch::commit_in_gate(bool *replaces_code_out) {
     // needs memory is done before the first write.
     Ranges ranges;
     if (!rc && (!order_.reserve(runs_.size()) || !pieces_.reserve(runs_.size()) ||
-                !ranges.reserve(runs_.size())))
+                !ranges.reserve(runs_.size()) || !pack_objects_.reserve(allocs_.size())))
         rc = ENOMEM;
     if (!rc) {
         order_.clear();
@@ -327,8 +374,10 @@ int jit_batch::commit_in_gate(bool *replaces_code_out) {
     }
 
     // Reservations without code are announced at their first code write.
+    publish_packed();
     for (const Alloc &a : allocs_) {
-        arena->publish(a.t, a.with_code);
+        if (!a.t.pack)
+            arena->publish(a.t, a.with_code);
         if (arena->observed)
             observe_alloc(arena, a.t.start, a.t.length,
                           a.name == kNoName ? nullptr : names_.data() + a.name, a.with_code);
@@ -347,11 +396,21 @@ int jit_batch::commit_in_gate(bool *replaces_code_out) {
 void jit_batch::give_back_all() {
     // Memory as before holds traps, unless it was taken stale (lazy trap fill).
     for (const Alloc &a : allocs_)
-        arena->give_back(a.t, !a.t.stale && runs_[a.run].restored);
+        if (!a.t.pack)
+            arena->give_back(a.t, !a.t.stale && runs_[a.run].restored);
+    // A reservation goes back whole: it holds traps unless a run inside it could not be
+    // rolled back.
+    for (const Reservation &r : reserved_) {
+        bool traps = true;
+        for (const Run &run : runs_)
+            if (run.chunk == r.run.pack->chunk && run.dst < r.run.end() && run.end() > r.run.begin())
+                traps = traps && run.restored;
+        arena->pack_give_back(r.run, traps);
+    }
 }
 
 void jit_batch::abort() {
-    if (!allocs_.empty()) {
+    if (!allocs_.empty() || !reserved_.empty()) {
         GateGuard op(arena->gate);
         give_back_all();
     }
@@ -366,6 +425,7 @@ void jit_batch::clear() {
     allocs_.clear();
     alloc_index_.clear();
     live_.clear();
+    reserved_.clear();
     names_.clear();
     own_updates_ = 0;
 }

@@ -9,11 +9,17 @@
 //  - jit_batch_alloc takes memory into transit at once (the address is final, the memory
 //    is not live: lookups, jit_free and jit_size reject it) and stages the allocation's
 //    bytes — code, then traps up to its usable size — in a run: a buffer for one range of
-//    consecutive addresses of one chunk. An allocation that starts where a run ends (the
+//    consecutive addresses of one chunk. jit_batch_update stages live-code updates the
+//    same way; an update inside an allocation of the same batch goes straight into its
+//    staged bytes.
+//  - Allocations of up to kPackMaxObject bytes are laid out in packs (src/pack): the
+//    batch reserves a run of free 16-byte units and hands out consecutive addresses from
+//    it (a bump pointer, the run grown in place when it is used up), so they all stage
+//    into one run — one kernel write — whatever their sizes; the commit publishes them
+//    and frees the reservation's unused end in one step under the pack lock. Longer ones
+//    come from slabs and page runs: an allocation that starts where a run ends (the
 //    next object of the same slab: the slab layer hands out the lowest free address
-//    first) is appended to that run, so a batch of allocations of one size class becomes
-//    one range. jit_batch_update stages live-code updates the same way; an update inside
-//    an allocation of the same batch goes straight into its staged bytes.
+//    first) is appended to that run, so allocations of one size class become one range.
 //  - Commit re-checks every live update (its allocation must still be live), sorts the
 //    runs by address, merges adjacent runs into one write (pwritev gathers the pieces),
 //    writes each range with poke_pieces, publishes the allocations, and serialises the
@@ -166,6 +172,12 @@ private:
         uint8_t *start;
         size_t index;        // into allocs_
     };
+    // Units of a pack reserved by this batch (src/pack): its allocations up to
+    // kPackMaxObject bytes are laid out in them back to back, from run.first.
+    struct Reservation {
+        jitalloc::PackRun run;
+        unsigned used;       // units handed out
+    };
     static constexpr size_t kNoName = SIZE_MAX;
     // 512 slots: with one open run per size class a batch of BPF-like sizes keeps ~20
     // runs growing at once; at 64 slots a quarter of the appends missed (a new run, an
@@ -177,6 +189,11 @@ private:
     // with nothing changed.
     int stage(jitalloc::Chunk *c, uint8_t *dst, size_t len, bool fresh, bool live, size_t *run,
               size_t *at);
+    // Takes len bytes from the newest reservation, growing it or reserving another run.
+    // ENOMEM (or the arena's errno) with nothing changed.
+    int take_packed(size_t len, jitalloc::Transit &t);
+    // Publishes the allocations of each reservation and releases the rest of it.
+    void publish_packed();
     // The allocation of this batch whose usable size contains p, or nullptr.
     Alloc *own_alloc(const uint8_t *p);
     // Gives every allocation back: free if its run's range is as before (traps, unless
@@ -191,10 +208,12 @@ private:
     jitalloc::Vec<Alloc> allocs_;
     jitalloc::Vec<AllocAt> alloc_index_;  // allocs_[0, alloc_index_.size()) by address
     jitalloc::Vec<LiveWrite> live_;       // by address, none overlapping
+    jitalloc::Vec<Reservation> reserved_;  // the newest last: allocations come from it
     jitalloc::Vec<char> names_;           // NUL-terminated names (observed arenas)
     size_t own_updates_ = 0;              // updates into allocations of this batch
 
     // Commit's scratch, kept for the next commit.
     jitalloc::Vec<size_t> order_;          // run indices by address
     jitalloc::Vec<jitalloc::Writer::Piece> pieces_;  // one per run, in address order
+    jitalloc::Vec<jitalloc::PackObject> pack_objects_;  // one reservation's allocations
 };

@@ -46,6 +46,7 @@ enum class PageState : uint8_t {
     pages_tail,  // later page of a page allocation (head)
     transit,     // page allocation in transit: being written before it is published, being
                  // trap-filled by a free, or quarantined (a failed write left code in it)
+    pack,        // part of a pack (src/pack): owner is the Pack
 };
 
 // A T that is only ever read and written atomically (std::atomic_ref), with no

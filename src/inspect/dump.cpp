@@ -73,6 +73,16 @@ void walk_locked(jit_arena *a, Snapshot &s, bool code) {
                           code);
                 continue;
             }
+            if (st == PageState::pack) {
+                auto *pk = static_cast<const Pack *>(d.owner.load(std::memory_order_relaxed));
+                if (!pk || pk->first_page != pg)
+                    continue;  // a later page of a pack already recorded
+                for (unsigned u = 0; u < kPackUnits; u++)
+                    if (pk->is_live(u))
+                        add_alloc(s, pk->unit_addr(u), pk->extent(u) * kPackUnit, pk->requested_of(u),
+                                  "pack", code);
+                continue;
+            }
             if (st != PageState::slab)
                 continue;
             auto *sl = static_cast<const Slab *>(d.owner.load(std::memory_order_relaxed));

@@ -193,18 +193,37 @@ TEST_P(BatchKernelWrites, AThousandMixedFunctionsTakeFewWrites) {
     BatchHolder b(a);
     std::mt19937 rng(7);
     std::vector<void *> ps;
+    std::vector<size_t> lens;
+    size_t packed = 0;  // 16-byte units, the pack's layout
     for (int i = 0; i < 1000; i++) {
-        auto code = fn_code(i, 64 + rng() % 449);
+        lens.push_back(64 + rng() % 449);
+        auto code = fn_code(i, lens.back());
         ps.push_back(jit_batch_alloc(b, code.data(), code.size(), nullptr));
         ASSERT_NE(ps.back(), nullptr);
+        packed += (lens.back() + 15) / 16 * 16;
     }
+    // Laid out back to back whatever their sizes (a pack, src/pack), each 16-byte aligned.
+    size_t apart = 0;
+    for (int i = 1; i < 1000; i++)
+        apart += static_cast<uint8_t *>(ps[i]) != static_cast<uint8_t *>(ps[i - 1]) + (lens[i - 1] + 15) / 16 * 16;
+    EXPECT_EQ(apart, 0u);
     WriteCount count;
     ASSERT_EQ(jit_batch_commit(b), 0);
-    // 21 size classes between 64 and 512 B, about 48 functions each: one range per slab
-    // (8 to 64 objects a slab), about 60 slabs. One write per function would be 1 000.
-    EXPECT_LE(count.calls(), 100u);
+    // ~290 KiB in one range of a fresh 512 KiB pack: one kernel write (one per 64 KiB
+    // for a gathering writer would be 5; one per function 1 000).
+    EXPECT_LE(count.calls(), 5u);
+    struct jit_stats st = stats_of(a);
+    EXPECT_EQ(st.allocations, 1000u);
+    EXPECT_EQ(st.bytes_in_use, packed);
+    EXPECT_TRUE(ArenaOk(a));
+    for (int i = 0; i < 1000; i++) {
+        EXPECT_EQ(jit_size(ps[i]), (lens[i] + 15) / 16 * 16);
+        EXPECT_TRUE(Holds(ps[i], fn_code(i, lens[i]))) << i;
+    }
     for (void *p : ps)
         EXPECT_EQ(jit_free(p), 0);
+    EXPECT_EQ(stats_of(a).allocations, 0u);
+    EXPECT_TRUE(ArenaOk(a));
 }
 
 // One range made of many pieces: 100 updates of a 200 KiB allocation staged back to
@@ -399,9 +418,11 @@ TEST(Batch, AbortGivesEverythingBack) {
     EXPECT_EQ(after.allocations, before.allocations);
     EXPECT_EQ(after.bytes_in_use, before.bytes_in_use);
     EXPECT_TRUE(ArenaOk(a));
-    // The slab objects are free again: the same ones come back.
-    void *again = jit_arena_alloc(a, code.data(), 64);
+    // The pack units are free again: the next batch is laid out at the same address.
+    BatchHolder b2(a);
+    void *again = jit_batch_alloc(b2, code.data(), 64, nullptr);
     EXPECT_EQ(again, ps[0]);
+    ASSERT_EQ(jit_batch_commit(b2), 0);
     EXPECT_EQ(jit_free(again), 0);
     EXPECT_EQ(jit_free(live), 0);
 }
@@ -539,10 +560,11 @@ TEST(Batch, LazyTrapFillArenasOverwriteStaleObjectsWhole) {
     o.flags |= JIT_ARENA_LAZY_TRAP_FILL;
     ArenaHolder a(o);
     ASSERT_NE(a.get(), nullptr);
-    void *keep = jit_arena_alloc(a, nullptr, 200);  // keeps the slab (208-byte class)
+    // Longer than kPackMaxObject (4 KiB), so the batch takes slab objects, not a pack.
+    void *keep = jit_arena_alloc(a, nullptr, 4500);  // keeps the slab (4608-byte class)
     ASSERT_NE(keep, nullptr);
     std::vector<void *> old;
-    auto whole = pattern(208, 3);  // fills its object: no trap tail
+    auto whole = pattern(4608, 3);  // fills its object: no trap tail
     for (int i = 0; i < 8; i++)
         old.push_back(jit_arena_alloc(a, whole.data(), whole.size()));
     for (void *p : old)
@@ -551,14 +573,14 @@ TEST(Batch, LazyTrapFillArenasOverwriteStaleObjectsWhole) {
     BatchHolder b(a);
     std::vector<void *> ps;
     for (int i = 0; i < 8; i++) {
-        auto code = fn_code(i, 193 + i);  // same class, shorter: a trap tail over old bytes
+        auto code = fn_code(i, 4300 + i);  // same class, shorter: a trap tail over old bytes
         ps.push_back(jit_batch_alloc(b, code.data(), code.size(), nullptr));
         ASSERT_NE(ps.back(), nullptr);
     }
     EXPECT_EQ(ps[0], old[0]) << "the stale objects were not reused";
     ASSERT_EQ(jit_batch_commit(b), 0);
     for (int i = 0; i < 8; i++)
-        EXPECT_TRUE(Holds(ps[i], fn_code(i, 193 + i))) << i;
+        EXPECT_TRUE(Holds(ps[i], fn_code(i, 4300 + i))) << i;
     for (void *p : ps)
         EXPECT_EQ(jit_free(p), 0);
     EXPECT_EQ(jit_free(keep), 0);

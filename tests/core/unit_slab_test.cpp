@@ -2,6 +2,7 @@
 // checker reads free objects to verify they hold trap bytes; nothing is mapped ROX).
 #include "slab/slab.h"
 
+#include "fake_chunk.h"
 #include "helpers.h"
 
 #include <cstdlib>
@@ -17,30 +18,20 @@ namespace {
 
 class SlabTest : public ::testing::Test {
 protected:
-    std::unique_ptr<Chunk> chunk = std::make_unique<Chunk>();
-    uint8_t *mem = nullptr;
+    jt::FakeChunk fake;
+    Chunk *const chunk = fake.chunk.get();
+    uint8_t *const mem = fake.mem;
     SlabClass k;
     std::vector<Slab *> slabs;  // every slab made (deleted at the end)
 
-    void SetUp() override {
-        mem = static_cast<uint8_t *>(std::aligned_alloc(kChunkSize, kChunkSize));
-        ASSERT_NE(mem, nullptr);
-        jt_traps::fill_traps(mem, kChunkSize);
-        chunk->base = mem;
-        chunk->size = kChunkSize;
-        for (unsigned i = 0; i < kPagesPerChunk; i++) {
-            chunk->pages[i].chunk = chunk.get();
-            chunk->pages[i].index = static_cast<uint16_t>(i);
-        }
-    }
+    void SetUp() override { ASSERT_NE(mem, nullptr); }
     void TearDown() override {
         while (Slab *s = k.pop_any())
             slab_delete(s);
-        std::free(mem);
     }
 
     Slab *new_slab(unsigned cls, unsigned first_page) {
-        Slab *s = slab_new(cls, 0, chunk.get(), first_page);
+        Slab *s = slab_new(cls, 0, chunk, first_page);
         EXPECT_NE(s, nullptr);
         k.add(s);
         return s;
