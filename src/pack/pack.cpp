@@ -178,12 +178,11 @@ void PackSet::free_units(Pack *p, unsigned u, unsigned n) {
     clear_range(p->start, u, n);
     p->nused -= n;
     used_ -= n;
-    // The free run the units joined.
-    const uint64_t *used = p->used;
-    int before = u ? find_prev_set(used, u - 1) : -1;
-    unsigned hi = find_next(u + n, [used](unsigned w) { return used[w]; });
-    unsigned run = hi - static_cast<unsigned>(before + 1);
-    p->max_run = run > p->max_run ? run : p->max_run;
+    // The free run the units joined is at most a run on each side and the units: a bound
+    // in O(1) (finding the run itself scans up to the whole pack), made exact by the next
+    // reserve that scans this pack.
+    uint64_t bound = uint64_t{p->max_run} * 2 + n;
+    p->max_run = static_cast<uint32_t>(bound < kPackUnits ? bound : kPackUnits);
 }
 
 void PackSet::add(Pack *p) {
@@ -209,7 +208,7 @@ bool PackSet::reserve(unsigned need, unsigned want, PackRun &out) {
                 break;
             unsigned hi = find_next(lo, [used](unsigned w) { return used[w]; });
             if (hi - lo >= want) {
-                best = p, best_at = lo, best_len = want;
+                best = p, best_at = lo;
                 goto found;
             }
             if (hi - lo >= need && hi - lo > best_len)
@@ -222,10 +221,10 @@ bool PackSet::reserve(unsigned need, unsigned want, PackRun &out) {
     if (!best)
         return false;
 found:
-    take_units(best, best_at, best_len);
+    take_units(best, best_at, need);
     set_bit(best->start, best_at);
     settle(best);
-    out = PackRun{best, best_at, best_len};
+    out = PackRun{best, best_at, need};
     return true;
 }
 

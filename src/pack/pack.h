@@ -40,8 +40,9 @@ inline constexpr unsigned kPackWords = kPackUnits / 64;
 // Batch allocations up to this length go into packs; longer ones into slabs and page runs,
 // where a whole object of their size class is as dense.
 inline constexpr size_t kPackMaxObject = 4096;
-// A batch reserves (and extends its reservation by) this many units at a time, so a batch
-// of one function does not hold a whole pack until its commit.
+// A batch reserves what its first allocation needs, in a free run of at least this many
+// units, and grows its reservation in place by this many at a time (fewer if fewer are
+// free), so a batch of one function holds only its own units until its commit.
 inline constexpr unsigned kPackReserveUnits = 4096;  // 64 KiB
 
 struct Pack {
@@ -97,9 +98,11 @@ public:
 
     // --- all below require `lock` ---
 
-    // Reserves up to `want` free units (at least `need`) of one pack: a run of `want` if
-    // some pack has one, else the longest run of at least `need`. false if no pack has
-    // `need` free units in a row (the caller adds a pack).
+    // Reserves `need` free units of one pack: at the start of the first free run of at
+    // least `want` units (so the reservation can grow in place, extend), else of the
+    // longest run of at least `need`. Only `need`: many batches open at once (an LLVM ORC
+    // session materialising thousands of modules) each hold just what they use. false if
+    // no pack has `need` free units in a row (the caller adds a pack).
     bool reserve(unsigned need, unsigned want, PackRun &out);
     // Grows r by up to `want` (at least `need`) free units right after it; false if the
     // units after it are not free.

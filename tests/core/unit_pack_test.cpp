@@ -45,8 +45,12 @@ protected:
     }
     // Reserves a run, lays out objects of `lens` bytes in it and publishes them.
     std::vector<PackObject> load(const std::vector<uint32_t> &lens, PackRun *out = nullptr) {
+        unsigned total = 0;
+        for (uint32_t len : lens)
+            total += (len + 15) / 16;
         PackRun r;
-        EXPECT_TRUE(set.reserve(1, kPackReserveUnits, r));
+        EXPECT_TRUE(set.reserve(total, kPackReserveUnits, r));
+        EXPECT_EQ(r.units, total) << "a reservation holds what it needs";
         std::vector<PackObject> objs;
         unsigned u = r.first;
         for (uint32_t len : lens) {
@@ -104,12 +108,12 @@ TEST_F(PackTest, AReservationIsNotLiveAndEndsTheObjectBeforeIt) {
     PackRun r;
     ASSERT_TRUE(set.reserve(2, 8, r));
     EXPECT_EQ(r.first, 4u);  // right after the object
-    EXPECT_EQ(r.units, 8u);
+    EXPECT_EQ(r.units, 2u);
     EXPECT_EQ(p->extent(0), 4u) << "the reservation's start bit ends the object";
     EXPECT_EQ(p->live_object(r.first, true), -1);
     EXPECT_EQ(p->live_object(r.first + 3, false), -1);
     ASSERT_TRUE(set.extend(r, 4, 100));
-    EXPECT_EQ(r.units, 108u);
+    EXPECT_EQ(r.units, 102u);
     EXPECT_TRUE(Valid());
     EXPECT_EQ(set.release(p, r.first, r.units), nullptr);
     EXPECT_EQ(p->nused, 4u);
@@ -136,8 +140,11 @@ TEST_F(PackTest, ReserveTakesTheWantedRunOrTheLongestThatFits) {
     PackRun r;
     EXPECT_FALSE(set.reserve(11, 11, r)) << "no 11 free units in a row";
     ASSERT_TRUE(set.reserve(3, 64, r));
-    EXPECT_EQ(r.units, 10u) << "the longest run that fits";
+    EXPECT_EQ(r.units, 3u) << "in the longest run that fits";
     EXPECT_EQ(r.first % 20, 10u);
+    EXPECT_FALSE(set.extend(r, 8, 100)) << "only 7 free units follow";
+    ASSERT_TRUE(set.extend(r, 1, 100));
+    EXPECT_EQ(r.units, 10u) << "grown by what was free";
     EXPECT_FALSE(set.extend(r, 1, 1)) << "an object follows";
     EXPECT_TRUE(Valid());
 }
@@ -165,7 +172,7 @@ TEST_F(PackTest, FreeInTwoHalvesAndAbort) {
     PackRun rest, r;
     ASSERT_TRUE(set.reserve(kPackUnits - tail, kPackUnits, rest));  // all after the objects
     EXPECT_EQ(rest.first, tail);
-    ASSERT_TRUE(set.reserve(1, kPackUnits, r));
+    ASSERT_TRUE(set.reserve(mid.units, kPackUnits, r));
     EXPECT_EQ(r.first, mid.unit) << "the hole is reused (no other free run)";
     EXPECT_EQ(r.units, mid.units);
     EXPECT_TRUE(Valid());
