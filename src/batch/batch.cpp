@@ -123,22 +123,15 @@ int jit_batch::alloc(const void *code, size_t len, const char *name, void **out)
         name_at = names_before;
     }
     Transit t;
-    {
-        GateGuard op(arena->gate);
-        if (!op) {
-            names_.shrink_to(names_before);
-            return EDEADLK;
-        }
-        int rc = len <= kPackMaxObject ? take_packed(len, t) : arena->take(len, code != nullptr, t);
-        if (rc) {
-            names_.shrink_to(names_before);
-            return rc;
-        }
+    if (int rc = len <= kPackMaxObject ? take_packed(len, t) : take(len, code != nullptr, t)) {
+        names_.shrink_to(names_before);
+        return rc;
     }
     // The whole usable size is staged — code, then the trap tail — so the next object of
     // the slab continues the same range (and a stale object is overwritten whole).
     size_t run, at;
-    if (int rc = stage(t.chunk, t.start, t.usable, !t.stale, false, &run, &at)) {
+    if (int rc = t.pack ? stage_packed(t, &run, &at)
+                        : stage(t.chunk, t.start, t.usable, !t.stale, false, &run, &at)) {
         if (t.pack) {
             reserved_.back().used -= static_cast<unsigned>(t.usable / kPackUnit);  // the last taken
         } else {
@@ -160,26 +153,37 @@ int jit_batch::alloc(const void *code, size_t len, const char *name, void **out)
     return 0;
 }
 
+int jit_batch::take(size_t len, bool with_code, Transit &t) {
+    GateGuard op(arena->gate);
+    return op ? arena->take(len, with_code, t) : EDEADLK;
+}
+
+// Only a reservation that has no room left takes the fork gate: handing out its units is
+// the batch's own business (a batch is one thread's), as staging is.
 int jit_batch::take_packed(size_t len, Transit &t) {
     const auto need = static_cast<unsigned>((len + kPackUnit - 1) >> kPackUnitShift);
     Reservation *r = reserved_.empty() ? nullptr : &reserved_.back();
-    if (!r || (r->run.units - r->used < need &&
-               !arena->pack_extend(r->run, need - (r->run.units - r->used)))) {
-        if (!reserved_.reserve(reserved_.size() + 1))
-            return ENOMEM;
-        PackRun fresh;
-        if (int rc = arena->pack_reserve(need, fresh))
-            return rc;
-        reserved_.push(Reservation{fresh, 0});
-        r = &reserved_.back();
+    if (!r || r->pack_run.units - r->used < need) {
+        GateGuard op(arena->gate);
+        if (!op)
+            return EDEADLK;
+        if (!r || !arena->pack_extend(r->pack_run, need - (r->pack_run.units - r->used))) {
+            if (!reserved_.reserve(reserved_.size() + 1))
+                return ENOMEM;
+            PackRun fresh;
+            if (int rc = arena->pack_reserve(need, fresh))
+                return rc;
+            reserved_.push(Reservation{fresh, 0, kNoRun});
+            r = &reserved_.back();
+        }
     }
-    const unsigned u = r->run.first + r->used;
+    const unsigned u = r->pack_run.first + r->used;
     r->used += need;
-    t.chunk = r->run.pack->chunk;
+    t.chunk = r->pack_run.pack->chunk;
     t.slab = nullptr;
-    t.pack = r->run.pack;
+    t.pack = r->pack_run.pack;
     t.index = u;
-    t.start = r->run.pack->unit_addr(u);
+    t.start = r->pack_run.pack->unit_addr(u);
     t.usable = size_t{need} << kPackUnitShift;
     t.requested = static_cast<uint32_t>(len);
     t.length = len;
@@ -188,15 +192,40 @@ int jit_batch::take_packed(size_t len, Transit &t) {
     return 0;
 }
 
+// The allocations of a reservation are consecutive: each is appended to the run its
+// predecessor was staged in, without the run cache.
+int jit_batch::stage_packed(const Transit &t, size_t *run, size_t *at) {
+    Reservation &r = reserved_.back();
+    if (r.run != kNoRun && runs_[r.run].end() == t.start) {
+        Run &into = runs_[r.run];
+        if (into.bytes + t.usable > into.room) {
+            size_t room = std::max(into.room * 2, into.bytes + t.usable);
+            void *p = std::realloc(into.staged, room);
+            if (!p)
+                return ENOMEM;
+            into.staged = static_cast<uint8_t *>(p);
+            into.room = room;
+        }
+        *run = r.run;
+        *at = into.bytes;
+        into.bytes += t.usable;
+        return 0;
+    }
+    int rc = stage(t.chunk, t.start, t.usable, true, false, run, at);
+    if (!rc)
+        r.run = *run;
+    return rc;
+}
+
 void jit_batch::publish_packed() {
     for (const Reservation &r : reserved_) {
         pack_objects_.clear();
-        const unsigned end = r.run.first + r.used;
+        const unsigned end = r.pack_run.first + r.used;
         for (const Alloc &a : allocs_)
-            if (a.t.pack == r.run.pack && a.t.index >= r.run.first && a.t.index < end)
+            if (a.t.pack == r.pack_run.pack && a.t.index >= r.pack_run.first && a.t.index < end)
                 pack_objects_.push(PackObject{a.t.index, static_cast<unsigned>(a.t.usable / kPackUnit),
                                               a.t.requested, a.with_code});  // reserved: cannot fail
-        arena->pack_publish(r.run, pack_objects_.data(), pack_objects_.size(), end);
+        arena->pack_publish(r.pack_run, pack_objects_.data(), pack_objects_.size(), end);
     }
 }
 
@@ -403,9 +432,10 @@ void jit_batch::give_back_all() {
     for (const Reservation &r : reserved_) {
         bool traps = true;
         for (const Run &run : runs_)
-            if (run.chunk == r.run.pack->chunk && run.dst < r.run.end() && run.end() > r.run.begin())
+            if (run.chunk == r.pack_run.pack->chunk && run.dst < r.pack_run.end() &&
+                run.end() > r.pack_run.begin())
                 traps = traps && run.restored;
-        arena->pack_give_back(r.run, traps);
+        arena->pack_give_back(r.pack_run, traps);
     }
 }
 

@@ -175,9 +175,11 @@ private:
     // Units of a pack reserved by this batch (src/pack): its allocations up to
     // kPackMaxObject bytes are laid out in them back to back, from run.first.
     struct Reservation {
-        jitalloc::PackRun run;
+        jitalloc::PackRun pack_run;
         unsigned used;       // units handed out
+        size_t run;          // the run its allocations are staged in, or kNoRun
     };
+    static constexpr size_t kNoRun = SIZE_MAX;
     static constexpr size_t kNoName = SIZE_MAX;
     // 512 slots: with one open run per size class a batch of BPF-like sizes keeps ~20
     // runs growing at once; at 64 slots a quarter of the appends missed (a new run, an
@@ -192,6 +194,10 @@ private:
     // Takes len bytes from the newest reservation, growing it or reserving another run.
     // ENOMEM (or the arena's errno) with nothing changed.
     int take_packed(size_t len, jitalloc::Transit &t);
+    // The arena's take, inside its fork gate.
+    int take(size_t len, bool with_code, jitalloc::Transit &t);
+    // stage() for an allocation take_packed made.
+    int stage_packed(const jitalloc::Transit &t, size_t *run, size_t *at);
     // Publishes the allocations of each reservation and releases the rest of it.
     void publish_packed();
     // The allocation of this batch whose usable size contains p, or nullptr.
