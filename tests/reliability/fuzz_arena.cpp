@@ -6,7 +6,9 @@
 // retain and cap), alloc with and without code (small, page and large sizes), update in
 // bounds and out of bounds, free valid / interior / stale / double / foreign / NULL
 // pointers, shrink one arena or all, stats + invariant check, call generated code
-// (x86-64 or arm64), and arm a system-call fault for the next operation.
+// (x86-64 or arm64), a batch (allocations with and without code, updates into them and
+// into one live allocation, then commit or abort), and arm a system-call fault for the
+// next operation.
 //
 // The model keeps, per live allocation, its arena, requested length, usable size and
 // every byte it should hold (code, then trap bytes). Every result is checked: success or
@@ -416,6 +418,121 @@ void op_call(Model &m, Reader &r) {
     REQUIRE(f() == imm);
 }
 
+// No live allocation overlaps [u, u + n).
+bool free_range(const Model &m, uintptr_t u, size_t n) {
+    auto next = m.live.lower_bound(u);
+    if (next != m.live.end() && next->first < u + n)
+        return false;
+    return next == m.live.begin() || std::prev(next)->first + std::prev(next)->second.bytes.size() <= u;
+}
+
+void op_batch(Model &m, Reader &r) {
+    const int slot = r.u8() % kSlots;
+    const unsigned n = 1 + r.u8() % 24;
+    const uint8_t flags = r.u8();
+    jit_arena *arena = m.slots[slot].a;
+    if (!arena)
+        return;
+    jit_batch *b = jit_batch_create(arena);
+    REQUIRE(b != nullptr);
+    struct Staged {
+        uintptr_t p;
+        size_t len;
+        std::vector<uint8_t> code;  // empty: a reservation
+        std::vector<std::pair<size_t, std::vector<uint8_t>>> updates;
+    };
+    std::vector<Staged> staged;
+    for (unsigned i = 0; i < n && m.live.size() + staged.size() < kMaxLive; i++) {
+        size_t len = (flags & 1) ? 1 + r.u16() % 4096 : pick_len(r);
+        if (len > kChunk)
+            len = 1 + len % (64 * 1024);  // large allocations: op_alloc's
+        const uint8_t seed = r.u8();
+        Staged st{0, len, {}, {}};
+        if (!(seed & 0x80))
+            fill(st.code, len, seed);
+        errno = 0;
+        void *p = jit_batch_alloc(b, st.code.empty() ? nullptr : st.code.data(), len, nullptr);
+        if (!p) {
+            if (!(errno == ENOMEM && m.slots[slot].capped))
+                expect_errno(m, errno);
+            continue;  // adds nothing
+        }
+        st.p = reinterpret_cast<uintptr_t>(p);
+        REQUIRE(st.p % JIT_ALLOC_ALIGN == 0, static_cast<long>(st.p));
+        REQUIRE(jit_size(p) == 0, static_cast<long>(st.p));  // not live before the commit
+        REQUIRE(free_range(m, st.p, len), static_cast<long>(st.p));
+        for (const Staged &o : staged)
+            REQUIRE(st.p >= o.p + o.len || st.p + len <= o.p, static_cast<long>(st.p));
+        if (seed & 0x40) {  // an update inside it, staged into its bytes
+            size_t off = r.u16() % len, k = 1 + r.u16() % (len - off);
+            std::vector<uint8_t> src;
+            fill(src, k, static_cast<uint8_t>(seed + 1));
+            errno = 0;
+            if (jit_batch_update(b, reinterpret_cast<uint8_t *>(p) + off, src.data(), k) == 0)
+                st.updates.emplace_back(off, std::move(src));
+            else
+                fail("update inside a batch allocation", errno);
+        }
+        staged.push_back(std::move(st));
+    }
+    // One update of live code of the same arena, in bounds.
+    uintptr_t live_at = 0;
+    std::vector<uint8_t> live_src;
+    if (flags & 2) {
+        auto it = pick(m, r.u8());
+        uint32_t off_r = r.u32();
+        if (it != m.live.end() && it->second.slot == slot) {
+            size_t usable = it->second.bytes.size(), off = off_r % usable;
+            fill(live_src, 1 + (off_r >> 8) % std::min<size_t>(usable - off, 256), flags);
+            errno = 0;
+            if (jit_batch_update(b, reinterpret_cast<uint8_t *>(it->first) + off, live_src.data(),
+                                 live_src.size()) == 0)
+                live_at = it->first + off;
+            else
+                fail("batch update of a live allocation", errno);
+        }
+    }
+    const bool commit = !(flags & 4);
+    errno = 0;
+    int rc = 0;
+    if (commit)
+        rc = jit_batch_commit(b);
+    else
+        jit_batch_abort(b);
+    const int err = errno;
+    jit_batch_destroy(b);
+    if (!commit || rc != 0) {
+        if (rc != 0)
+            expect_errno(m, err);
+        for (const Staged &st : staged)  // all or nothing
+            REQUIRE(jit_size(reinterpret_cast<void *>(st.p)) == 0, static_cast<long>(st.p));
+        for (auto &[p, a] : m.live)
+            verify(m, p, a);
+        return;
+    }
+    if (live_at) {
+        auto it = containing(m, live_at);
+        REQUIRE(it != m.live.end());
+        std::memcpy(it->second.bytes.data() + (live_at - it->first), live_src.data(), live_src.size());
+        verify(m, it->first, it->second);
+    }
+    for (Staged &st : staged) {
+        void *p = reinterpret_cast<void *>(st.p);
+        size_t usable = jit_size(p);
+        REQUIRE(usable >= st.len, static_cast<long>(usable), static_cast<long>(st.len));
+        REQUIRE(jit_arena_of(p) == arena);
+        REQUIRE(free_range(m, st.p, usable), static_cast<long>(st.p));
+        Alloc a{slot, st.len, jt_traps::trap_bytes(p, usable)};
+        if (!st.code.empty())
+            std::memcpy(a.bytes.data(), st.code.data(), st.len);
+        for (auto &[off, src] : st.updates)
+            std::memcpy(a.bytes.data() + off, src.data(), src.size());
+        verify(m, st.p, a);
+        m.stale.erase(st.p);
+        m.live.emplace(st.p, std::move(a));
+    }
+}
+
 void op_arm_fault(Model &m, Reader &r) {
     static const int errors[] = {ENOMEM, EAGAIN, EIO, EPERM};
     uint8_t nth = r.u8(), e = r.u8(), mask = r.u8();
@@ -456,7 +573,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             op_arm_fault(m, r);
             faulted = true;
             break;
-        default: check_arenas(m); break;
+        default: op_batch(m, r); break;
         }
         if (!faulted && m.armed_error) {
             bool fired = os::faults_injected() != 0;
