@@ -20,10 +20,12 @@ struct BatchHolder {
     jit_batch *b;
 };
 
-std::vector<uint8_t> fn_code(int value, size_t len) { return ret_imm(value, len < 6 ? 6 : len); }
+// Returns value; at least kRetImmLen bytes (6 on x86-64, 12 on arm64), the rest padding.
+std::vector<uint8_t> fn_code(int value, size_t len) { return ret_imm(value, len); }
 size_t units(size_t len) { return (len + 15) / 16 * 16; }
 
-// Loads n functions of random lengths in [lo, hi] in one batch; their lengths in *lens.
+// Loads n functions of random lengths in [lo, hi] (at least kRetImmLen) in one batch;
+// their lengths in *lens.
 std::vector<void *> load(jit_arena *a, size_t n, size_t lo, size_t hi, std::vector<size_t> *lens,
                          uint32_t seed, int value0 = 0) {
     std::mt19937 rng(seed);
@@ -37,7 +39,7 @@ std::vector<void *> load(jit_arena *a, size_t n, size_t lo, size_t hi, std::vect
         if (!p)
             return {};
         ps.push_back(p);
-        lens->push_back(len);
+        lens->push_back(code.size());
     }
     EXPECT_EQ(jit_batch_commit(b), 0);
     return ps;
@@ -54,11 +56,8 @@ TEST_P(PackWriters, CodeLandsRunsAndFreedUnitsHoldTrapsAndAreReused) {
     for (size_t i = 0; i < ps.size(); i++) {
         ASSERT_EQ(jit_size(ps[i]), units(lens[i])) << i;
         ASSERT_TRUE(same_bytes(ps[i], fn_code(static_cast<int>(i), lens[i])));
-        const size_t code_len = std::max<size_t>(lens[i], 6);
-        ASSERT_TRUE(all_traps(static_cast<uint8_t *>(ps[i]) + code_len, units(lens[i]) - code_len));
-        if (lens[i] >= 6) {
-            ASSERT_EQ(call_int(ps[i]), static_cast<int>(i));
-        }
+        ASSERT_TRUE(all_traps(static_cast<uint8_t *>(ps[i]) + lens[i], units(lens[i]) - lens[i]));
+        ASSERT_EQ(call_int(ps[i]), static_cast<int>(i));
     }
     EXPECT_TRUE(ArenaOk(a));
     // Free every other one: its units hold traps at once (packs never fill lazily).
@@ -121,13 +120,13 @@ TEST(Pack, BadPointersAndWritesChangeNothing) {
         EXPECT_TRUE(same_bytes(ps[i], fn_code(static_cast<int>(i), 100)));
     EXPECT_TRUE(all_traps(end, 64));
     // An interior write inside the usable size is an update of that object.
-    const uint8_t mov[5] = {0xb8, 42, 0, 0, 0};
-    EXPECT_EQ(jit_update(p, mov, sizeof mov), 0);
+    const std::vector<uint8_t> f42 = ret_imm_code(42);
+    EXPECT_EQ(jit_update(p, f42.data(), f42.size()), 0);
     EXPECT_EQ(call_int(p), 42);
     EXPECT_EQ(jit_update(p + 100, x, 12), 0);
     ASSERT_EQ(jit_free(p), 0);
     EXPECT_EQ(jit_free(p), -1) << "twice";
-    EXPECT_EQ(jit_update(p, mov, sizeof mov), -1) << "freed";
+    EXPECT_EQ(jit_update(p, f42.data(), f42.size()), -1) << "freed";
     EXPECT_EQ(call_int(ps[0]), 0);
     EXPECT_EQ(call_int(ps[2]), 2);
     EXPECT_TRUE(ArenaOk(a));
@@ -210,8 +209,8 @@ TEST(Pack, ThreadsLoadRunAndFreeBatches) {
                 for (size_t i = 0; i < ps.size(); i++)
                     if (call_int(ps[i]) != base + static_cast<int>(i))
                         bad++;
-                const uint8_t mov[5] = {0xb8, 7, 0, 0, 0};
-                if (jit_update(ps[0], mov, sizeof mov) != 0 || call_int(ps[0]) != 7)
+                const std::vector<uint8_t> f7 = ret_imm_code(7);
+                if (jit_update(ps[0], f7.data(), f7.size()) != 0 || call_int(ps[0]) != 7)
                     bad++;
                 for (void *p : keep)
                     if (jit_free(p) != 0)
