@@ -5,7 +5,12 @@
 
 #include "pack/pack.h"
 
+#include <jitalloc/dump.h>
+
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
 #include <random>
 #include <thread>
 
@@ -132,6 +137,31 @@ TEST(Pack, BadPointersAndWritesChangeNothing) {
     EXPECT_TRUE(ArenaOk(a));
     EXPECT_EQ(jit_free(ps[0]), 0);
     EXPECT_EQ(jit_free(ps[2]), 0);
+}
+
+// jit_dump lists pack objects with their usable and requested sizes.
+TEST(Pack, DumpListsPackObjects) {
+    ArenaHolder a(JIT_WRITER_PROC_MEM);
+    ASSERT_NE(a.get(), nullptr);
+    std::vector<size_t> lens;
+    auto ps = load(a, 2, 100, 100, &lens, 12);
+    ASSERT_EQ(ps.size(), 2u);
+    char *text = nullptr;
+    size_t size = 0;
+    FILE *f = open_memstream(&text, &size);
+    ASSERT_NE(f, nullptr);
+    ASSERT_EQ(jit_dump(f, 0), 0);
+    std::fclose(f);
+    std::string dump(text, size);
+    std::free(text);
+    for (void *p : ps) {
+        char want[96];
+        std::snprintf(want, sizeof want, "alloc %lx usable 112 requested 100 kind pack",
+                      static_cast<unsigned long>(reinterpret_cast<uintptr_t>(p)));
+        EXPECT_NE(dump.find(want), std::string::npos) << want << "\n" << dump.substr(0, 2000);
+    }
+    for (void *p : ps)
+        EXPECT_EQ(jit_free(p), 0);
 }
 
 TEST(Pack, ShrinkAllocFreesTheTailUnits) {
