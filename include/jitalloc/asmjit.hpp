@@ -18,8 +18,11 @@
 //   kErrorInvalidArgument  release() of something that add() did not return, or a
 //                          jitalloc error other than ENOMEM (errno says which);
 //   any error of CodeHolder::flatten / resolveUnresolvedLinks / relocateToBase.
-// add() is one batch (jit_batch_*): it takes the space with jit_batch_alloc(batch, NULL,
-// size, name) (the address is final, the memory not live yet), relocates the CodeHolder
+// add() is one batch (jit_batch_*): it takes the space with jit_batch_alloc_aligned(batch,
+// NULL, size, align, name) (the address is final, the memory not live yet; align is 64,
+// asmjit::JitAllocator's granularity, or a section's larger alignment, so code that aligns
+// data or loops relative to its start finds them aligned as on asmjit's own runtime, up
+// to JIT_MAX_ALIGN), relocates the CodeHolder
 // to that address, flattens it into an ordinary buffer, stages it, and commits: every
 // section of the CodeHolder and the trap tail in one kernel write, no cross-CPU
 // serialisation (the memory held only traps), and the function becomes live (jit_size,
@@ -103,7 +106,7 @@ public:
         jit_batch *batch = a ? jit_batch_create(a) : nullptr;
         if (!batch)
             return DebugUtils::errored(kErrorOutOfMemory);
-        void *p = jit_batch_alloc(batch, nullptr, estimated, name);
+        void *p = jit_batch_alloc_aligned(batch, nullptr, estimated, base_alignment(*code), name);
         Error err = p ? kErrorOk : batch_error(kErrorInvalidArgument);
         if (err == kErrorOk)
             err = code->relocateToBase(reinterpret_cast<uintptr_t>(p));
@@ -126,6 +129,15 @@ public:
     }
 
 private:
+    // Where the code starts: as asmjit::JitAllocator's 64-byte granularity gives, or the
+    // largest alignment a section asks for, up to JIT_MAX_ALIGN.
+    static size_t base_alignment(const asmjit::CodeHolder &code) noexcept {
+        size_t align = 64;
+        for (const asmjit::Section *s : code.sections())
+            if (s->alignment() > align)
+                align = s->alignment();
+        return align < JIT_MAX_ALIGN ? align : JIT_MAX_ALIGN;
+    }
     // The asmjit error for a failed jit_batch_* call: out of memory for ENOMEM, else
     // `other` (taking the memory: invalid argument; writing it: invalid state).
     static asmjit::Error batch_error(asmjit::Error other) noexcept {

@@ -390,6 +390,11 @@ jit_batch *jit_batch_create(jit_arena *arena);
 /* Takes memory for len bytes of code (NULL: trap instructions) and stages the code;
  * returns the final address. name as for jit_arena_alloc_named (copied). */
 void *jit_batch_alloc(jit_batch *batch, const void *code, size_t len, const char *name);
+/* Same, with the start address a multiple of align (a power of two up to JIT_MAX_ALIGN,
+ * else EINVAL), as for jit_arena_alloc_aligned: above 16 bytes the allocation comes from
+ * a size class whose objects are all aligned, or whole pages, not from the batch's pack. */
+void *jit_batch_alloc_aligned(jit_batch *batch, const void *code, size_t len, size_t align,
+                              const char *name);
 /* Stages a write of len bytes of src at dst: inside one live allocation of the batch's
  * arena (as for jit_update) or inside an allocation of this batch. */
 int jit_batch_update(jit_batch *batch, void *dst, const void *src, size_t len);

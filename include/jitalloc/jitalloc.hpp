@@ -357,6 +357,10 @@ public:
     Result<void *> reserve(size_t len, const char *name = nullptr) {
         return wrap(jit_batch_alloc(b_, nullptr, len, name));
     }
+    // The same at an address that is a multiple of align (jit_batch_alloc_aligned).
+    Result<void *> reserve_aligned(size_t len, size_t align, const char *name = nullptr) {
+        return wrap(jit_batch_alloc_aligned(b_, nullptr, len, align, name));
+    }
     // Stages a write into live code or into an allocation of this batch; 0 or an errno.
     int update(void *dst, std::span<const std::byte> bytes) {
         return jit_batch_update(b_, dst, bytes.data(), bytes.size()) == 0 ? 0 : errno;

@@ -142,3 +142,44 @@ TEST(JitRuntimeBatch, LazyFillArenaReusesAFreedSlotInOneWrite) {
     for (auto fn : fns)
         EXPECT_EQ(rt.release(fn), kErrorOk);
 }
+
+// Code starts where asmjit's own runtime would put it: on 64 bytes (asmjit::JitAllocator's
+// granularity), or on a section's larger alignment, so data and loops aligned relative to
+// the start of the CodeHolder are aligned in memory (an aligned SSE load of a 16-byte
+// constant of a 256-aligned .data section runs; misaligned, it would fault).
+TEST(JitRuntimeBatch, CodeStartsAlignedAsOnAsmjitsRuntime) {
+    Arena arena;
+    ASSERT_NE(arena.get(), nullptr);
+    jitalloc::JitRuntime rt(arena.get());
+    std::vector<int (*)()> fns;
+    for (int32_t i = 0; i < 20; i++) {
+        int (*fn)() = nullptr;
+        ASSERT_EQ(two_section_function(rt, i, &fn), kErrorOk);
+        EXPECT_EQ(reinterpret_cast<uintptr_t>(fn) % 64, 0u) << i;
+        EXPECT_EQ(fn(), i);
+        fns.push_back(fn);
+    }
+    for (int32_t i = 0; i < 5; i++) {
+        CodeHolder code;
+        code.init(rt.environment());
+        Section *data = nullptr;
+        ASSERT_EQ(code.newSection(&data, ".data", SIZE_MAX, SectionFlags::kNone, 256), kErrorOk);
+        x86::Assembler a(&code);
+        Label constant = a.newLabel();
+        a.movaps(x86::xmm0, x86::ptr(constant));  // faults unless 16-aligned
+        a.movd(x86::eax, x86::xmm0);
+        a.ret();
+        a.section(data);
+        a.bind(constant);
+        for (int k = 0; k < 4; k++)
+            a.dd(static_cast<uint32_t>(700 + i));
+        int (*fn)() = nullptr;
+        ASSERT_EQ(rt.add(&fn, &code), kErrorOk);
+        EXPECT_EQ(reinterpret_cast<uintptr_t>(fn) % 256, 0u) << i;
+        EXPECT_EQ(fn(), 700 + i);
+        fns.push_back(fn);
+    }
+    for (auto fn : fns)
+        EXPECT_EQ(rt.release(fn), kErrorOk);
+    EXPECT_EQ(arena.stats().allocations, 0u);
+}

@@ -272,6 +272,15 @@ void *jit_batch_alloc(jit_batch *b, const void *code, size_t len, const char *na
     return ret_ptr(rc, p);
 }
 
+void *jit_batch_alloc_aligned(jit_batch *b, const void *code, size_t len, size_t align,
+                              const char *name) {
+    if (!b || align == 0 || (align & (align - 1)) != 0 || align > JIT_MAX_ALIGN)
+        return ret_ptr(EINVAL, nullptr);
+    void *p = nullptr;
+    int rc = b->alloc(code, len, name, &p, align < JIT_ALLOC_ALIGN ? JIT_ALLOC_ALIGN : align);
+    return ret_ptr(rc, p);
+}
+
 int jit_batch_update(jit_batch *b, void *dst, const void *src, size_t len) {
     return ret(b ? b->update(dst, src, len) : EINVAL);
 }

@@ -107,7 +107,7 @@ jit_batch::Alloc *jit_batch::own_alloc(const uint8_t *p) {
     return nullptr;
 }
 
-int jit_batch::alloc(const void *code, size_t len, const char *name, void **out) {
+int jit_batch::alloc(const void *code, size_t len, const char *name, void **out, size_t align) {
     if (len == 0 || len > JIT_MAX_ALLOC_SIZE || !out)
         return EINVAL;
     // What can fail before the memory is taken, so a failure changes nothing.
@@ -123,7 +123,8 @@ int jit_batch::alloc(const void *code, size_t len, const char *name, void **out)
         name_at = names_before;
     }
     Transit t;
-    if (int rc = len <= kPackMaxObject ? take_packed(len, t) : take(len, code != nullptr, t)) {
+    const bool packed = len <= kPackMaxObject && align <= kPackUnit;
+    if (int rc = packed ? take_packed(len, t) : take(len, code != nullptr, t, align)) {
         names_.shrink_to(names_before);
         return rc;
     }
@@ -153,9 +154,9 @@ int jit_batch::alloc(const void *code, size_t len, const char *name, void **out)
     return 0;
 }
 
-int jit_batch::take(size_t len, bool with_code, Transit &t) {
+int jit_batch::take(size_t len, bool with_code, Transit &t, size_t align) {
     GateGuard op(arena->gate);
-    return op ? arena->take(len, with_code, t) : EDEADLK;
+    return op ? arena->take(len, with_code, t, align) : EDEADLK;
 }
 
 // Only a reservation that has no room left takes the fork gate: handing out its units is

@@ -128,7 +128,9 @@ struct jit_batch {
 
     // Operations behind the C API (errno values). A call that fails leaves the batch
     // as it was.
-    int alloc(const void *code, size_t len, const char *name, void **out);
+    // align: a power of two from JIT_ALLOC_ALIGN to JIT_MAX_ALIGN (the C API checks it).
+    int alloc(const void *code, size_t len, const char *name, void **out,
+              size_t align = JIT_ALLOC_ALIGN);
     int update(void *dst, const void *src, size_t len);
     int commit();
     void abort();
@@ -195,7 +197,7 @@ private:
     // ENOMEM (or the arena's errno) with nothing changed.
     int take_packed(size_t len, jitalloc::Transit &t);
     // The arena's take, inside its fork gate.
-    int take(size_t len, bool with_code, jitalloc::Transit &t);
+    int take(size_t len, bool with_code, jitalloc::Transit &t, size_t align);
     // stage() for an allocation take_packed made.
     int stage_packed(const jitalloc::Transit &t, size_t *run, size_t *at);
     // Publishes the allocations of each reservation and releases the rest of it.

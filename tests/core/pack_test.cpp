@@ -164,6 +164,38 @@ TEST(Pack, DumpListsPackObjects) {
         EXPECT_EQ(jit_free(p), 0);
 }
 
+// jit_batch_alloc_aligned: above 16 bytes the start is a multiple of align (from a size
+// class whose objects are all aligned, or pages), whatever the pack's layout; bad
+// alignments are refused and add nothing.
+TEST(Pack, AlignedBatchAllocations) {
+    ArenaHolder a(JIT_WRITER_PROC_MEM);
+    ASSERT_NE(a.get(), nullptr);
+    BatchHolder b(a);
+    std::vector<std::pair<void *, size_t>> ps;
+    const size_t aligns[] = {1, 16, 32, 64, 256, 4096};
+    for (size_t k = 0; k < 12; k++) {
+        size_t align = aligns[k % 6], len = 20 + 37 * k;
+        auto code = fn_code(static_cast<int>(k), len);
+        void *p = jit_batch_alloc_aligned(b, code.data(), code.size(), align, nullptr);
+        ASSERT_NE(p, nullptr) << align;
+        EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % std::max<size_t>(align, 16), 0u) << align;
+        ps.emplace_back(p, k);
+    }
+    for (size_t bad : {size_t{0}, size_t{3}, size_t{48}, size_t{8192}}) {
+        errno = 0;
+        EXPECT_EQ(jit_batch_alloc_aligned(b, nullptr, 64, bad, nullptr), nullptr) << bad;
+        EXPECT_EQ(errno, EINVAL);
+    }
+    EXPECT_EQ(jit_batch_alloc_aligned(nullptr, nullptr, 64, 64, nullptr), nullptr);
+    ASSERT_EQ(jit_batch_commit(b), 0);
+    EXPECT_EQ(stats_of(a).allocations, 12u);
+    for (auto &[p, k] : ps)
+        EXPECT_EQ(call_int(p), static_cast<int>(k));
+    EXPECT_TRUE(ArenaOk(a));
+    for (auto &[p, k] : ps)
+        EXPECT_EQ(jit_free(p), 0);
+}
+
 TEST(Pack, ShrinkAllocFreesTheTailUnits) {
     ArenaHolder a(JIT_WRITER_MEMFD);
     ASSERT_NE(a.get(), nullptr);
