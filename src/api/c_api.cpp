@@ -150,12 +150,21 @@ void *jit_alloc(const void *code, size_t len) {
     return a ? jit_arena_alloc_named(a, code, len, nullptr) : nullptr;
 }
 
+// The alignment an aligned allocation asks the arena or batch for; 0 for a bad one (not a
+// power of two up to JIT_MAX_ALIGN).
+static size_t checked_align(size_t align) {
+    if (align == 0 || (align & (align - 1)) != 0 || align > JIT_MAX_ALIGN)
+        return 0;
+    return align < JIT_ALLOC_ALIGN ? JIT_ALLOC_ALIGN : align;
+}
+
 void *jit_arena_alloc_aligned(jit_arena *a, const void *code, size_t len, size_t align,
                               const char *name) {
-    if (!a || align == 0 || (align & (align - 1)) != 0 || align > JIT_MAX_ALIGN)
+    const size_t at = checked_align(align);
+    if (!a || !at)
         return ret_ptr(EINVAL, nullptr);
     void *p = nullptr;
-    int rc = a->alloc(code, len, name, &p, align < JIT_ALLOC_ALIGN ? JIT_ALLOC_ALIGN : align);
+    int rc = a->alloc(code, len, name, &p, at);  // before p is read
     return ret_ptr(rc, p);
 }
 
@@ -274,10 +283,11 @@ void *jit_batch_alloc(jit_batch *b, const void *code, size_t len, const char *na
 
 void *jit_batch_alloc_aligned(jit_batch *b, const void *code, size_t len, size_t align,
                               const char *name) {
-    if (!b || align == 0 || (align & (align - 1)) != 0 || align > JIT_MAX_ALIGN)
+    const size_t at = checked_align(align);
+    if (!b || !at)
         return ret_ptr(EINVAL, nullptr);
     void *p = nullptr;
-    int rc = b->alloc(code, len, name, &p, align < JIT_ALLOC_ALIGN ? JIT_ALLOC_ALIGN : align);
+    int rc = b->alloc(code, len, name, &p, at);  // before p is read
     return ret_ptr(rc, p);
 }
 

@@ -245,19 +245,9 @@ bool PackSet::extend(PackRun &r, unsigned need, unsigned want) {
 Pack *PackSet::publish(const PackRun &r, const PackObject *objs, size_t n, unsigned end) {
     Pack *p = r.pack;
     for (size_t i = 0; i < n; i++) {
-        const PackObject &o = objs[i];
-        set_bit(p->start, o.unit);
-        set_bit(p->live, o.unit);
-        if (o.with_code)
-            set_bit(p->code, o.unit);
-        set_pad(p, o.unit, static_cast<unsigned>(o.units * kPackUnit - o.requested));
-        p->nlive++;
-        p->live_units += o.units;
-        p->requested += o.requested;
-        live_units_ += o.units;
-        requested_ += o.requested;
+        set_bit(p->start, objs[i].unit);
+        make_live(p, objs[i]);
     }
-    live_ += n;
     unsigned stop = r.first + r.units;
     if (end >= stop)
         return nullptr;
@@ -269,11 +259,24 @@ Pack *PackSet::release(Pack *p, unsigned u, unsigned n) {
     return settle(p);
 }
 
+void PackSet::make_live(Pack *p, const PackObject &o) {
+    set_bit(p->live, o.unit);
+    if (o.with_code)
+        set_bit(p->code, o.unit);
+    set_pad(p, o.unit, static_cast<unsigned>(o.units * kPackUnit - o.requested));
+    p->nlive++;
+    p->live_units += o.units;
+    p->requested += o.requested;
+    live_++;
+    live_units_ += o.units;
+    requested_ += o.requested;
+}
+
 int PackSet::begin_free(Pack *p, unsigned u) {
     if (!p->is_live(u))
         return EINVAL;
-    unsigned units = p->extent(u);
-    uint32_t req = p->requested_of(u);
+    const unsigned units = p->extent(u);
+    const uint32_t req = p->requested_of(u);
     clear_bit(p->live, u);
     clear_bit(p->code, u);
     p->nlive--;
@@ -286,17 +289,7 @@ int PackSet::begin_free(Pack *p, unsigned u) {
 }
 
 void PackSet::abort_free(Pack *p, unsigned u, uint32_t requested, bool held_code) {
-    PackObject o{u, p->extent(u), requested, held_code};
-    set_bit(p->live, u);
-    if (held_code)
-        set_bit(p->code, u);
-    set_pad(p, u, static_cast<unsigned>(o.units * kPackUnit - requested));
-    p->nlive++;
-    p->live_units += o.units;
-    p->requested += requested;
-    live_++;
-    live_units_ += o.units;
-    requested_ += requested;
+    make_live(p, PackObject{u, p->extent(u), requested, held_code});
 }
 
 Pack *PackSet::finish_free(Pack *p, unsigned u, unsigned units) {

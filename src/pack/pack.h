@@ -153,6 +153,8 @@ private:
     // p's nused changed: an empty pack is cached if none is, else returned to retire.
     Pack *settle(Pack *p);
     void take_units(Pack *p, unsigned u, unsigned n);
+    // Object o (its start bit set) becomes live: bitmaps, pad and every count.
+    void make_live(Pack *p, const PackObject &o);
     void free_units(Pack *p, unsigned u, unsigned n);
 
     Pack *head_ = nullptr;
