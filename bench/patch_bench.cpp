@@ -2,16 +2,20 @@
 // jit_patch calls, with and without a second thread calling through the sites, and the
 // floor of a strict-W^X write measured in the same run.
 //
-//   patch/batch/layout:<table|apart>/spinner:<0|1>   one batch of 64 sites
-//   patch/single/layout:<table|apart>/spinner:<0|1>  64 jit_patch calls
-//   patch/update/layout:<table|apart>/spinner:<0|1>  64 jit_update calls (no protocol:
-//                                                    not safe under callers; a reference)
+//   patch/batch/layout:<0|1|2>/spinner:<0|1>   one batch of 64 sites
+//   patch/single/layout:<0|1|2>/spinner:<0|1>  64 jit_patch calls
+//   patch/update/layout:<0|1|2>/spinner:<0|1>  64 jit_update calls (no protocol: not
+//                                              safe under callers; a reference)
 //   patch/floor/spinner:<0|1>                        one raw pwrite of 5 bytes to
 //                                                    /proc/self/mem into a ROX THP page
 //                                                    (the floor_proc_mem contender)
-// layout:table  the 64 sites are 5-byte branches 16 bytes apart in one allocation (a
-//               stub table: one merged write per protocol step)
-// layout:apart  each site in an allocation of its own (one write per site and step)
+// layout:1 table      the 64 sites are 5-byte branches 16 bytes apart in one allocation
+//                     (a stub table: one merged write per protocol step)
+// layout:0 adjacent   each site in a 16-byte allocation of its own, allocated in a row,
+//                     so they adjoin (one merged write per protocol step)
+// layout:2 scattered  each site in a 16-byte allocation of its own followed by a live
+//                     16-byte allocation without a site (another owner's bytes between
+//                     every two sites: one write per site and step)
 // An iteration patches every site once (alternating between two targets, so no write
 // is a no-op); times are per iteration, i.e. per 64 sites. With spinner:1 the second
 // thread calls through all 64 sites in a loop, so it runs into the int3s.
@@ -38,7 +42,9 @@ constexpr int kSites = 64;
 // 64 sites: each `jmp rel32` to one of two targets (mov eax, 1 / 2; ret).
 class Sites {
 public:
-    Sites(jit_arena *a, bool table) : a_(a) {
+    enum Layout { adjacent = 0, table = 1, scattered = 2 };
+    Sites(jit_arena *a, int layout) : a_(a) {
+        const bool table = layout == Layout::table;
         static const uint8_t t1[] = {0xB8, 1, 0, 0, 0, 0xC3}, t2[] = {0xB8, 2, 0, 0, 0, 0xC3};
         target_[0] = static_cast<uint8_t *>(jit_arena_alloc(a, t1, sizeof t1));
         target_[1] = static_cast<uint8_t *>(jit_arena_alloc(a, t2, sizeof t2));
@@ -50,6 +56,12 @@ public:
                 return;
             if (!table)
                 own_.push_back(at);
+            if (layout == Layout::scattered) {
+                void *spacer = jit_arena_alloc(a, nullptr, 16);
+                if (!spacer)
+                    return;
+                own_.push_back(static_cast<uint8_t *>(spacer));
+            }
             site_.push_back(at);
             for (int v = 0; v < 2; v++) {
                 int32_t rel = static_cast<int32_t>(target_[v] - (at + 5));
@@ -108,14 +120,15 @@ private:
 enum class How { batch, single, update };
 
 void patch_sites(benchmark::State &state, How how) {
-    const bool table = state.range(0) != 0, spin = state.range(1) != 0;
+    const int layout = static_cast<int>(state.range(0));
+    const bool spin = state.range(1) != 0;
     jit_arena *a = proc_mem_arena();
     if (!a) {
         state.SkipWithError("no proc_mem arena");
         return;
     }
     {
-        Sites s(a, table);
+        Sites s(a, layout);
         if (!s.ok()) {
             state.SkipWithError("setup failed");
             jit_arena_destroy(a);
@@ -194,7 +207,7 @@ void register_patch(bool quick) {
     for (Kind k : {Kind{"batch", How::batch}, Kind{"single", How::single}, Kind{"update", How::update}}) {
         auto *b = benchmark::RegisterBenchmark((std::string("patch/") + k.name).c_str(),
                                                [how = k.how](benchmark::State &s) { patch_sites(s, how); });
-        b->ArgNames({"layout", "spinner"})->ArgsProduct({{1, 0}, {0, 1}})->MinTime(t);
+        b->ArgNames({"layout", "spinner"})->ArgsProduct({{1, 0, 2}, {0, 1}})->MinTime(t);
     }
     benchmark::RegisterBenchmark("patch/floor", floor_pwrite)
         ->ArgName("spinner")->Arg(0)->Arg(1)->MinTime(t);

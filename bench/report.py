@@ -772,9 +772,10 @@ headline.append(hl(f"churn throughput, 2 threads / 1 thread, proc_mem / persiste
                    f"{fmt(t2, 2)} / {fmt(t2a, 2)}"))
 if patch_ratios:
     headline.append(hl("live patch, 64 sites: one batch vs 64 single patches, second thread "
-                       "running (sites in one allocation / in 64)",
+                       "running (sites in one allocation / in 64 adjoining / in 64 scattered)",
                        f"{fmt(patch_ratios.get(('table', 1)), 3)}x / "
-                       f"{fmt(patch_ratios.get(('apart', 1)), 3)}x"))
+                       f"{fmt(patch_ratios.get(('adjacent', 1)), 3)}x / "
+                       f"{fmt(patch_ratios.get(('scattered', 1)), 3)}x"))
 for label, val in lat_head:
     headline.append(hl(label, val))
 if (cold_head := report_cold.headline_row(RES)):

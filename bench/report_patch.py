@@ -16,8 +16,11 @@ def section(runs, ctx, get, cpu, fmt, ratio, w, goals):
       "all), with 64 `jit_patch` calls (three each), and with 64 plain `jit_update` calls "
       "(one write and one sync each, no int3 protocol: not safe while threads run the "
       "sites; a reference). `table`: the sites 16 B apart in one allocation, so each "
-      "protocol step of the batch is one kernel write; `apart`: each site in an allocation "
-      "of its own, one write per site and step. `+1 thread`: a second thread calls through "
+      "protocol step of the batch is one kernel write; `adjacent`: each site in a 16-byte "
+      "allocation of its own, allocated in a row so that they adjoin, again one write per "
+      "step; `scattered`: each site in a 16-byte allocation of its own followed by a live "
+      "16-byte allocation without a site, one write per site and step. `+1 thread`: a "
+      "second thread calls through "
       "all 64 sites meanwhile, and so runs into the int3s. The floor is one raw `pwrite` of "
       "5 bytes to /proc/self/mem into a ROX THP page (proc_mem writer). CPU µs per "
       "iteration (64 sites) of the patching thread, and ratios.\n")
@@ -29,7 +32,7 @@ def section(runs, ctx, get, cpu, fmt, ratio, w, goals):
       "batch / floor | single patch / floor |")
     w("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     res = {}
-    for layout, lname in ((1, "table"), (0, "apart")):
+    for layout, lname in ((1, "table"), (0, "adjacent"), (2, "scattered")):
         for spin in (0, 1):
             b = cpu(get(runs, "batch", layout=layout, spinner=spin))
             s = cpu(get(runs, "single", layout=layout, spinner=spin))
@@ -41,7 +44,7 @@ def section(runs, ctx, get, cpu, fmt, ratio, w, goals):
               f"{fmt(u / 1000 if u else None, 3)} | {fmt(fl / 1000 if fl else None, 3)} | "
               f"{fmt(ratio(b, s), 3)} | {fmt(ratio(b, fl), 1)} | "
               f"{fmt(ratio(s / 64 if s else None, fl), 1)} |")
-    for lname in ("table", "apart"):
+    for lname in ("table", "adjacent", "scattered"):
         worst = max((res.get((lname, s)) or 99) for s in (0, 1))
         goals.append((f"live patch (issue 11): 64 sites in one batch ≤ 0.1x the time of 64 "
                       f"single patches, sites {lname}",
@@ -51,10 +54,16 @@ def section(runs, ctx, get, cpu, fmt, ratio, w, goals):
       "three syncs, plus two `sigprocmask` calls that keep asynchronous signals off the "
       "patching thread: about eight system calls, where the floor is one. A batch pays the "
       "three syncs once for all sites; its writes are one per protocol step for each group "
-      "of sites that lie close together in one allocation (bytes between them are rewritten "
-      "with their current values), but one per site and step for sites in separate "
-      "allocations: a kernel write covers one contiguous range, and bytes of other "
-      "allocations between two sites may be written concurrently by other threads, so they "
-      "cannot be folded in. Hence the batch's gain is large for a stub table and bounded "
-      "(about 3 of 8 system calls per site remain) for scattered sites.\n")
+      "of sites whose bytes between them belong to the allocations holding the sites — one "
+      "allocation, or allocations that adjoin — rewritten with their current values (the "
+      "caller leaves the allocations it patches alone meanwhile, jitalloc.h). A site with "
+      "another owner's bytes or free bytes before the next takes one write per step: a "
+      "kernel write covers one contiguous range, and other threads may write those bytes "
+      "meanwhile (jit_update, jit_alloc, jit_free), so they cannot be folded in. Hence the "
+      "batch's gain is large for a stub table or stubs allocated in a row, and bounded for "
+      "scattered sites: there 3 of the single patch's ~8 system calls per site remain, "
+      "which no batch can merge. With a second thread running, each of a single patch's "
+      "three syncs interrupts the other CPU, so the batch's share falls: "
+      + ", ".join(f"{lname} {fmt(res.get((lname, 1)), 3)}x"
+                  for lname in ("table", "adjacent", "scattered")) + " of 64 single patches.\n")
     return res

@@ -219,9 +219,11 @@ int jit_arena_update(jit_arena *arena, void *dst, const void *src, size_t len);
  * such a thread wait until the patch is complete and then re-execute dst. Each write
  * goes through the arena's writer, so strict W^X holds.
  * jit_patch_batch patches n sites with three serialisations in total
- * (text_poke_bp_batch); each step's writes are one batch (jit_batch_*): the sites of one
- * allocation up to 4 KiB apart share one kernel write, sites in different allocations
- * take one write each.
+ * (text_poke_bp_batch); each step's writes are one batch (jit_batch_*): sites up to
+ * 4 KiB apart share one kernel write when they lie in one allocation or in allocations
+ * that follow one another with no byte between them (stubs allocated in a row); a site
+ * with bytes of another allocation, or free bytes, before the next takes a write of its
+ * own (other threads may be writing those bytes).
  * x86-64 only: on arm64 valid input fails with EOPNOTSUPP (what arm64 needs instead, one
  * aligned 4-byte write of an instruction the architecture lets be swapped under running
  * CPUs (B, BL, NOP, ...) plus cache maintenance and one sync, is in src/arch/live_patch.h).
@@ -231,8 +233,9 @@ int jit_arena_update(jit_arena *arena, void *dst, const void *src, size_t len);
  *    executing, stopped in or returning into, except at dst (e.g. code not yet
  *    reachable); the new bytes are whole instructions; execution never continues into
  *    leftover old bytes (len covers the old instruction, padded with nops if shorter);
- *  - no jit_update / jit_free of the same allocation runs concurrently (jit_patch
- *    rewrites the bytes between the sites of one allocation with their current values);
+ *  - no jit_update / jit_free of an allocation holding a site runs concurrently
+ *    (jit_patch rewrites the bytes between neighbouring sites, in one allocation or in
+ *    two that adjoin, with their current values);
  *  - threads that may run patched code do not block SIGTRAP (a trap while SIGTRAP is
  *    blocked kills the process, as it would for any int3), and a SIGTRAP handler
  *    installed after the first jit_patch passes on traps it does not own to the

@@ -69,6 +69,7 @@ int PatchRun::prepare(const jit_patch_site *in, size_t n) {
         std::memcpy(p.old_bytes, dst, s.len);
         std::memcpy(p.new_bytes, s.src, s.len);
         p.alloc = loc.start;
+        p.alloc_end = loc.start + loc.usable;
     }
     PatchSite *all = sites_.get();
     std::sort(all, all + n, [](const PatchSite &x, const PatchSite &y) { return x.dst < y.dst; });
@@ -87,8 +88,9 @@ int PatchRun::prepare(const jit_patch_site *in, size_t n) {
         addrs_[i] = reinterpret_cast<uintptr_t>(s.dst);
         if (ngroups_) {
             Group &g = groups_[ngroups_ - 1];
-            const PatchSite &first = all[g.first];
-            if (first.alloc == s.alloc &&
+            const PatchSite &first = all[g.first], &prev = all[i - 1];
+            const bool nothing_foreign_between = s.alloc == prev.alloc || s.alloc == prev.alloc_end;
+            if (nothing_foreign_between &&
                 static_cast<size_t>(s.dst + s.len - first.dst) <= kMaxGroupSpan) {
                 g.count++;
                 continue;
@@ -133,13 +135,26 @@ int PatchRun::write(PatchPart part, PatchImage image) {
             for (size_t i = sp.from; i < sp.to; i++)
                 buf[s.dst + i - lo] = image_byte(s, image, i);
         }
-        if (int rc = step_.update_in_gate(lo, buf, len)) {
+        if (int rc = stage_by_allocation(g, lo, hi, buf)) {
             step_.abort();
             return rc;
         }
     }
     bool replaces_code;  // patched sites hold live code: the protocol syncs regardless
     return step_.commit_in_gate(&replaces_code);
+}
+
+int PatchRun::stage_by_allocation(const Group &g, uint8_t *lo, uint8_t *hi, const uint8_t *buf) {
+    uint8_t *from = lo;
+    for (size_t k = g.first + 1; k < g.first + g.count; k++) {
+        uint8_t *boundary = lo + (sites_[k].alloc - lo);  // where the next allocation starts
+        if (boundary == sites_[k - 1].alloc || boundary <= from || boundary >= hi)
+            continue;
+        if (int rc = step_.update_in_gate(from, buf + (from - lo), static_cast<size_t>(boundary - from)))
+            return rc;
+        from = boundary;
+    }
+    return step_.update_in_gate(from, buf + (from - lo), static_cast<size_t>(hi - from));
 }
 
 int PatchRun::sync() { return serialise_other_cpus(/*registered=*/true); }

@@ -5,10 +5,15 @@
 // Invariants:
 //  - Sites are sorted by address, do not overlap, and each lies inside one live
 //    allocation of the run's arena; old_bytes is what the site held when the run began.
-//  - A group is a run of consecutive sites inside one allocation whose span is at most
-//    kMaxGroupSpan bytes: its part of a step is one staged update covering the bytes
-//    between its sites with their current values. Bytes outside the sites are never
-//    changed.
+//  - A group is a run of consecutive sites whose span is at most kMaxGroupSpan bytes and
+//    whose bytes between two sites belong to the allocations holding those sites: the
+//    sites lie in one allocation, or in allocations that follow one another with no
+//    byte between them (a stub per allocation, handed out in a row). Its part of a step
+//    covers the bytes between its sites with their current values, staged as one update
+//    per allocation; the batch writes those adjacent updates as one range. Bytes of
+//    allocations without a site, and free bytes, are never written: other threads may
+//    be writing them (jit_alloc, jit_update, jit_free), while the allocations holding
+//    sites are the caller's to leave alone during the patch (jitalloc.h).
 //  - A step's writes are one batch (src/batch): one kernel write per range of adjacent
 //    groups, the step all or nothing (a failed write rolls the step's ranges back), and
 //    sync() after it is src/serialise's cross-CPU serialisation, checked.
@@ -43,7 +48,8 @@ struct PatchSite {
     uint8_t len = 0;
     uint8_t old_bytes[arch::kMaxPatchLen] = {};
     uint8_t new_bytes[arch::kMaxPatchLen] = {};
-    const uint8_t *alloc = nullptr;  // start of the allocation holding it
+    const uint8_t *alloc = nullptr;      // start of the allocation holding it
+    const uint8_t *alloc_end = nullptr;  // and its end (start + usable size)
 };
 
 class PatchRun {
@@ -77,6 +83,8 @@ private:
     struct Group {
         size_t first, count;
     };
+    // Stages [lo, hi) of group g from buf, one update per allocation it spans.
+    int stage_by_allocation(const Group &g, uint8_t *lo, uint8_t *hi, const uint8_t *buf);
     const PatchSite *begin() const { return sites_.get(); }
     const PatchSite *end() const { return sites_.get() + nsites_; }
 

@@ -4,8 +4,12 @@
 //
 // Two kinds of site, each returning 1 with variant 0 and 2 with variant 1: a call site
 // (a call to `one`, or a nop) and a jump site (a jump to `one`, or an instruction that
-// falls through to `return 2`). Half of each kind sits in one "stub table" allocation
-// (32 B apart: one merged write per step), the other half in allocations of their own.
+// falls through to `return 2`). Three layouts: half of the sites sit in one "stub table"
+// allocation (32 B apart: one merged write per step); a quarter in allocations of their
+// own, each followed by a live spacer allocation of the same size (scattered: one write
+// per site and step, the spacer's bytes are another owner's); a quarter in allocations of
+// their own handed out in a row, so those of one size class adjoin (one merged write per
+// step and size class: kAdjacentGroups).
 #pragma once
 
 #include "helpers.h"
@@ -19,6 +23,12 @@ class PatchRig {
 public:
     static constexpr int kSites = 64;
     static constexpr size_t kLen = jt_code::kSiteLen;
+    static constexpr int kTableSites = kSites / 2, kScatteredSites = kSites / 4;
+    // Groups of adjoining allocations: the call sites' functions and the jump sites'
+    // are of two size classes.
+    static constexpr int kAdjacentGroups = 2;
+    // Kernel writes of one protocol step of a batch over all sites.
+    static constexpr int kWritesPerStep = 1 + kScatteredSites + kAdjacentGroups;
 
     explicit PatchRig(jit_arena *a) : a_(a) {
         const std::vector<uint8_t> one = jt_code::ret_imm_code(1);
@@ -28,7 +38,7 @@ public:
             return;
         for (int i = 0; i < kSites; i++) {
             bool call = i % 2 == 0;
-            bool in_table = i < kSites / 2;
+            bool in_table = i < kTableSites, scattered = !in_table && i < kTableSites + kScatteredSites;
             std::vector<uint8_t> code = call ? jt_code::call_site_fn() : jt_code::jump_site_fn();
             uint8_t *fn = in_table ? table_ + 32 * i
                                    : static_cast<uint8_t *>(jit_arena_alloc(a, nullptr, code.size()));
@@ -36,6 +46,12 @@ public:
                 return;
             if (!in_table)
                 own_.push_back(fn);
+            if (scattered) {
+                auto *spacer = static_cast<uint8_t *>(jit_arena_alloc(a, nullptr, code.size()));
+                if (!spacer)
+                    return;
+                own_.push_back(spacer);
+            }
             Site s;
             s.fn = fn;
             s.at = fn + (call ? jt_code::kCallSiteAt : jt_code::kJumpSiteAt);
@@ -60,6 +76,15 @@ public:
     PatchRig &operator=(const PatchRig &) = delete;
 
     bool ok() const { return ok_; }
+    // Whether the last quarter's functions of each size class adjoin one another (the
+    // layout kWritesPerStep counts on: a fresh arena hands out a slab's lowest free
+    // object first).
+    bool adjacent_quarter_adjoins() const {
+        for (int i = kTableSites + kScatteredSites + 2; i < kSites; i++)
+            if (sites_[i - 2].fn + jit_size(sites_[i - 2].fn) != sites_[i].fn)
+                return false;
+        return true;
+    }
     static int expected(int variant) { return variant + 1; }
     int call(int i) const { return reinterpret_cast<int (*)()>(sites_[i].fn)(); }
     uint8_t *site(int i) const { return sites_[i].at; }

@@ -262,15 +262,19 @@ uint64_t count_calls(os::Call k, Fn &&fn) {
     return n;
 }
 
-// text_poke_bp_batch: N sites, three syncs in total; sites of one allocation share
-// one write per step, sites in allocations of their own one write each.
+// text_poke_bp_batch: N sites, three syncs in total; sites of one allocation, or of
+// allocations that adjoin, share one write per step; a site with another owner's bytes
+// before the next takes one write of its own.
 // (With another thread in the process: while it has one, nothing is synced, below.)
 TEST_F(PatchBatch, ThreeSyncsAndOneWritePerStepPerGroup) {
     const PatchRig &rig = *rig_;
     std::thread([] {}).join();
     EXPECT_EQ(count_calls(os::Call::membarrier, [&] { EXPECT_EQ(rig.flip(1, true), 0); }), 3u);
-    // 32 sites in the stub table (one group) + 32 of their own: 33 writes per step.
-    EXPECT_EQ(count_calls(os::Call::pwrite, [&] { EXPECT_EQ(rig.flip(0, true), 0); }), 3u * 33);
+    // 32 sites in the stub table (one group), 16 scattered (one write each), 16 in
+    // allocations that adjoin (a group per size class): 19 writes per step.
+    ASSERT_TRUE(rig.adjacent_quarter_adjoins());
+    EXPECT_EQ(count_calls(os::Call::pwrite, [&] { EXPECT_EQ(rig.flip(0, true), 0); }),
+              3u * PatchRig::kWritesPerStep);
     EXPECT_EQ(count_calls(os::Call::membarrier, [&] { EXPECT_EQ(rig.flip(1, false), 0); }),
               3u * PatchRig::kSites);
     EXPECT_EQ(rig.wrong(1), 0);
@@ -297,7 +301,8 @@ TEST_F(PatchBatch, SingleThreadedProcessWritesStepsWithoutSync) {
         GTEST_SKIP() << "this process has made threads already (run this test on its own)";
     const PatchRig &rig = *rig_;
     EXPECT_EQ(count_calls(os::Call::membarrier, [&] { EXPECT_EQ(rig.flip(1, true), 0); }), 0u);
-    EXPECT_EQ(count_calls(os::Call::pwrite, [&] { EXPECT_EQ(rig.flip(0, true), 0); }), 3u * 33);
+    EXPECT_EQ(count_calls(os::Call::pwrite, [&] { EXPECT_EQ(rig.flip(0, true), 0); }),
+              3u * PatchRig::kWritesPerStep);
     EXPECT_EQ(rig.wrong(0), 0);
     EXPECT_TRUE(jitalloc::process_single_threaded());
 }
