@@ -149,12 +149,25 @@ ji = machine.get("jitalloc", {})
 w(f"| jitalloc writer picked by AUTO | `{ji.get('auto_writer')}` (strict W^X: "
   f"{'yes' if ji.get('strict_wx') else 'no'}, membarrier SYNC_CORE: "
   f"{'yes' if ji.get('sync_core') else 'no'}) |")
+# What one kernel write costs on this host sets every strict writer's ratio to peers that
+# write with memcpy: hosts differ several-fold (a nested, paravirtualised VM: 1.7-2 µs per
+# /proc/self/mem write where another host took 0.3 µs), so the run says what it had.
+_fw = cpu(get(up, "floor_proc_mem", len=64, spinner=0))
+w(f"| one 64-byte /proc/self/mem pwrite into a ROX THP page (floor_proc_mem, update group) | "
+  f"{fmt(_fw / 1000 if _fw else None, 2)} µs CPU |")
 w(f"| commit | `{machine.get('commit')}` |")
 w(f"| repetitions | {machine.get('repetitions')} per benchmark (median reported) |")
 w(f"| load average at start / end | {machine.get('loadavg_start')} / {LOAD_END} |")
 if RUNTIME is not None:
     w(f"| run time | {RUNTIME // 60} min {RUNTIME % 60} s |")
 w("")
+if _fw:
+    w(f"Hosts differ in what a kernel write costs, and with it every strict writer's ratio to "
+      f"peers that write with memcpy (asmjit, ideal): this run's host took {_fw / 1000:.2f} µs "
+      f"of CPU for the 64-byte floor write; the host of the runs up to 2026-12-03 11:30 UTC "
+      f"took about 0.3 µs (getppid about 0.1 µs there, 0.25 µs on the host of 2026-12-03 "
+      f"14:00, a nested paravirtualised VM). Ratios to the floor move less than ratios to "
+      f"asmjit; figures of runs on different hosts are not compared here.\n")
 w("The VM is shared and noisy and has no performance counters, so every comparison is a "
   "**ratio between contenders measured in the same run**, each the median of the "
   "repetitions. Single-thread workloads are timed in CPU time of the benchmark thread "
