@@ -45,7 +45,7 @@ jit_batch::~jit_batch() { abort(); }
 int jit_batch::stage(Chunk *c, uint8_t *dst, size_t len, bool fresh, bool live, size_t *run,
                      size_t *at) {
     size_t slot = cache_slot(dst);
-    if (size_t cached = run_ending_[slot]) {
+    if (size_t cached = cached_run(slot)) {
         Run &r = runs_[cached - 1];
         if (r.chunk == c && r.end() == dst) {
             if (r.bytes + len > r.room) {
@@ -61,21 +61,24 @@ int jit_batch::stage(Chunk *c, uint8_t *dst, size_t len, bool fresh, bool live, 
             r.bytes += len;
             r.fresh = r.fresh && fresh;
             r.live = r.live || live;
-            run_ending_[slot] = 0;
-            run_ending_[cache_slot(r.end())] = cached;
+            cache_run(slot, 0);
+            cache_run(cache_slot(r.end()), cached);
             return 0;
         }
     }
-    if (!runs_.reserve(runs_.size() + 1))
+    if (!runs_.reserve(runs_.size() + 1) || runs_.size() >= UINT32_MAX)
         return ENOMEM;
-    // A page to start with: a run usually grows over a slab's consecutive objects, and
-    // doubling from less costs a realloc (and a copy) every few appends.
-    size_t room = std::max<size_t>(len, 4096);
+    // New code: a page to start with, as such a run usually grows over a slab's
+    // consecutive objects and doubling from less costs a realloc (and a copy) every few
+    // appends. An update of live code (a patch site, a relocation) seldom grows: a small
+    // buffer, which malloc hands out and takes back from its per-thread cache where a
+    // page-sized one goes through its bins (a third of a live patch's instructions).
+    size_t room = std::max<size_t>(len, live ? 256 : 4096);
     auto *staged = static_cast<uint8_t *>(std::malloc(room));
     if (!staged)
         return ENOMEM;
     runs_.push(Run{c, dst, len, staged, room, live, fresh, true});
-    run_ending_[cache_slot(dst + len)] = runs_.size();
+    cache_run(cache_slot(dst + len), runs_.size());
     *run = runs_.size() - 1;
     *at = 0;
     return 0;
@@ -452,7 +455,10 @@ void jit_batch::clear() {
     for (Run &r : runs_)
         std::free(r.staged);
     runs_.clear();
-    std::memset(run_ending_, 0, sizeof run_ending_);
+    if (++cache_generation_ == 0) {  // wrapped: entries of generation 1 could come back
+        std::memset(run_ending_, 0, sizeof run_ending_);
+        cache_generation_ = 1;
+    }
     allocs_.clear();
     alloc_index_.clear();
     live_.clear();
