@@ -401,11 +401,14 @@ int jit_arena::write_taken(const Transit &t, const void *code, size_t len) {
     // A stale object (lazy trap fill) still holds freed code: the new code and the trap
     // tail go in one write over the whole object. Nothing to undo: on failure it stays
     // stale, and stale objects are always overwritten whole.
+    // An empty piece is left out: one piece goes to the kernel straight from the
+    // caller's buffer, two are first gathered into one (poke/writers.cpp).
     size_t n = code ? len : 0;
     const Writer::Piece pieces[2] = {{{static_cast<const uint8_t *>(code), 0}, n},
                                      {poke_detail::trap_source(), t.usable - n}};
-    return poke_pieces(*writer, t.chunk->mapping, t.start, code ? pieces : pieces + 1,
-                       code ? 2 : 1, t.usable, Undo::none);
+    const Writer::Piece *first = code ? pieces : pieces + 1;
+    const size_t count = (code ? 1 : 0) + (t.usable > n ? 1 : 0);
+    return poke_pieces(*writer, t.chunk->mapping, t.start, first, count, t.usable, Undo::none);
 }
 
 int jit_arena::alloc(const void *code, size_t len, const char *name, void **out, size_t align) {
