@@ -324,8 +324,8 @@ int jit_arena_stats(jit_arena *arena, struct jit_stats *out);
 /* Prints stats as tables to f (NULL: stdout). */
 int jit_stats_print(FILE *f, const struct jit_stats *stats);
 
-/* Releases every wholly free chunk (and empty cached slabs) of every arena to the OS;
- * returns the bytes released. */
+/* Releases every wholly free chunk (and empty cached slabs and packs) of every arena to
+ * the OS; returns the bytes released (the chunks those slabs and packs held included). */
 size_t jit_shrink(void);
 size_t jit_arena_shrink(jit_arena *arena);
 

@@ -170,9 +170,9 @@ PageDesc *jit_arena::pages_locked(unsigned npages, int &err, std::unique_lock<st
     return d;
 }
 
-void jit_arena::free_pages_locked(Chunk *c, unsigned first, unsigned npages) {
+void jit_arena::free_pages_locked(Chunk *c, unsigned first, unsigned npages, size_t *released) {
     if (buddy.free(c, first, npages))
-        release_locked(opts.retain_bytes, nullptr);
+        release_locked(opts.retain_bytes, released);
 }
 
 // Gives wholly free chunks back to the OS until at most keep_bytes of them remain.
@@ -356,7 +356,8 @@ void jit_arena::finish_slab_free(const Transit &t, bool stale) {
     retire_slab(k, k.finish_free(t.slab, t.index, keep_empty_slabs(t.slab->cls), stale), g);
 }
 
-void jit_arena::retire_slab(SlabClass &k, Slab *dead, std::unique_lock<std::mutex> &g) {
+void jit_arena::retire_slab(SlabClass &k, Slab *dead, std::unique_lock<std::mutex> &g,
+                            size_t *released) {
     if (!dead)
         return;
     // Free pages hold only traps: stale objects (lazy trap fill) are filled first, with the
@@ -373,16 +374,17 @@ void jit_arena::retire_slab(SlabClass &k, Slab *dead, std::unique_lock<std::mute
             return;
         }
     }
-    release_slab_if_empty(dead);
+    release_slab_if_empty(dead, released);
 }
 
-void jit_arena::release_slab_if_empty(Slab *dead) {
+void jit_arena::release_slab_if_empty(Slab *dead, size_t *released) {
     if (!dead)
         return;
     {
         std::lock_guard<std::mutex> b(buddy_lock);
         slab_meta_bytes -= slab_metadata_bytes(dead->cls);
-        free_pages_locked(dead->chunk, dead->first_page, static_cast<unsigned>(dead->pages()));
+        free_pages_locked(dead->chunk, dead->first_page, static_cast<unsigned>(dead->pages()),
+                          released);
     }
     slab_delete(dead);
 }
@@ -758,16 +760,18 @@ size_t jit_arena::shrink() {
     GateGuard op(gate);
     if (!op)
         return 0;
+    // Chunks a retired slab or pack frees wholly are released at once past retain_bytes:
+    // counted too, as is every chunk released below.
+    size_t released = 0;
     // Every shard's empty slabs, whichever threads used them (and whether they still run).
     classes.for_each([&](unsigned, unsigned, SlabClass &k) {
         std::unique_lock<std::mutex> g(k.lock);
         // Bounded: a slab whose stale objects cannot be trap-filled is cached again.
         for (uint64_t n = k.empty_slabs(); n; n--)
             if (Slab *s = k.pop_empty())
-                retire_slab(k, s, g);
+                retire_slab(k, s, g, &released);
     });
-    shrink_packs();  // empty packs' pages go to the buddy, released with the rest below
-    size_t released = 0;
+    shrink_packs(&released);  // empty packs' pages go to the buddy, released below
     std::lock_guard<std::mutex> b(buddy_lock);
     release_locked(0, &released);
     return released;

@@ -222,18 +222,20 @@ private:
     // slab if it became empty and is not kept.
     void finish_slab_free(const jitalloc::Transit &t, bool stale);
     // A slab unlinked by finish_free / pop_empty (k.lock held in g) goes to the buddy,
-    // stale objects trap-filled first with the lock dropped.
-    void retire_slab(jitalloc::SlabClass &k, jitalloc::Slab *dead, std::unique_lock<std::mutex> &g);
+    // stale objects trap-filled first with the lock dropped. released (shrink): adds the
+    // bytes of chunks given back to the OS because of it.
+    void retire_slab(jitalloc::SlabClass &k, jitalloc::Slab *dead, std::unique_lock<std::mutex> &g,
+                     size_t *released = nullptr);
     // Pack objects (arena_pack.cpp): the pack lock held on success of lock_pack.
     jitalloc::Pack *lock_pack(Chunk *c, const void *p);
-    void retire_pack(jitalloc::Pack *dead);  // pack lock held
+    void retire_pack(jitalloc::Pack *dead, size_t *released = nullptr);  // pack lock held
     bool locate_packed(Chunk *c, const void *p, bool exact, jitalloc::Located &out,
                        size_t write_len, bool pin);
     int begin_free_packed(Chunk *c, void *p, jitalloc::Transit &out);
     void abort_free_packed(const jitalloc::Transit &t);
     int finish_free_packed(const jitalloc::Transit &t);
     int shrink_packed(const jitalloc::Located &loc, size_t len);
-    size_t shrink_packs();
+    size_t shrink_packs(size_t *released);
     void destroy_packs();
     int take_pages(size_t len, jitalloc::Transit &out, const jitalloc::Writer::Piece *first);
     int take_large(size_t len, jitalloc::Transit &out, const jitalloc::Writer::Piece *first);
@@ -249,7 +251,7 @@ private:
     bool owns_locked(const Chunk *c, const void *p) const;
     jitalloc::Slab *lock_slab(Chunk *c, const void *p, jitalloc::SlabClass **held);
     // class lock of the slab held; takes buddy_lock:
-    void release_slab_if_empty(jitalloc::Slab *dead);
+    void release_slab_if_empty(jitalloc::Slab *dead, size_t *released = nullptr);
     // buddy_lock held:
     // npages from the buddy, growing the arena if none fit; b (holding buddy_lock) is
     // dropped while a chunk is made and held again on return. first: the code the run
@@ -257,7 +259,9 @@ private:
     jitalloc::PageDesc *pages_locked(unsigned npages, int &err, std::unique_lock<std::mutex> &b,
                                      const jitalloc::Writer::Piece *first = nullptr,
                                      bool *holds_first = nullptr);
-    void free_pages_locked(Chunk *c, unsigned first, unsigned npages);
+    // Pages back to the buddy; a chunk that becomes wholly free is released past
+    // retain_bytes (its bytes added to *released, if given).
+    void free_pages_locked(Chunk *c, unsigned first, unsigned npages, size_t *released = nullptr);
     // A new chunk, its exposure covering npages; made with b unlocked (arena.cpp). With
     // first, the chunk is born holding that code at its base and *carved is the run of
     // npages there, already taken from the buddy.

@@ -64,13 +64,13 @@ void jit_arena::pack_give_back(const PackRun &r, bool holds_traps) {
     retire_pack(packs.release(r.pack, r.first, r.units));
 }
 
-void jit_arena::retire_pack(Pack *dead) {
+void jit_arena::retire_pack(Pack *dead, size_t *released) {
     if (!dead)
         return;
     {
         std::lock_guard<std::mutex> b(buddy_lock);
         slab_meta_bytes -= kPackMetadataBytes;
-        free_pages_locked(dead->chunk, dead->first_page, kPackPages);
+        free_pages_locked(dead->chunk, dead->first_page, kPackPages, released);
     }
     pack_delete(dead);
 }
@@ -165,11 +165,11 @@ int jit_arena::shrink_packed(const Located &loc, size_t len) {
     return packs.shrink(pk, loc.index, units_for(len), static_cast<uint32_t>(len));
 }
 
-size_t jit_arena::shrink_packs() {
+size_t jit_arena::shrink_packs(size_t *released) {
     size_t n = 0;
     std::lock_guard<std::mutex> g(packs.lock);
     while (Pack *p = packs.pop_empty()) {
-        retire_pack(p);
+        retire_pack(p, released);
         n++;
     }
     return n;

@@ -184,6 +184,39 @@ TEST(Stats, RetentionLimit) {
     retention_case(SIZE_MAX, 4);
 }
 
+// What shrink returns is what it gave back to the OS, also the chunks that the empty slab
+// or pack it retires frees wholly (released at once when retain_bytes keeps none of
+// them): on 5a2d07a both returned 0 with the chunk gone.
+TEST(Stats, ShrinkReturnsTheChunksItsRetiredSlabsAndPacksFree) {
+    for (bool batch : {false, true}) {
+        SCOPED_TRACE(batch ? "pack object" : "slab object");
+        ArenaHolder a(opts_with(0));
+        ASSERT_NE(a.get(), nullptr);
+        auto code = ret_imm(1, 64);
+        void *p = nullptr;
+        if (batch) {
+            jit_batch *b = jit_batch_create(a);
+            ASSERT_NE(b, nullptr);
+            p = jit_batch_alloc(b, code.data(), code.size(), nullptr);
+            EXPECT_EQ(jit_batch_commit(b), 0);
+            jit_batch_destroy(b);
+        } else {
+            p = jit_arena_alloc(a, code.data(), code.size());
+        }
+        ASSERT_NE(p, nullptr);
+        ASSERT_EQ(jit_free(p), 0);
+        struct jit_stats s = stats_of(a);
+        ASSERT_EQ(s.chunks_mapped, 1u) << "the empty slab / pack is kept for reuse";
+        const uint64_t released_before = s.chunks_released;
+        EXPECT_EQ(jit_arena_shrink(a), 2 * MiB);
+        s = stats_of(a);
+        EXPECT_EQ(s.chunks_mapped, 0u);
+        EXPECT_EQ(s.chunks_released, released_before + 1);
+        EXPECT_EQ(jit_arena_shrink(a), 0u);
+        EXPECT_TRUE(ArenaOk(a));
+    }
+}
+
 TEST(Stats, GlobalShrinkReleasesEveryArena) {
     ArenaHolder a(opts_with(SIZE_MAX)), b(opts_with(SIZE_MAX));
     ASSERT_TRUE(a.get() && b.get());
