@@ -364,7 +364,9 @@ void *jit_arena_map_near(jit_arena *arena, size_t len, int prot);
  * laid out back to back, each rounded up to 16 bytes (jit_size), in a run of memory the
  * batch reserves (a "pack", like the kernel's bpf_prog_pack), so a batch of small
  * functions of any sizes is one kernel write; the unused rest of the run is freed at the
- * commit. Longer ones come from consecutive objects of a slab (one size class) or pages.
+ * commit (if no pack has room and none can be made — the max_bytes cap, free pages too
+ * scattered for a new one — such an allocation takes a slab object as jit_arena_alloc
+ * would). Longer ones come from consecutive objects of a slab (one size class) or pages.
  * Freed pack memory is trap-filled at once, also in arenas with lazy trap fill.
  *
  *   jit_batch *b = jit_batch_create(arena);

@@ -127,7 +127,13 @@ int jit_batch::alloc(const void *code, size_t len, const char *name, void **out,
     }
     Transit t;
     const bool packed = len <= kPackMaxObject && align <= kPackUnit;
-    if (int rc = packed ? take_packed(len, t) : take(len, code != nullptr, t, align)) {
+    int rc = packed ? take_packed(len, t) : take(len, code != nullptr, t, align);
+    // No pack has room and none can be made (a new pack is 512 KiB of free pages in a
+    // row: the max_bytes cap, or an arena whose free pages are scattered): a slab object,
+    // as jit_arena_alloc would take, rather than an ENOMEM it would not give.
+    if (packed && rc == ENOMEM)
+        rc = take(len, code != nullptr, t, align);
+    if (rc) {
         names_.shrink_to(names_before);
         return rc;
     }

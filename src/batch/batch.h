@@ -16,7 +16,9 @@
 //    batch reserves a run of free 16-byte units and hands out consecutive addresses from
 //    it (a bump pointer, the run grown in place when it is used up), so they all stage
 //    into one run — one kernel write — whatever their sizes; the commit publishes them
-//    and frees the reservation's unused end in one step under the pack lock. Longer ones
+//    and frees the reservation's unused end in one step under the pack lock. If no pack
+//    run can be had (ENOMEM: the max_bytes cap, no 512 KiB of free pages in a row for a
+//    new pack) such an allocation is taken like a longer one, from a slab. Longer ones
 //    come from slabs and page runs: an allocation that starts where a run ends (the
 //    next object of the same slab: the slab layer hands out the lowest free address
 //    first) is appended to that run, so allocations of one size class become one range.

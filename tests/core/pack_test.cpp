@@ -196,6 +196,51 @@ TEST(Pack, AlignedBatchAllocations) {
         EXPECT_EQ(jit_free(p), 0);
 }
 
+// A small batch allocation succeeds wherever jit_arena_alloc of the same length does: with
+// no pack to be had (the max_bytes cap reached, the free pages scattered in 128 KiB
+// blocks, none of the 512 KiB a pack needs) it takes a slab object. On 5a2d07a
+// jit_batch_alloc failed with ENOMEM where jit_arena_alloc succeeded.
+TEST(Pack, SmallBatchAllocationsTakeSlabObjectsWhenNoPackCanBeMade) {
+    jit_arena_options o = options(JIT_WRITER_PROC_MEM);
+    o.max_bytes = 2 * MiB;
+    ArenaHolder a(o);
+    ASSERT_NE(a.get(), nullptr);
+    std::vector<void *> runs;
+    while (void *p = jit_arena_alloc(a, nullptr, 100 * KiB))  // 32 pages each
+        runs.push_back(p);
+    ASSERT_EQ(errno, ENOMEM);
+    ASSERT_GE(runs.size(), 8u);
+    for (size_t i = 0; i < runs.size(); i += 2)  // every other: no free 512 KiB block
+        ASSERT_EQ(jit_free(runs[i]), 0);
+    void *single = jit_arena_alloc(a, nullptr, 64);
+    ASSERT_NE(single, nullptr) << "the arena has room";
+    const struct jit_stats before = stats_of(a);
+    BatchHolder b(a);
+    std::vector<void *> ps;
+    for (int i = 0; i < 3; i++) {
+        auto code = fn_code(i, 64 + 100 * i);
+        void *p = jit_batch_alloc(b, code.data(), code.size(), nullptr);
+        ASSERT_NE(p, nullptr) << i << ": errno " << errno;
+        EXPECT_EQ(jit_size(p), 0u) << "not live before the commit";
+        ps.push_back(p);
+    }
+    ASSERT_EQ(jit_batch_commit(b), 0);
+    EXPECT_EQ(stats_of(a).chunks_mapped, before.chunks_mapped);
+    EXPECT_EQ(stats_of(a).allocations, before.allocations + 3);
+    for (int i = 0; i < 3; i++) {
+        EXPECT_EQ(call_int(ps[i]), i);
+        EXPECT_GE(jit_size(ps[i]), 64u + 100 * i);
+    }
+    EXPECT_TRUE(ArenaOk(a));
+    for (void *p : ps)
+        EXPECT_EQ(jit_free(p), 0);
+    EXPECT_EQ(jit_free(single), 0);
+    for (size_t i = 1; i < runs.size(); i += 2)
+        EXPECT_EQ(jit_free(runs[i]), 0);
+    EXPECT_EQ(stats_of(a).allocations, 0u);
+    EXPECT_TRUE(ArenaOk(a));
+}
+
 TEST(Pack, ShrinkAllocFreesTheTailUnits) {
     ArenaHolder a(JIT_WRITER_MEMFD);
     ASSERT_NE(a.get(), nullptr);
