@@ -273,11 +273,13 @@ TEST(Pack, EmptyPacksAreGivenBack) {
     for (void *p : all)
         ASSERT_EQ(jit_free(p), 0);
     EXPECT_TRUE(ArenaOk(a));
-    jit_arena_shrink(a);
+    const uint64_t chunks = stats_of(a).chunks_mapped;
+    EXPECT_EQ(jit_arena_shrink(a), chunks * kChunk) << "every chunk counted";
     struct jit_stats st = stats_of(a);
     EXPECT_EQ(st.allocations, 0u);
     EXPECT_EQ(st.chunks_mapped, 0u);
     EXPECT_EQ(st.bytes_mapped, 0u);
+    EXPECT_EQ(st.bytes_metadata, 0u) << "no pack's metadata kept";
     EXPECT_TRUE(ArenaOk(a));
 }
 
