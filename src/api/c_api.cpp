@@ -4,6 +4,7 @@
 
 #include "arena/arena.h"
 #include "batch/batch.h"
+#include "batch/spare.h"
 #include "patch/patch.h"
 
 #include <sys/mman.h>
@@ -271,7 +272,7 @@ void *jit_arena_map_near(jit_arena *a, size_t len, int prot) {
 jit_batch *jit_batch_create(jit_arena *a) {
     if (!a && !(a = jit_default_arena()))
         return nullptr;
-    auto *b = new (std::nothrow) jit_batch(a);
+    jit_batch *b = batch_create(a);
     return static_cast<jit_batch *>(ret_ptr(b ? 0 : ENOMEM, b));
 }
 
@@ -303,10 +304,8 @@ void jit_batch_abort(jit_batch *b) {
 }
 
 void jit_batch_destroy(jit_batch *b) {
-    if (b) {
-        b->abort();
-        delete b;
-    }
+    if (b)
+        batch_destroy(b);
 }
 
 int jit_arena_check(jit_arena *a, char *msg, size_t msg_len) {

@@ -457,6 +457,12 @@ void jit_batch::abort() {
     clear();
 }
 
+size_t jit_batch::retained_bytes() const {
+    return runs_.capacity_bytes() + allocs_.capacity_bytes() + alloc_index_.capacity_bytes() +
+           live_.capacity_bytes() + reserved_.capacity_bytes() + names_.capacity_bytes() +
+           order_.capacity_bytes() + pieces_.capacity_bytes() + pack_objects_.capacity_bytes();
+}
+
 void jit_batch::clear() {
     for (Run &r : runs_)
         std::free(r.staged);

@@ -99,6 +99,7 @@ public:
         size_++;
     }
     void shrink_to(size_t n) { size_ = n; }
+    size_t capacity_bytes() const { return cap_ * sizeof(T); }
     void clear() { size_ = 0; }
     size_t size() const { return size_; }
     bool empty() const { return size_ == 0; }
@@ -126,7 +127,8 @@ struct jit_batch {
     jit_batch(const jit_batch &) = delete;
     jit_batch &operator=(const jit_batch &) = delete;
 
-    jit_arena *const arena;
+    // Set when the batch is made, and again only while it is empty (batch/spare.h).
+    jit_arena *arena;
 
     // Operations behind the C API (errno values). A call that fails leaves the batch
     // as it was.
@@ -146,6 +148,9 @@ struct jit_batch {
     // back as commit() does. *replaces_code: a write replaced code that may have run.
     int update_in_gate(void *dst, const void *src, size_t len);
     int commit_in_gate(bool *replaces_code);
+
+    // Heap bytes the batch keeps between commits (its arrays' capacity).
+    size_t retained_bytes() const;
 
 private:
     struct Run {

@@ -45,7 +45,9 @@ uint8_t image_byte(const PatchSite &s, PatchImage image, size_t i) {
 }  // namespace
 
 int PatchRun::prepare(const jit_patch_site *in, size_t n) {
-    jit_arena *a = step_.arena;
+    jit_arena *a = arena_;
+    if (!step_)
+        return ENOMEM;
     sites_.reset(new (std::nothrow) PatchSite[n]);
     groups_.reset(new (std::nothrow) Group[n]);
     addrs_.reset(new (std::nothrow) uintptr_t[n]);
@@ -136,12 +138,12 @@ int PatchRun::write(PatchPart part, PatchImage image) {
                 buf[s.dst + i - lo] = image_byte(s, image, i);
         }
         if (int rc = stage_by_allocation(g, lo, hi, buf)) {
-            step_.abort();
+            step_->abort();
             return rc;
         }
     }
     bool replaces_code;  // patched sites hold live code: the protocol syncs regardless
-    return step_.commit_in_gate(&replaces_code);
+    return step_->commit_in_gate(&replaces_code);
 }
 
 int PatchRun::stage_by_allocation(const Group &g, uint8_t *lo, uint8_t *hi, const uint8_t *buf) {
@@ -150,11 +152,11 @@ int PatchRun::stage_by_allocation(const Group &g, uint8_t *lo, uint8_t *hi, cons
         uint8_t *boundary = lo + (sites_[k].alloc - lo);  // where the next allocation starts
         if (boundary == sites_[k - 1].alloc || boundary <= from || boundary >= hi)
             continue;
-        if (int rc = step_.update_in_gate(from, buf + (from - lo), static_cast<size_t>(boundary - from)))
+        if (int rc = step_->update_in_gate(from, buf + (from - lo), static_cast<size_t>(boundary - from)))
             return rc;
         from = boundary;
     }
-    return step_.update_in_gate(from, buf + (from - lo), static_cast<size_t>(hi - from));
+    return step_->update_in_gate(from, buf + (from - lo), static_cast<size_t>(hi - from));
 }
 
 int PatchRun::sync() { return serialise_other_cpus(/*registered=*/true); }

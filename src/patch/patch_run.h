@@ -21,7 +21,7 @@
 #pragma once
 
 #include "arch/live_patch.h"
-#include "batch/batch.h"
+#include "batch/spare.h"
 
 #include <jitalloc/jitalloc.h>
 
@@ -54,7 +54,13 @@ struct PatchSite {
 
 class PatchRun {
 public:
-    explicit PatchRun(jit_arena *a) : step_(a) {}
+    explicit PatchRun(jit_arena *a) : arena_(a), step_(batch_create(a)) {}
+    ~PatchRun() {
+        if (step_)
+            batch_destroy(step_);
+    }
+    PatchRun(const PatchRun &) = delete;
+    PatchRun &operator=(const PatchRun &) = delete;
 
     // Largest span of one group's write (the bytes between its sites included).
     static constexpr size_t kMaxGroupSpan = 4096;
@@ -88,7 +94,8 @@ private:
     const PatchSite *begin() const { return sites_.get(); }
     const PatchSite *end() const { return sites_.get() + nsites_; }
 
-    jit_batch step_;  // one step's writes; empty between steps
+    jit_arena *const arena_;
+    jit_batch *step_;  // one step's writes, empty between steps (batch/spare.h); or nullptr
     // Arrays of the caller's n (std::nothrow: the library has no exceptions).
     std::unique_ptr<PatchSite[]> sites_;
     std::unique_ptr<Group[]> groups_;

@@ -427,6 +427,67 @@ TEST(Batch, AbortGivesEverythingBack) {
     EXPECT_EQ(jit_free(live), 0);
 }
 
+// A thread keeps the batch it destroyed for its next jit_batch_create (batch/spare.h):
+// the batch it gets again belongs to the arena it is made for, holds nothing of its
+// previous life (not committed, given back, or aborted), and a batch destroyed on
+// another thread, or after a very large batch, is as good.
+TEST(Batch, DestroyedBatchesComeBackEmptyForAnyArena) {
+    ArenaHolder a(JIT_WRITER_PROC_MEM), b(JIT_WRITER_MEMFD);
+    ASSERT_NE(a.get(), nullptr);
+    ASSERT_NE(b.get(), nullptr);
+    auto code = fn_code(7, 200);
+    // Left uncommitted in arena a: destroying it gives its memory back.
+    jit_batch *first = jit_batch_create(a);
+    ASSERT_NE(first, nullptr);
+    void *dropped = jit_batch_alloc(first, code.data(), code.size(), nullptr);
+    ASSERT_NE(dropped, nullptr);
+    jit_batch_destroy(first);
+    EXPECT_EQ(stats_of(a).allocations, 0u);
+    EXPECT_EQ(stats_of(a).bytes_in_use, 0u);
+    // The next batch, for arena b, allocates from b and commits only its own work.
+    jit_batch *second = jit_batch_create(b);
+    ASSERT_NE(second, nullptr);
+    void *p = jit_batch_alloc(second, code.data(), code.size(), nullptr);
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(jit_batch_commit(second), 0);
+    EXPECT_EQ(jit_arena_of(p), b.get());
+    EXPECT_TRUE(Holds(p, code));
+    EXPECT_EQ(call_int(p), 7);
+    EXPECT_EQ(jit_size(dropped), 0u);
+    EXPECT_EQ(stats_of(a).allocations, 0u);
+    EXPECT_EQ(stats_of(b).allocations, 1u);
+    // Committing it again, or aborting it, changes nothing.
+    EXPECT_EQ(jit_batch_commit(second), 0);
+    jit_batch_abort(second);
+    EXPECT_EQ(call_int(p), 7);
+    // Destroyed on another thread (parked there, freed when it exits) ...
+    std::thread([second] { jit_batch_destroy(second); }).join();
+    // ... and a batch of 20 000 allocations, too large to keep: later batches still work.
+    jit_batch *big = jit_batch_create(a);
+    ASSERT_NE(big, nullptr);
+    std::vector<void *> many;
+    for (int i = 0; i < 20000; i++)
+        many.push_back(jit_batch_alloc(big, code.data(), 16, nullptr));
+    for (void *q : many)
+        ASSERT_NE(q, nullptr);
+    ASSERT_EQ(jit_batch_commit(big), 0);
+    jit_batch_destroy(big);
+    for (int round = 0; round < 3; round++) {
+        BatchHolder again(round % 2 ? a : b);
+        void *q = jit_batch_alloc(again, code.data(), code.size(), nullptr);
+        ASSERT_NE(q, nullptr);
+        ASSERT_EQ(jit_batch_commit(again), 0);
+        EXPECT_EQ(jit_arena_of(q), round % 2 ? a.get() : b.get());
+        EXPECT_EQ(call_int(q), 7);
+        EXPECT_EQ(jit_free(q), 0);
+    }
+    for (void *q : many)
+        EXPECT_EQ(jit_free(q), 0);
+    EXPECT_EQ(jit_free(p), 0);
+    EXPECT_TRUE(ArenaOk(a));
+    EXPECT_TRUE(ArenaOk(b));
+}
+
 // A commit failing at the k-th kernel write (or mapping change), for every k: nothing of
 // the batch happens, live code keeps its bytes, the arena stays consistent and usable.
 struct FaultCase {

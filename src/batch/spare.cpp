@@ -1,0 +1,46 @@
+// Spare batches (invariants in spare.h).
+#include "batch/spare.h"
+
+#include <new>
+
+namespace jitalloc {
+
+namespace {
+
+thread_local jit_batch *t_spare = nullptr;  // trivial: readable after the holder's end
+thread_local bool t_exited = false;
+
+// Frees the parked batch at thread exit.
+struct SpareHolder {
+    bool armed = false;
+    ~SpareHolder() {
+        delete t_spare;
+        t_spare = nullptr;
+        t_exited = true;
+    }
+};
+thread_local SpareHolder t_holder;
+
+}  // namespace
+
+jit_batch *batch_create(jit_arena *a) {
+    if (jit_batch *b = t_spare) {
+        t_spare = nullptr;
+        b->arena = a;
+        return b;
+    }
+    return new (std::nothrow) jit_batch(a);
+}
+
+void batch_destroy(jit_batch *b) {
+    b->abort();
+    if (t_spare || t_exited || b->retained_bytes() > kMaxParkedBytes) {
+        delete b;
+        return;
+    }
+    b->arena = nullptr;
+    t_holder.armed = true;  // its first use on this thread registers its destructor
+    t_spare = b;
+}
+
+}  // namespace jitalloc
