@@ -147,7 +147,9 @@ void jit_arena_options_init(struct jit_arena_options *opts);
 
 /* NULL opts: defaults. Fails (NULL, errno) if the requested writer does not work here. */
 jit_arena *jit_arena_create(const struct jit_arena_options *opts);
-/* Unmaps all of the arena's code; its allocations become invalid. */
+/* Unmaps all of the arena's code; its allocations become invalid. EINVAL for NULL, the
+ * default arena or one not (or no longer) known; EBUSY, with nothing changed, while a
+ * batch made for it is not destroyed. */
 int jit_arena_destroy(jit_arena *arena);
 /* The arena behind jit_alloc; created on first use (honours JITALLOC_WRITER). */
 jit_arena *jit_default_arena(void);
@@ -380,7 +382,8 @@ void *jit_arena_map_near(jit_arena *arena, size_t len, int prot);
  * memory); the batch stages each allocation's whole usable size until the commit.
  * Until the commit a batch allocation is not live: not callable, jit_size() returns 0,
  * jit_free() fails. A batch is used by one thread at a time; other threads may use the
- * arena meanwhile. Destroy batches before their arena.
+ * arena meanwhile. Destroy batches before their arena (jit_arena_destroy fails with
+ * EBUSY until then).
  *
  * Errors, all or nothing: a failing jit_batch_alloc / jit_batch_update (EINVAL for bad
  * arguments, an update range outside one live allocation or overlapping an earlier

@@ -146,6 +146,9 @@ struct jit_arena {
     jitalloc::ForkGate gate;
     jit_arena *next_arena = nullptr;  // global arena list (registry lock)
     bool dying = false;               // jit_arena_destroy under way (registry lock)
+    // Batches made for this arena and not destroyed yet (batch/spare.cpp): while any is,
+    // jit_arena_destroy fails with EBUSY instead of leaving them pointing at freed memory.
+    std::atomic<size_t> open_batches{0};
 
     // Operations behind the C API; errors as errno values.
     // align: a power of two up to kPageSize (the C API checks it).

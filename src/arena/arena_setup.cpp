@@ -343,6 +343,8 @@ int arena_destroy(jit_arena *a) {
             p = p->next_arena;
         if (!p || a->dying)
             return EINVAL;  // unknown, or another thread is destroying it
+        if (a->open_batches.load(std::memory_order_acquire) != 0)
+            return EBUSY;
         a->dying = true;
     }
     report_arena_destroyed(a);

@@ -24,16 +24,20 @@ thread_local SpareHolder t_holder;
 }  // namespace
 
 jit_batch *batch_create(jit_arena *a) {
-    if (jit_batch *b = t_spare) {
+    jit_batch *b = t_spare;
+    if (b) {
         t_spare = nullptr;
         b->arena = a;
-        return b;
+    } else if (!(b = new (std::nothrow) jit_batch(a))) {
+        return nullptr;
     }
-    return new (std::nothrow) jit_batch(a);
+    a->open_batches.fetch_add(1, std::memory_order_relaxed);
+    return b;
 }
 
 void batch_destroy(jit_batch *b) {
     b->abort();
+    b->arena->open_batches.fetch_sub(1, std::memory_order_release);
     if (t_spare || t_exited || b->retained_bytes() > kMaxParkedBytes) {
         delete b;
         return;

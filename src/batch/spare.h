@@ -5,6 +5,8 @@
 // arrays' first growth — about as much as all the rest of a batch of one function.
 //
 // Invariants:
+//  - jit_arena::open_batches counts the batches made here for the arena and not yet
+//    destroyed (jit_arena_destroy refuses while it is not 0).
 //  - A parked batch is empty (abort() ran: no allocation, reservation, run or live write)
 //    and belongs to no arena (arena == nullptr); only its thread reaches it.
 //  - A batch whose arrays hold more than kMaxParkedBytes is freed, not parked, so one

@@ -488,6 +488,34 @@ TEST(Batch, DestroyedBatchesComeBackEmptyForAnyArena) {
     EXPECT_TRUE(ArenaOk(b));
 }
 
+// jit_arena_destroy refuses an arena with a batch not yet destroyed (EBUSY) and changes
+// nothing: the batch and the arena go on working, and once the batch is destroyed the
+// arena can be. (Before, the batch was left pointing at the freed arena.)
+TEST(Batch, ArenaWithAnOpenBatchIsNotDestroyed) {
+    jit_arena_options o = options(JIT_WRITER_PROC_MEM);
+    jit_arena *a = jit_arena_create(&o);
+    ASSERT_NE(a, nullptr);
+    auto code = fn_code(5, 64);
+    void *live = jit_arena_alloc(a, code.data(), code.size());
+    ASSERT_NE(live, nullptr);
+    jit_batch *b = jit_batch_create(a);
+    ASSERT_NE(b, nullptr);
+    void *p = jit_batch_alloc(b, code.data(), code.size(), nullptr);
+    ASSERT_NE(p, nullptr);
+    errno = 0;
+    EXPECT_EQ(jit_arena_destroy(a), -1);
+    EXPECT_EQ(errno, EBUSY);
+    EXPECT_EQ(call_int(live), 5);
+    EXPECT_EQ(jit_arena_of(live), a);
+    ASSERT_EQ(jit_batch_commit(b), 0);
+    EXPECT_EQ(call_int(p), 5);
+    EXPECT_EQ(jit_arena_destroy(a), -1);  // committed, but not destroyed yet
+    EXPECT_EQ(errno, EBUSY);
+    jit_batch_destroy(b);
+    EXPECT_TRUE(ArenaOk(a));
+    EXPECT_EQ(jit_arena_destroy(a), 0);
+}
+
 // A commit failing at the k-th kernel write (or mapping change), for every k: nothing of
 // the batch happens, live code keeps its bytes, the arena stays consistent and usable.
 struct FaultCase {
