@@ -149,7 +149,8 @@ void jit_arena_options_init(struct jit_arena_options *opts);
 jit_arena *jit_arena_create(const struct jit_arena_options *opts);
 /* Unmaps all of the arena's code; its allocations become invalid. EINVAL for NULL, the
  * default arena or one not (or no longer) known; EBUSY, with nothing changed, while a
- * batch made for it is not destroyed. */
+ * batch made for it is not destroyed (in a child forked while another thread had a
+ * batch of the arena open, that batch stays open there: the child cannot destroy it). */
 int jit_arena_destroy(jit_arena *arena);
 /* The arena behind jit_alloc; created on first use (honours JITALLOC_WRITER). */
 jit_arena *jit_default_arena(void);
