@@ -27,8 +27,8 @@ size_t round_up(size_t v, size_t to) { return (v + to - 1) / to * to; }
 
 // ---------------------------------------------------------------- fork gate
 
-bool ForkGate::enter() {
-    std::atomic<int> &mine = inflight_[this_thread_shard()].n;
+bool ForkGate::enter(unsigned shard) {
+    std::atomic<int> &mine = inflight_[shard].n;
     for (;;) {
         mine.fetch_add(1, std::memory_order_seq_cst);
         if (!closing_.load(std::memory_order_seq_cst))
@@ -201,13 +201,13 @@ void jit_arena::release_locked(size_t keep_bytes, size_t *released) {
 // (src/batch) are sequences of these steps around the writes.
 
 int jit_arena::take(size_t len, bool with_code, Transit &out, size_t align,
-                    const Writer::Piece *first) {
+                    const Writer::Piece *first, unsigned shard) {
     int cls = class_index(len, align);  // page runs and large chunks are page-aligned
     out.stale = false;
     out.born_with_code = false;
     if (!with_code || (first && first->len > len))
         first = nullptr;
-    int rc = cls >= 0            ? take_small(static_cast<unsigned>(cls), !with_code, out, first)
+    int rc = cls >= 0            ? take_small(static_cast<unsigned>(cls), shard, !with_code, out, first)
              : len <= kChunkSize ? take_pages(len, out, first)
                                  : take_large(len, out, first);
     out.requested = static_cast<uint32_t>(len < UINT32_MAX ? len : UINT32_MAX);
@@ -215,16 +215,16 @@ int jit_arena::take(size_t len, bool with_code, Transit &out, size_t align,
     return rc;
 }
 
-int jit_arena::take_small(unsigned cls, bool prefer_clean, Transit &out,
+int jit_arena::take_small(unsigned cls, unsigned shard, bool prefer_clean, Transit &out,
                           const Writer::Piece *first) {
-    const unsigned shard = this_thread_shard();
     SlabClass *made = classes.get(shard, cls);
     if (!made)
         return ENOMEM;
     SlabClass &k = *made;
     Slab *s = nullptr;
+    unsigned index = 0;
     std::lock_guard<std::mutex> g(k.lock);
-    uint8_t *p = k.take(&s, prefer_clean, &out.stale);
+    uint8_t *p = k.take(&s, &index, prefer_clean, &out.stale);
     if (!p) {
         const SizeClass &sc = size_class(cls);
         int err = 0;
@@ -247,12 +247,12 @@ int jit_arena::take_small(unsigned cls, bool prefer_clean, Transit &out,
         }
         slab_meta_bytes += slab_metadata_bytes(cls);
         k.add(fresh);
-        p = k.take(&s, prefer_clean, &out.stale);
+        p = k.take(&s, &index, prefer_clean, &out.stale);
         out.born_with_code = holds_first && p == d->chunk->base;
     }
     out.chunk = s->chunk;
     out.slab = s;
-    out.index = static_cast<unsigned>(s->index_of(p));
+    out.index = index;
     out.start = p;
     out.usable = s->size;
     return 0;
@@ -423,7 +423,7 @@ int jit_arena::alloc(const void *code, size_t len, const char *name, void **out,
     // If a chunk is made for it, the code goes in with that chunk's trap fill; the write
     // below then only verifies it (take, grow_locked).
     const Writer::Piece first{{static_cast<const uint8_t *>(code), 0}, len};
-    if (int rc = take(len, code != nullptr, t, align, code ? &first : nullptr))
+    if (int rc = take(len, code != nullptr, t, align, code ? &first : nullptr, op.shard()))
         return rc;
     if (int rc = write_taken(t, code, len)) {
         // A stale object goes back stale; anything else must hold traps again.
@@ -434,7 +434,7 @@ int jit_arena::alloc(const void *code, size_t len, const char *name, void **out,
         after_code_write(Replaces::unrun, sync_core);  // fresh code: arch.h decides
     publish(t, code != nullptr);
     *out = t.start;
-    total_allocs.fetch_add(1, std::memory_order_relaxed);
+    total_allocs.add_on(op.shard(), 1);
     if (observed)
         observe_alloc(this, *out, len, name, code != nullptr);
     return 0;
@@ -563,12 +563,12 @@ int jit_arena::update(void *dst, const void *src, size_t len) {
     if (!op)
         return EDEADLK;
     if (!observed)
-        return write_code(dst, src, len);
-    auto write = [&] { return write_code(dst, src, len); };
+        return write_code(dst, src, len, op.shard());
+    auto write = [&] { return write_code(dst, src, len, op.shard()); };
     return observed_rewrite(dst, ArenaStep::of(write));
 }
 
-int jit_arena::write_code(void *dst, const void *src, size_t len) {
+int jit_arena::write_code(void *dst, const void *src, size_t len, unsigned shard) {
     // From here on the allocation counts as live code, even if this write fails (at
     // worst a later update serialises once too often).
     Located loc;
@@ -581,7 +581,7 @@ int jit_arena::write_code(void *dst, const void *src, size_t len) {
     // An allocation that has held code may be running on other CPUs: they must refetch
     // it. The first write into a reservation (only traps so far) needs nothing.
     after_code_write(loc.held_code ? Replaces::live_code : Replaces::unrun, sync_core);
-    total_updates.fetch_add(1, std::memory_order_relaxed);
+    total_updates.add_on(shard, 1);
     return 0;
 }
 
@@ -618,8 +618,14 @@ int jit_arena::free(void *p) {
     if (!op)
         return EDEADLK;
     Transit t;
-    if (int rc = begin_free(p, t))
+    // Nothing to write and no one to tell: a slab object of a lazily filled arena is freed
+    // whole inside begin_free, under one hold of its class lock.
+    if (int rc = begin_free(p, t, /*finish_stale=*/lazy_fill && !observed))
         return rc;
+    if (t.freed) {
+        total_frees.add_on(op.shard(), 1);
+        return 0;
+    }
     // In transit no list holds the allocation, so it stays put while it is trap-filled.
     // A large chunk is unmapped instead (finish_free); a slab object of a lazily filled
     // arena keeps its bytes until it is reused. Observers hear of the free only at its
@@ -641,13 +647,13 @@ int jit_arena::free(void *p) {
             observe_rewritten(this, p, false);
         return rc;
     }
-    total_frees.fetch_add(1, std::memory_order_relaxed);
+    total_frees.add_on(op.shard(), 1);
     return 0;
 }
 
 // Each path confirms under its lock that the chunk the map holds for p is this arena's
 // and p the start of a live allocation.
-int jit_arena::begin_free(void *p, Transit &out) {
+int jit_arena::begin_free(void *p, Transit &out, bool finish_stale) {
     Chunk *c = chunk_lookup(p);
     if (!c)
         return EINVAL;
@@ -663,6 +669,14 @@ int jit_arena::begin_free(void *p, Transit &out) {
         if (i < 0 || k->begin_free(s, static_cast<unsigned>(i)) != 0) {
             k->lock.unlock();
             return EINVAL;
+        }
+        if (finish_stale) {
+            // finish_slab_free(stale) without letting go of the class lock in between.
+            std::unique_lock<std::mutex> g(k->lock, std::adopt_lock);
+            out.freed = true;
+            retire_slab(*k, k->finish_free(s, static_cast<unsigned>(i), keep_empty_slabs(s->cls), true),
+                        g);
+            return 0;
         }
         out.chunk = c;
         out.slab = s;

@@ -52,11 +52,11 @@ namespace jitalloc {
 // own shard's cache line, so threads on different shards never share one here); close()
 // waits until every stripe is zero. enter() adds to its stripe, then reads closing_;
 // close() sets closing_, then reads the stripes: all seq_cst, so one of the two sees the
-// other.
+// other. shard: the caller's this_thread_shard(), the same for enter and its leave.
 class ForkGate {
 public:
-    bool enter();
-    void leave() { inflight_[this_thread_shard()].n.fetch_sub(1, std::memory_order_release); }
+    bool enter(unsigned shard);
+    void leave(unsigned shard) { inflight_[shard].n.fetch_sub(1, std::memory_order_release); }
     void close();   // fork prepare
     void open();    // after fork, in parent and child
 
@@ -70,13 +70,18 @@ private:
     std::mutex lock_;  // held by fork() between close() and open()
 };
 
+// Also carries the thread's shard, looked up once per operation (a thread-local read
+// through a call, and in a shared library a TLS lookup) for everything the operation
+// does on it: the gate stripe, the size class it takes from, its counters.
 class GateGuard {
 public:
-    explicit GateGuard(ForkGate &g) : g_(g), inside_(g.enter()) {}
+    explicit GateGuard(ForkGate &g)
+        : g_(g), shard_(this_thread_shard()), inside_(g.enter(shard_)) {}
     ~GateGuard() {
         if (inside_)
-            g_.leave();
+            g_.leave(shard_);
     }
+    unsigned shard() const { return shard_; }
     GateGuard(const GateGuard &) = delete;
     GateGuard &operator=(const GateGuard &) = delete;
     // false: not entered (see ForkGate::enter); the operation fails with EDEADLK.
@@ -84,6 +89,7 @@ public:
 
 private:
     ForkGate &g_;
+    unsigned shard_;
     bool inside_;
 };
 
@@ -106,6 +112,7 @@ struct Transit : Located {
                              // trap fill), to be overwritten whole
     bool born_with_code = false;  // taken from a chunk made for it, which holds its code
                                   // already (take's `first`, grow_locked)
+    bool freed = false;  // begin_free's finish_stale: the free is done, nothing in transit
 };
 
 }  // namespace jitalloc
@@ -177,14 +184,19 @@ struct jit_arena {
     // with_code: code will be written (else a clean object is preferred: no write)
     // first: the code (with_code), written with the trap fill of a chunk made for this
     // allocation, if one is (chunk_create); out.born_with_code tells whether it was.
+    // shard: the caller's (GateGuard::shard), whose size class a small allocation comes from.
     int take(size_t len, bool with_code, jitalloc::Transit &out,
-             size_t align = JIT_ALLOC_ALIGN, const jitalloc::Writer::Piece *first = nullptr);
+             size_t align = JIT_ALLOC_ALIGN, const jitalloc::Writer::Piece *first = nullptr,
+             unsigned shard = jitalloc::this_thread_shard());
     //   publish: transit -> live; with_code: it holds code now (see src/serialise)
     void publish(const jitalloc::Transit &t, bool with_code);
     //   give_back: transit -> free after a failed write; holds_traps false: quarantined
     void give_back(const jitalloc::Transit &t, bool holds_traps);
     //   begin_free: live -> transit (EINVAL unless p starts a live allocation)
-    int begin_free(void *p, jitalloc::Transit &out);
+    //   finish_stale: a slab object goes on to free at once, stale (lazy trap fill, no
+    //   observers: nothing is written or told in between), out.freed set; only out.freed
+    //   is then meaningful
+    int begin_free(void *p, jitalloc::Transit &out, bool finish_stale = false);
     //   abort_free: transit -> live again (the trap fill failed)
     void abort_free(const jitalloc::Transit &t);
     //   finish_free: transit (trap-filled) -> free; a large chunk is unmapped here and
@@ -216,7 +228,7 @@ struct jit_arena {
     int write_traps(Chunk *c, uint8_t *dst, size_t len);
 
 private:
-    int take_small(unsigned cls, bool prefer_clean, jitalloc::Transit &out,
+    int take_small(unsigned cls, unsigned shard, bool prefer_clean, jitalloc::Transit &out,
                    const jitalloc::Writer::Piece *first);
     // Writes what a taken allocation must hold before it is published: code (if any),
     // and for a stale object the trap tail too, in one write.
@@ -245,7 +257,7 @@ private:
     template <class Commit>
     int commit_free(void *p, Commit &&commit);
     // update's write and shrink_alloc's work, once inside the gate.
-    int write_code(void *dst, const void *src, size_t len);
+    int write_code(void *dst, const void *src, size_t len, unsigned shard);
     int shrink_live(void *p, size_t len);
     // Runs write (a write into the live allocation containing p) with the observers told
     // before and after; new_len > 0: a shrink to that length (only traps written).

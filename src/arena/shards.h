@@ -28,7 +28,11 @@ namespace jitalloc {
 class StripedCounter {
 public:
     void fetch_add(uint64_t n, std::memory_order order = std::memory_order_relaxed) {
-        slots_[this_thread_shard()].n.fetch_add(n, order);
+        add_on(this_thread_shard(), n, order);
+    }
+    // fetch_add for a caller that knows its shard (GateGuard::shard).
+    void add_on(unsigned shard, uint64_t n, std::memory_order order = std::memory_order_relaxed) {
+        slots_[shard].n.fetch_add(n, order);
     }
     uint64_t load(std::memory_order order = std::memory_order_relaxed) const {
         uint64_t sum = 0;

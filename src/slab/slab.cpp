@@ -139,7 +139,7 @@ void SlabClass::add(Slab *s) {
     avail_ += s->nobj;
 }
 
-uint8_t *SlabClass::take(Slab **slab, bool prefer_clean, bool *stale) {
+uint8_t *SlabClass::take(Slab **slab, unsigned *index, bool prefer_clean, bool *stale) {
     // Partial slabs first, so empty ones stay empty and can be given back.
     Slab *s = lists_[kPartial].head ? lists_[kPartial].head : lists_[kEmpty].head;
     if (!s)
@@ -160,6 +160,7 @@ uint8_t *SlabClass::take(Slab **slab, bool prefer_clean, bool *stale) {
             avail_--;
             relist(s);
             *slab = s;
+            *index = i;
             return s->object(i);
         }
     }

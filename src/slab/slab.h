@@ -77,10 +77,10 @@ public:
 
     // Takes an available object into transit (neither free nor live: the caller writes it,
     // then publishes it or gives it back with finish_free). nullptr if no slab of this
-    // class has one; *slab is set to the object's slab.
+    // class has one; *slab is set to the object's slab and *index to its index there.
     // prefer_clean: take an object holding only traps if the slab has one (a reservation
     // then needs no write). *stale: the object taken holds freed code (lazy trap fill).
-    uint8_t *take(Slab **slab, bool prefer_clean = false, bool *stale = nullptr);
+    uint8_t *take(Slab **slab, unsigned *index, bool prefer_clean = false, bool *stale = nullptr);
     // Makes an object in transit live with `requested` bytes; with_code: it holds code.
     void publish(Slab *s, unsigned i, uint32_t requested, bool with_code);
     // Adds a new slab (all objects available).

@@ -39,9 +39,10 @@ protected:
 
     // Takes an object and publishes it, as an allocation does once it is written.
     uint8_t *take_live(uint32_t requested, bool with_code, Slab **from) {
-        uint8_t *p = k.take(from);
+        unsigned i = 0;
+        uint8_t *p = k.take(from, &i);
         if (p)
-            k.publish(*from, static_cast<unsigned>((*from)->index_of(p)), requested, with_code);
+            k.publish(*from, i, requested, with_code);
         return p;
     }
 
@@ -168,9 +169,11 @@ TEST_F(SlabTest, TakenObjectsAreInTransitUntilPublished) {
     const unsigned cls = 2;
     Slab *s = new_slab(cls, 0);
     Slab *from = nullptr;
-    uint8_t *p = k.take(&from);
+    unsigned i = ~0u;
+    uint8_t *p = k.take(&from, &i);
     ASSERT_NE(p, nullptr);
-    unsigned i = static_cast<unsigned>(s->index_of(p));
+    EXPECT_EQ(from, s);
+    EXPECT_EQ(i, static_cast<unsigned>(s->index_of(p)));  // take tells the index
     EXPECT_FALSE(s->is_live(i));
     EXPECT_FALSE(s->is_avail(i));
     EXPECT_EQ(k.objects_live(), 0u);
@@ -182,8 +185,9 @@ TEST_F(SlabTest, TakenObjectsAreInTransitUntilPublished) {
     EXPECT_EQ(k.objects_live(), 1u);
     EXPECT_EQ(k.requested(), 33u);
     EXPECT_TRUE(Valid(cls));
-    uint8_t *q = k.take(&from);  // written, then the write failed: given back
-    unsigned j = static_cast<unsigned>(s->index_of(q));
+    unsigned j = ~0u;
+    uint8_t *q = k.take(&from, &j);  // written, then the write failed: given back
+    EXPECT_EQ(j, static_cast<unsigned>(s->index_of(q)));
     EXPECT_EQ(k.finish_free(s, j, 1), nullptr);
     EXPECT_TRUE(s->is_avail(j));
     EXPECT_TRUE(Valid(cls));
