@@ -223,7 +223,7 @@ int jit_arena::take_small(unsigned cls, unsigned shard, bool prefer_clean, Trans
     SlabClass &k = *made;
     Slab *s = nullptr;
     unsigned index = 0;
-    std::lock_guard<std::mutex> g(k.lock);
+    std::lock_guard<WordLock> g(k.lock);
     uint8_t *p = k.take(&s, &index, prefer_clean, &out.stale);
     if (!p) {
         const SizeClass &sc = size_class(cls);
@@ -301,7 +301,7 @@ int jit_arena::take_large(size_t len, Transit &out, const Writer::Piece *first) 
 void jit_arena::publish(const Transit &t, bool with_code) {
     if (t.slab) {
         SlabClass &k = class_of(*t.slab);
-        std::lock_guard<std::mutex> g(k.lock);
+        std::lock_guard<WordLock> g(k.lock);
         k.publish(t.slab, t.index, t.requested, with_code);
         return;
     }
@@ -352,11 +352,11 @@ void jit_arena::give_back(const Transit &t, bool holds_traps) {
 
 void jit_arena::finish_slab_free(const Transit &t, bool stale) {
     SlabClass &k = class_of(*t.slab);
-    std::unique_lock<std::mutex> g(k.lock);
+    std::unique_lock<WordLock> g(k.lock);
     retire_slab(k, k.finish_free(t.slab, t.index, keep_empty_slabs(t.slab->cls), stale), g);
 }
 
-void jit_arena::retire_slab(SlabClass &k, Slab *dead, std::unique_lock<std::mutex> &g,
+void jit_arena::retire_slab(SlabClass &k, Slab *dead, std::unique_lock<WordLock> &g,
                             size_t *released) {
     if (!dead)
         return;
@@ -448,7 +448,7 @@ int jit_arena::alloc(const void *code, size_t len, const char *name, void **out,
 // orders its release in this arena: the buddy lock, or for a slab page the class lock.
 
 bool jit_arena::owns_locked(const Chunk *c, const void *p) const {
-    std::lock_guard<std::mutex> g(c->bind_lock);
+    std::lock_guard<WordLock> g(c->bind_lock);
     return c->bound_to(this, p);
 }
 
@@ -469,7 +469,7 @@ Slab *jit_arena::lock_slab(Chunk *c, const void *p, SlabClass **held) {
     {
         // Read under bind_lock: the page is this arena's, so a slab with this key on it
         // was made under k, which we hold.
-        std::lock_guard<std::mutex> g(c->bind_lock);
+        std::lock_guard<WordLock> g(c->bind_lock);
         if (c->bound_to(this, p) && !c->large &&
             d.state.load(std::memory_order_acquire) == PageState::slab &&
             d.slab_key.load(std::memory_order_acquire) == key)
@@ -672,7 +672,7 @@ int jit_arena::begin_free(void *p, Transit &out, bool finish_stale) {
         }
         if (finish_stale) {
             // finish_slab_free(stale) without letting go of the class lock in between.
-            std::unique_lock<std::mutex> g(k->lock, std::adopt_lock);
+            std::unique_lock<WordLock> g(k->lock, std::adopt_lock);
             out.freed = true;
             retire_slab(*k, k->finish_free(s, static_cast<unsigned>(i), keep_empty_slabs(s->cls), true),
                         g);
@@ -728,7 +728,7 @@ void jit_arena::abort_free(const Transit &t) {
     }
     if (t.slab) {
         SlabClass &k = class_of(*t.slab);
-        std::lock_guard<std::mutex> g(k.lock);
+        std::lock_guard<WordLock> g(k.lock);
         k.abort_free(t.slab, t.index, t.requested);
         return;
     }
@@ -779,7 +779,7 @@ size_t jit_arena::shrink() {
     size_t released = 0;
     // Every shard's empty slabs, whichever threads used them (and whether they still run).
     classes.for_each([&](unsigned, unsigned, SlabClass &k) {
-        std::unique_lock<std::mutex> g(k.lock);
+        std::unique_lock<WordLock> g(k.lock);
         // Bounded: a slab whose stale objects cannot be trap-filled is cached again.
         for (uint64_t n = k.empty_slabs(); n; n--)
             if (Slab *s = k.pop_empty())
@@ -793,7 +793,7 @@ size_t jit_arena::shrink() {
 
 void jit_arena::destroy_all() {
     classes.for_each([](unsigned, unsigned, SlabClass &k) {
-        std::lock_guard<std::mutex> g(k.lock);
+        std::lock_guard<WordLock> g(k.lock);
         while (Slab *s = k.pop_any())
             slab_delete(s);
     });

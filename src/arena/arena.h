@@ -239,7 +239,7 @@ private:
     // A slab unlinked by finish_free / pop_empty (k.lock held in g) goes to the buddy,
     // stale objects trap-filled first with the lock dropped. released (shrink): adds the
     // bytes of chunks given back to the OS because of it.
-    void retire_slab(jitalloc::SlabClass &k, jitalloc::Slab *dead, std::unique_lock<std::mutex> &g,
+    void retire_slab(jitalloc::SlabClass &k, jitalloc::Slab *dead, std::unique_lock<jitalloc::WordLock> &g,
                      size_t *released = nullptr);
     // Pack objects (arena_pack.cpp): the pack lock held on success of lock_pack.
     jitalloc::Pack *lock_pack(Chunk *c, const void *p);

@@ -79,7 +79,7 @@ Pack *jit_arena::lock_pack(Chunk *c, const void *p) {
     packs.lock.lock();
     Pack *found = nullptr;
     {
-        std::lock_guard<std::mutex> g(c->bind_lock);
+        std::lock_guard<WordLock> g(c->bind_lock);
         const PageDesc &d = c->page_in_slot(p);
         if (c->bound_to(this, p) && !c->large &&
             d.state.load(std::memory_order_acquire) == PageState::pack)

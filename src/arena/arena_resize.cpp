@@ -53,7 +53,7 @@ int jit_arena::shrink_live(void *p, size_t len) {
         return shrink_packed(loc, len);
     if (loc.slab) {
         SlabClass &k = class_of(*loc.slab);
-        std::lock_guard<std::mutex> g(k.lock);
+        std::lock_guard<WordLock> g(k.lock);
         return k.set_requested(loc.slab, loc.index, static_cast<uint32_t>(len));
     }
     std::lock_guard<std::mutex> b(buddy_lock);

@@ -34,7 +34,7 @@ int jit_arena::stats(struct jit_stats *out) {
             if (!made)
                 continue;  // never used: no slabs
             SlabClass &k = *made;
-            std::lock_guard<std::mutex> g(k.lock);
+            std::lock_guard<WordLock> g(k.lock);
             cs.slabs += k.slabs();
             cs.objects_in_use += k.objects_live();
             cs.objects_free += k.objects_avail();
@@ -99,7 +99,7 @@ bool jit_arena::check(std::string &msg) {
             if (!k)
                 continue;  // never used: no slab can name it (SlabClass::check of the
                            // classes that exist checks every slab page's key)
-            std::lock_guard<std::mutex> g(k->lock);
+            std::lock_guard<WordLock> g(k->lock);
             if (!k->check(s, i, msg, lazy_fill))
                 return false;
         }

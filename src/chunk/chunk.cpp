@@ -54,7 +54,7 @@ Chunk *meta_new() {
 }
 
 void bind(Chunk *c, uint8_t *base, size_t size, jit_arena *arena) {
-    std::lock_guard<std::mutex> g(c->bind_lock);
+    std::lock_guard<WordLock> g(c->bind_lock);
     c->base = base;
     c->size = size;
     c->large = size > kChunkSize;

@@ -15,6 +15,7 @@
 
 #include "arch/arch.h"
 #include "poke/writer.h"
+#include "process/word_lock.h"
 
 #include <atomic>
 #include <cstddef>
@@ -114,7 +115,7 @@ struct Chunk {
     // leave it only under the class lock, and a chunk with a slab is never released).
     // bind_lock is taken only inside arena operations (inside the fork gate), never
     // around another lock.
-    mutable std::mutex bind_lock;
+    mutable WordLock bind_lock;
     uint8_t *base = nullptr;
     size_t size = 0;           // kChunkSize, or a multiple for a large chunk
     bool large = false;

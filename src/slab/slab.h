@@ -71,7 +71,7 @@ class SlabClass {
 public:
     enum ListId : uint8_t { kPartial, kFull, kEmpty, kNumLists };
 
-    std::mutex lock;
+    WordLock lock;  // held briefly, never while code memory is written
 
     // --- all below require `lock` ---
 
