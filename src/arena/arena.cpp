@@ -460,7 +460,7 @@ Slab *jit_arena::lock_slab(Chunk *c, const void *p, SlabClass **held) {
     uint16_t key = d.slab_key.load(std::memory_order_acquire);
     if (key == kNoSlab || key > kShards * kNumClasses)
         return nullptr;
-    SlabClass *made = classes.find((key - 1u) / kNumClasses, (key - 1u) % kNumClasses);
+    SlabClass *made = classes.find_key(key);
     if (!made)
         return nullptr;  // no slab of that class was ever made: p is no slab object
     SlabClass &k = *made;

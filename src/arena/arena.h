@@ -2,11 +2,15 @@
 //
 //   jit_alloc  -> size class -> SlabClass (its lock) -> Buddy (buddy lock) -> chunk_create
 //   jit_free   -> chunk_lookup -> page descriptor -> Slab / page run -> poke_traps -> commit
-//                 (observers told before the trap fill and at the commit, see commit_free)
+//                 (observers told before the trap fill and at the commit, see commit_free;
+//                 a slab object of a lazily filled arena without observers: no write, the
+//                 object goes from live to free under one hold of its class lock)
 //
 // Locking rules:
 //  - SlabClass::lock guards one class's slabs; buddy_lock guards the buddy, the chunk
 //    list and page-run descriptors. Order: class lock, then buddy lock; never reverse.
+//    Class locks and chunks' bind_lock, taken on every allocation, free and update, are
+//    WordLocks (process/word_lock.h); the others are std::mutex.
 //    Growth drops buddy_lock while it maps a new chunk (grow_locked), so one thread's
 //    growth (milliseconds) does not stall another shard's slabs and page runs.
 //    Every size class has one SlabClass per shard (arena/shards.h): a thread takes new

@@ -10,7 +10,7 @@ SlabClass *ClassTable::make(unsigned shard, unsigned cls) {
     if (!fresh)
         return nullptr;
     Line *none = nullptr;
-    if (slots_[shard][cls].compare_exchange_strong(none, fresh, std::memory_order_acq_rel,
+    if (slots_[shard * kNumClasses + cls].compare_exchange_strong(none, fresh, std::memory_order_acq_rel,
                                                    std::memory_order_acquire))
         return &fresh->k;
     delete fresh;  // another thread made it first; nobody saw this one
@@ -18,9 +18,8 @@ SlabClass *ClassTable::make(unsigned shard, unsigned cls) {
 }
 
 ClassTable::~ClassTable() {
-    for (auto &shard : slots_)
-        for (std::atomic<Line *> &slot : shard)
-            delete slot.load(std::memory_order_relaxed);
+    for (std::atomic<Line *> &slot : slots_)
+        delete slot.load(std::memory_order_relaxed);
 }
 
 }  // namespace jitalloc

@@ -31,10 +31,9 @@ public:
     ClassTable &operator=(const ClassTable &) = delete;
 
     // The class if it was ever used, else nullptr.
-    SlabClass *find(unsigned shard, unsigned cls) const {
-        Line *l = slots_[shard][cls].load(std::memory_order_acquire);
-        return l ? &l->k : nullptr;
-    }
+    SlabClass *find(unsigned shard, unsigned cls) const { return at(shard * kNumClasses + cls); }
+    // find() by a slab page's key (slab_key_of), 1..kShards * kNumClasses.
+    SlabClass *find_key(uint16_t key) const { return at(key - 1u); }
     // The class, made now if it was never used; nullptr if there is no memory for it.
     SlabClass *get(unsigned shard, unsigned cls) {
         SlabClass *k = find(shard, cls);
@@ -55,7 +54,12 @@ private:
         SlabClass k;
     };
     SlabClass *make(unsigned shard, unsigned cls);
-    std::atomic<Line *> slots_[kShards][kNumClasses] = {};
+    // Slot of (shard, cls): shard * kNumClasses + cls, slab_key_of(shard, cls) - 1.
+    SlabClass *at(unsigned slot) const {
+        Line *l = slots_[slot].load(std::memory_order_acquire);
+        return l ? &l->k : nullptr;
+    }
+    std::atomic<Line *> slots_[kShards * kNumClasses] = {};
 };
 
 }  // namespace jitalloc

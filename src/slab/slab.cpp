@@ -18,22 +18,31 @@ void clear_bit(uint64_t *m, unsigned i) { m[i / 64] &= ~(uint64_t{1} << (i % 64)
 
 }  // namespace
 
+// off / size by recip, for off < nobj * size: with recip = 2^k / size + e (0 < e <= 1),
+// off * recip / 2^k = off / size + off * e / 2^k, and off * e / 2^k < 1 / size (so the
+// floor is off / size's) while off * size < 2^k: a slab is at most 128 pages (2^19
+// bytes) and an object at most 64 KiB (2^16), 2^35 < 2^40.
+static_assert(size_t{128} * kPageSize * kMaxSlabSize < (uint64_t{1} << Slab::kRecipShift));
+
 int Slab::index_of(const void *p) const {
     auto *b = static_cast<const uint8_t *>(p);
     if (b < base)
         return -1;
     size_t off = static_cast<size_t>(b - base);
-    if (off % size || off / size >= nobj)
+    if (off >= size_t{nobj} * size)
         return -1;
-    return static_cast<int>(off / size);
+    size_t i = (off * recip) >> kRecipShift;
+    return i * size == off ? static_cast<int>(i) : -1;
 }
 
 int Slab::index_containing(const void *p) const {
     auto *b = static_cast<const uint8_t *>(p);
     if (b < base)
         return -1;
-    size_t i = static_cast<size_t>(b - base) / size;
-    return i < nobj ? static_cast<int>(i) : -1;
+    size_t off = static_cast<size_t>(b - base);
+    if (off >= size_t{nobj} * size)
+        return -1;
+    return static_cast<int>((off * recip) >> kRecipShift);
 }
 
 bool Slab::mark_code(unsigned i) {
@@ -79,6 +88,7 @@ Slab *slab_new(unsigned cls, unsigned shard, Chunk *c, unsigned first_page) {
     s->nobj = sc.objects;
     s->navail = sc.objects;
     s->size = sc.size;
+    s->recip = (uint64_t{1} << Slab::kRecipShift) / sc.size + 1;
     s->avail = reinterpret_cast<uint64_t *>(s + 1);
     s->live = s->avail + words;
     s->code = s->live + words;

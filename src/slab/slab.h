@@ -44,6 +44,11 @@ struct Slab {
     uint64_t *live;       // nobj bits
     uint64_t *code;       // nobj bits: live object has held code since it was handed out
     uint16_t *req;        // requested length - 1 per live object (lengths 1..64 KiB)
+    // floor(2^kRecipShift / size) + 1: offset / size as a multiply and shift, exact for
+    // every offset inside the slab (slab.cpp). Every free and update turns a pointer into
+    // an index; a 64-bit divide is tens of cycles on most CPUs.
+    uint64_t recip;
+    static constexpr unsigned kRecipShift = 40;
 
     uint8_t *object(unsigned i) const { return base + size_t{i} * size; }
     size_t pages() const { return size_class(cls).pages; }

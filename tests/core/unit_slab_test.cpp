@@ -88,6 +88,24 @@ TEST_F(SlabTest, IndexOfAndContaining) {
     EXPECT_EQ(s->index_containing(s->object(s->nobj)), -1);
 }
 
+// index_of / index_containing divide by multiplying (Slab::recip): every byte of a slab of
+// every class maps to the index plain division gives.
+TEST_F(SlabTest, IndexOfEveryByteOfEveryClassMatchesDivision) {
+    for (unsigned cls = 0; cls < kNumClasses; cls++) {
+        Slab *s = slab_new(cls, 0, chunk, 0);
+        ASSERT_NE(s, nullptr);
+        const size_t end = size_t{s->nobj} * s->size;
+        for (size_t off = 0; off < end + s->size; off++) {
+            const uint8_t *p = s->base + off;
+            const int want = off < end ? static_cast<int>(off / s->size) : -1;
+            ASSERT_EQ(s->index_containing(p), want) << "class " << cls << " offset " << off;
+            ASSERT_EQ(s->index_of(p), off < end && off % s->size == 0 ? want : -1)
+                << "class " << cls << " offset " << off;
+        }
+        slab_delete(s);
+    }
+}
+
 TEST_F(SlabTest, TakeFillsSlabsAndMovesThemBetweenLists) {
     const unsigned cls = kNumClasses - 1;  // the largest objects: few per slab
     const SizeClass &sc = size_class(cls);
