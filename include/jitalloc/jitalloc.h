@@ -222,11 +222,13 @@ int jit_arena_update(jit_arena *arena, void *dst, const void *src, size_t len);
  * such a thread wait until the patch is complete and then re-execute dst. Each write
  * goes through the arena's writer, so strict W^X holds.
  * jit_patch_batch patches n sites with three serialisations in total
- * (text_poke_bp_batch); each step's writes are one batch (jit_batch_*): sites up to
- * 4 KiB apart share one kernel write when they lie in one allocation or in allocations
- * that follow one another with no byte between them (stubs allocated in a row); a site
- * with bytes of another allocation, or free bytes, before the next takes a write of its
- * own (other threads may be writing those bytes).
+ * (text_poke_bp_batch); each step's writes are one batch (jit_batch_*): sites of one
+ * chunk within 4 KiB of one another share one kernel write. Bytes between them that
+ * belong to other allocations, or are free, are written back with the values they hold,
+ * while every other code write in the process waits (so none is lost): for the length of
+ * such a patch, about three serialisations, other threads' jit_alloc / jit_update /
+ * jit_free wait at their write. The persistent alias writer, whose writes are memcpys,
+ * writes only the allocations holding sites (one, or several that adjoin).
  * x86-64 only: on arm64 valid input fails with EOPNOTSUPP (what arm64 needs instead, one
  * aligned 4-byte write of an instruction the architecture lets be swapped under running
  * CPUs (B, BL, NOP, ...) plus cache maintenance and one sync, is in src/arch/live_patch.h).
@@ -237,8 +239,8 @@ int jit_arena_update(jit_arena *arena, void *dst, const void *src, size_t len);
  *    reachable); the new bytes are whole instructions; execution never continues into
  *    leftover old bytes (len covers the old instruction, padded with nops if shorter);
  *  - no jit_update / jit_free of an allocation holding a site runs concurrently
- *    (jit_patch rewrites the bytes between neighbouring sites, in one allocation or in
- *    two that adjoin, with their current values);
+ *    (jit_patch rewrites the bytes between neighbouring sites with their current
+ *    values);
  *  - threads that may run patched code do not block SIGTRAP (a trap while SIGTRAP is
  *    blocked kills the process, as it would for any int3), and a SIGTRAP handler
  *    installed after the first jit_patch passes on traps it does not own to the

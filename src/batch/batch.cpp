@@ -243,10 +243,10 @@ int jit_batch::update(void *dst, const void *src, size_t len) {
     GateGuard op(arena->gate);
     if (!op)
         return EDEADLK;
-    return update_in_gate(dst, src, len);
+    return stage_update(dst, src, len);
 }
 
-int jit_batch::update_in_gate(void *dst, const void *src, size_t len) {
+int jit_batch::stage_update(void *dst, const void *src, size_t len) {
     if (!dst || !src || len == 0 || len > JIT_MAX_ALLOC_SIZE)
         return EINVAL;
     auto *p = static_cast<uint8_t *>(dst);
@@ -280,6 +280,14 @@ int jit_batch::update_in_gate(void *dst, const void *src, size_t len) {
         return rc;
     std::memmove(runs_[run].staged + at, src, len);  // read now: memmove semantics
     live_.insert_reserved(i, LiveWrite{p, len, run, loc.start});
+    return 0;
+}
+
+int jit_batch::stage_raw_in_gate(Chunk *c, uint8_t *dst, const uint8_t *src, size_t len) {
+    size_t run, at;
+    if (int rc = stage(c, dst, len, false, true, &run, &at))
+        return rc;
+    std::memcpy(runs_[run].staged + at, src, len);
     return 0;
 }
 

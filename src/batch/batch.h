@@ -139,14 +139,23 @@ struct jit_batch {
     int commit();
     void abort();
 
-    // src/patch's door. A step of a live-patching protocol is a batch of updates of live
-    // code, made while the caller holds the arena's fork gate for the whole protocol (it
-    // must not enter again: a fork waiting for the caller would wait for itself).
+    // src/patch's door. A step of a live-patching protocol is a batch of writes into
+    // live code, made while the caller holds the arena's fork gate for the whole protocol
+    // (it must not enter again: a fork waiting for the caller would wait for itself).
+    // stage_raw_in_gate stages [dst, dst + len) of chunk c from src (read now) as live
+    // code without update()'s check that it lies in one live allocation: a group of
+    // sites may span several allocations and the bytes between them. The caller checked
+    // the allocations holding its sites when the patch began (its callers leave them
+    // alone meanwhile, jitalloc.h), tells observers itself, and holds the write gate
+    // exclusively (poke/write_gate.h) whenever the range has bytes of other owners, which
+    // src holds with their current values. ENOMEM with nothing changed.
     // commit_in_gate() is commit() without the final serialisation and without counting
     // updates in the arena's stats: the protocol serialises after each step itself (and
     // must know whether that failed) and counts one update per patch. It fails and rolls
-    // back as commit() does. *replaces_code: a write replaced code that may have run.
-    int update_in_gate(void *dst, const void *src, size_t len);
+    // back as commit() does. *replaces_code: a live update replaced code that may have
+    // run (raw stages count as none: the protocol syncs regardless). With raw stages
+    // only, it takes no lock of the library (write_gate.h: the exclusive holder must not).
+    int stage_raw_in_gate(jitalloc::Chunk *c, uint8_t *dst, const uint8_t *src, size_t len);
     int commit_in_gate(bool *replaces_code);
 
     // Heap bytes the batch keeps between commits (its arrays' capacity).
@@ -200,6 +209,8 @@ private:
     // with nothing changed.
     int stage(jitalloc::Chunk *c, uint8_t *dst, size_t len, bool fresh, bool live, size_t *run,
               size_t *at);
+    // update() inside the fork gate.
+    int stage_update(void *dst, const void *src, size_t len);
     // Takes len bytes from the newest reservation, growing it or reserving another run.
     // ENOMEM (or the arena's errno) with nothing changed.
     int take_packed(size_t len, jitalloc::Transit &t);

@@ -5,8 +5,10 @@
 
 #include "arch/live_patch.h"
 #include "arena/arena.h"
+#include "observe/observe.h"
 #include "patch/patch_run.h"
 #include "patch/trap.h"
+#include "poke/write_gate.h"
 #include "serialise/serialise.h"
 
 #include <pthread.h>
@@ -80,17 +82,30 @@ int live_patch(jit_arena *a, const jit_patch_site *sites, size_t n) {
             return rc;
         patch_trap::publish(run.addresses(), run.size());
     }
-    int rc = arch::patch_transition(run, PatchImage::new_bytes);
-    if (rc) {
-        // Back to the old bytes by the same protocol (a second attempt if the first
-        // undo fails too). If both fail, a site may be left holding its int3: a thread
-        // reaching it then gets SIGTRAP, as with any trap byte.
-        for (int attempt = 0; attempt < 2; attempt++)
-            if (arch::patch_transition(run, PatchImage::old_bytes) == 0)
-                break;
+    // Observers (a debugger's breakpoints) let go of the sites' allocations once, before
+    // the first step (the steps stage raw: jit_batch::stage_raw_in_gate).
+    if (a->observed)
+        run.for_each_allocation([a](const uint8_t *start) { observe_rewriting(a, start); });
+    int rc;
+    {
+        // Groups that write other owners' bytes back: no other write meanwhile. Taken
+        // before the first int3 is written, held without any library lock (write_gate.h).
+        WriteGateExclusive others_wait(run.spans_foreign());
+        rc = arch::patch_transition(run, PatchImage::new_bytes);
+        if (rc) {
+            // Back to the old bytes by the same protocol (a second attempt if the first
+            // undo fails too). If both fail, a site may be left holding its int3: a thread
+            // reaching it then gets SIGTRAP, as with any trap byte.
+            for (int attempt = 0; attempt < 2; attempt++)
+                if (arch::patch_transition(run, PatchImage::old_bytes) == 0)
+                    break;
+        }
     }
     if (arch::kPatchUsesTraps)
         patch_trap::retire();
+    if (a->observed)
+        run.for_each_allocation(
+            [a, rc](const uint8_t *start) { observe_rewritten(a, start, rc == 0); });
     if (!rc)
         a->total_updates.fetch_add(1, std::memory_order_relaxed);
     return rc;

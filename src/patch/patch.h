@@ -9,6 +9,9 @@
 //    undone by the same protocol towards the old bytes before the error is returned.
 //  - The calling thread takes no asynchronous signal and no cancellation while a set is
 //    in flight (a handler running a site in flight would wait for itself).
+//  - A run whose groups span other owners' bytes holds the write gate exclusively
+//    (poke/write_gate.h) from before its first write to after its last undo: every
+//    other thread's code write in the process waits that long (three syncs, about).
 #pragma once
 
 #include <jitalloc/jitalloc.h>

@@ -44,6 +44,9 @@ uint8_t image_byte(const PatchSite &s, PatchImage image, size_t i) {
 
 }  // namespace
 
+PatchRun::PatchRun(jit_arena *a)
+    : arena_(a), merges_foreign_(!a->writer->infallible()), step_(batch_create(a)) {}
+
 int PatchRun::prepare(const jit_patch_site *in, size_t n) {
     jit_arena *a = arena_;
     if (!step_)
@@ -72,6 +75,8 @@ int PatchRun::prepare(const jit_patch_site *in, size_t n) {
         std::memcpy(p.new_bytes, s.src, s.len);
         p.alloc = loc.start;
         p.alloc_end = loc.start + loc.usable;
+        p.chunk = loc.chunk;
+        p.held_code = loc.held_code;
     }
     PatchSite *all = sites_.get();
     std::sort(all, all + n, [](const PatchSite &x, const PatchSite &y) { return x.dst < y.dst; });
@@ -85,16 +90,25 @@ int PatchRun::prepare(const jit_patch_site *in, size_t n) {
                            return std::memcmp(s.old_bytes, s.new_bytes, s.len) == 0;
                        }) -
         all);
+    // The steps' writes are staged raw: an allocation that held only traps so far
+    // (a reservation) is marked as holding code here, as its first update would be.
+    for (size_t i = 0; i < nsites_; i++) {
+        Located loc;
+        if (!all[i].held_code && !a->locate(all[i].dst, false, loc, all[i].len))
+            return EINVAL;  // not reached: valid above, and the caller's meanwhile
+    }
+    spans_foreign_ = false;
     for (size_t i = 0; i < nsites_; i++) {
         const PatchSite &s = all[i];
         addrs_[i] = reinterpret_cast<uintptr_t>(s.dst);
         if (ngroups_) {
             Group &g = groups_[ngroups_ - 1];
             const PatchSite &first = all[g.first], &prev = all[i - 1];
-            const bool nothing_foreign_between = s.alloc == prev.alloc || s.alloc == prev.alloc_end;
-            if (nothing_foreign_between &&
+            const bool foreign_between = s.alloc != prev.alloc && s.alloc != prev.alloc_end;
+            if (s.chunk == prev.chunk && (merges_foreign_ || !foreign_between) &&
                 static_cast<size_t>(s.dst + s.len - first.dst) <= kMaxGroupSpan) {
                 g.count++;
+                spans_foreign_ = spans_foreign_ || foreign_between;
                 continue;
             }
         }
@@ -130,33 +144,20 @@ int PatchRun::write(PatchPart part, PatchImage image) {
         if (!lo)
             continue;
         size_t len = static_cast<size_t>(hi - lo);
-        std::memcpy(buf, lo, len);  // the bytes between the sites keep their values
+        std::memcpy(buf, lo, len);  // the bytes between the sites keep their values (see .h)
         for (size_t k = g.first; k < g.first + g.count; k++) {
             const PatchSite &s = sites_[k];
             Span sp = part_of(s, part);
             for (size_t i = sp.from; i < sp.to; i++)
                 buf[s.dst + i - lo] = image_byte(s, image, i);
         }
-        if (int rc = stage_by_allocation(g, lo, hi, buf)) {
+        if (int rc = step_->stage_raw_in_gate(sites_[g.first].chunk, lo, buf, len)) {
             step_->abort();
             return rc;
         }
     }
     bool replaces_code;  // patched sites hold live code: the protocol syncs regardless
     return step_->commit_in_gate(&replaces_code);
-}
-
-int PatchRun::stage_by_allocation(const Group &g, uint8_t *lo, uint8_t *hi, const uint8_t *buf) {
-    uint8_t *from = lo;
-    for (size_t k = g.first + 1; k < g.first + g.count; k++) {
-        uint8_t *boundary = lo + (sites_[k].alloc - lo);  // where the next allocation starts
-        if (boundary == sites_[k - 1].alloc || boundary <= from || boundary >= hi)
-            continue;
-        if (int rc = step_->update_in_gate(from, buf + (from - lo), static_cast<size_t>(boundary - from)))
-            return rc;
-        from = boundary;
-    }
-    return step_->update_in_gate(from, buf + (from - lo), static_cast<size_t>(hi - from));
 }
 
 int PatchRun::sync() { return serialise_other_cpus(/*registered=*/true); }

@@ -5,15 +5,17 @@
 // Invariants:
 //  - Sites are sorted by address, do not overlap, and each lies inside one live
 //    allocation of the run's arena; old_bytes is what the site held when the run began.
-//  - A group is a run of consecutive sites whose span is at most kMaxGroupSpan bytes and
-//    whose bytes between two sites belong to the allocations holding those sites: the
-//    sites lie in one allocation, or in allocations that follow one another with no
-//    byte between them (a stub per allocation, handed out in a row). Its part of a step
-//    covers the bytes between its sites with their current values, staged as one update
-//    per allocation; the batch writes those adjacent updates as one range. Bytes of
-//    allocations without a site, and free bytes, are never written: other threads may
-//    be writing them (jit_alloc, jit_update, jit_free), while the allocations holding
-//    sites are the caller's to leave alone during the patch (jitalloc.h).
+//  - A group is a run of consecutive sites of one chunk whose span is at most
+//    kMaxGroupSpan bytes; its part of a step is one range, staged raw (jit_batch::
+//    stage_raw_in_gate) with the bytes between its sites at their current values. Those
+//    of the allocations holding sites are the caller's to leave alone during the patch
+//    (jitalloc.h; the allocations are checked once, in prepare). Other bytes — other
+//    allocations', free ones — other threads may be writing: a run whose groups hold such
+//    bytes (spans_foreign()) is patched with the write gate held exclusively
+//    (poke/write_gate.h), so none of their writes lands between a step's read and its
+//    write. Only writers that can fail part-way do this; for the persistent alias, whose
+//    writes are memcpys, a group holds only allocations with sites (one, or several that
+//    follow one another with no byte between them).
 //  - A step's writes are one batch (src/batch): one kernel write per range of adjacent
 //    groups, the step all or nothing (a failed write rolls the step's ranges back), and
 //    sync() after it is src/serialise's cross-CPU serialisation, checked.
@@ -30,6 +32,8 @@
 #include <memory>
 
 namespace jitalloc {
+
+struct Chunk;
 
 enum class PatchPart : uint8_t {
     head,   // the first byte
@@ -50,11 +54,13 @@ struct PatchSite {
     uint8_t new_bytes[arch::kMaxPatchLen] = {};
     const uint8_t *alloc = nullptr;      // start of the allocation holding it
     const uint8_t *alloc_end = nullptr;  // and its end (start + usable size)
+    Chunk *chunk = nullptr;              // the chunk holding it
+    bool held_code = false;              // the allocation had held code before the patch
 };
 
 class PatchRun {
 public:
-    explicit PatchRun(jit_arena *a) : arena_(a), step_(batch_create(a)) {}
+    explicit PatchRun(jit_arena *a);
     ~PatchRun() {
         if (step_)
             batch_destroy(step_);
@@ -65,13 +71,24 @@ public:
     // Largest span of one group's write (the bytes between its sites included).
     static constexpr size_t kMaxGroupSpan = 4096;
 
-    // Validates and takes in the caller's sites (EINVAL: see jit_patch; ENOMEM). Sites
-    // whose new bytes equal the old ones are dropped.
+    // Validates and takes in the caller's sites (EINVAL: see jit_patch; ENOMEM); each
+    // allocation holding one counts as holding code from now on. Sites whose new bytes
+    // equal the old ones are dropped.
     int prepare(const jit_patch_site *sites, size_t n);
 
     bool empty() const { return nsites_ == 0; }
+    // Whether a group spans bytes of no site's allocation: the protocol must then run
+    // with the write gate held exclusively (poke/write_gate.h).
+    bool spans_foreign() const { return spans_foreign_; }
     // Sorted start addresses of the sites, for the table of sites in flight.
     const uintptr_t *addresses() const { return addrs_.get(); }
+    // Calls fn(start) once for each allocation holding a site (observers, patch.cpp).
+    template <class Fn>
+    void for_each_allocation(Fn &&fn) const {
+        for (size_t i = 0; i < nsites_; i++)
+            if (i == 0 || sites_[i].alloc != sites_[i - 1].alloc)
+                fn(sites_[i].alloc);
+    }
     size_t size() const { return nsites_; }
 
     // Writes `part` of every site from `image` in one batch; 0 or the errno (then the
@@ -89,12 +106,12 @@ private:
     struct Group {
         size_t first, count;
     };
-    // Stages [lo, hi) of group g from buf, one update per allocation it spans.
-    int stage_by_allocation(const Group &g, uint8_t *lo, uint8_t *hi, const uint8_t *buf);
     const PatchSite *begin() const { return sites_.get(); }
     const PatchSite *end() const { return sites_.get() + nsites_; }
 
     jit_arena *const arena_;
+    const bool merges_foreign_;  // groups may span other owners' bytes (the writer's kind)
+    bool spans_foreign_ = false;
     jit_batch *step_;  // one step's writes, empty between steps (batch/spare.h); or nullptr
     // Arrays of the caller's n (std::nothrow: the library has no exceptions).
     std::unique_ptr<PatchSite[]> sites_;

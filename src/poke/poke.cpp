@@ -3,6 +3,7 @@
 // Sources have memmove semantics: one that lies in code memory (overlapping the
 // destination or not) is copied before the write, whatever the writer.
 #include "poke/writer.h"
+#include "poke/write_gate.h"
 #include "process/locks.h"
 
 #include "arch/arch.h"
@@ -660,6 +661,9 @@ int poke_pieces(const Writer &w, const ChunkMapping &m, uint8_t *dst, const Writ
     // What a failed write is undone with. No copy of the old bytes when the caller knows
     // them (traps), when they do not matter, or when the writer cannot stop part-way
     // (persistent alias: a plain memcpy).
+    // From the copy of the old bytes to the undo: no patch rewrites these bytes with
+    // values it read before (write_gate.h).
+    WriteGateShare no_stale_rewrite(!w.infallible());
     Copy kept;
     Writer::Piece old{{nullptr, 0}, len};
     bool restore = undo == Undo::traps || (undo == Undo::copy_old && !w.infallible());

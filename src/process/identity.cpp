@@ -3,6 +3,7 @@
 
 #include "os/os.h"
 #include "poke/writer.h"
+#include "poke/write_gate.h"
 
 #include <sys/mman.h>
 #include <unistd.h>
@@ -31,6 +32,7 @@ void take_over() {
     g_generation.fetch_add(1, std::memory_order_acq_rel);
     g_pid.store(os::getpid(), std::memory_order_release);
     proc_mem_forget_parent();
+    write_gate_forget_parent();
 }
 
 TokenPage *map_token_page() {

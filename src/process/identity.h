@@ -13,7 +13,8 @@
 //  - On that first check (in the fork child handler, or the first write of a _Fork /
 //    clone child) the process generation grows by one and the /proc/self/mem
 //    descriptor of the parent is dropped, before any write is made: proc_mem writes go
-//    through the child's own descriptor.
+//    through the child's own descriptor. The write gate (poke/write_gate.h) forgets the
+//    parent's holders then too.
 //  - A memfd-backed chunk records the generation it was mapped (or privately copied) in;
 //    one of an older generation shares its pages with another process and is never
 //    written (poke.cpp: EIO).

@@ -5,11 +5,12 @@
 // Two kinds of site, each returning 1 with variant 0 and 2 with variant 1: a call site
 // (a call to `one`, or a nop) and a jump site (a jump to `one`, or an instruction that
 // falls through to `return 2`). Three layouts: half of the sites sit in one "stub table"
-// allocation (32 B apart: one merged write per step); a quarter in allocations of their
-// own, each followed by a live spacer allocation of the same size (scattered: one write
-// per site and step, the spacer's bytes are another owner's); a quarter in allocations of
-// their own handed out in a row, so those of one size class adjoin (one merged write per
-// step and size class: kAdjacentGroups).
+// allocation (32 B apart); a quarter in allocations of their own, each followed by a
+// live spacer allocation of the same size (scattered: the spacer's bytes are another
+// owner's); a quarter in allocations of their own handed out in a row, so those of one
+// size class adjoin. A batch writes the table with one write per step, and each size
+// class's scattered and adjoining sites (one slab, within 4 KiB) with one more: the
+// spacers' bytes go back as they are, under the write gate (src/poke/write_gate.h).
 #pragma once
 
 #include "helpers.h"
@@ -24,11 +25,11 @@ public:
     static constexpr int kSites = 64;
     static constexpr size_t kLen = jt_code::kSiteLen;
     static constexpr int kTableSites = kSites / 2, kScatteredSites = kSites / 4;
-    // Groups of adjoining allocations: the call sites' functions and the jump sites'
-    // are of two size classes.
-    static constexpr int kAdjacentGroups = 2;
+    // The call sites' functions and the jump sites' are of two size classes: a group
+    // (one write per step) each, spacers included.
+    static constexpr int kClassGroups = 2;
     // Kernel writes of one protocol step of a batch over all sites.
-    static constexpr int kWritesPerStep = 1 + kScatteredSites + kAdjacentGroups;
+    static constexpr int kWritesPerStep = 1 + kClassGroups;
 
     explicit PatchRig(jit_arena *a) : a_(a) {
         const std::vector<uint8_t> one = jt_code::ret_imm_code(1);
@@ -51,6 +52,7 @@ public:
                 if (!spacer)
                     return;
                 own_.push_back(spacer);
+                spacers_.push_back(spacer);
             }
             Site s;
             s.fn = fn;
@@ -85,6 +87,17 @@ public:
                 return false;
         return true;
     }
+    // Whether each size class's scattered and adjoining sites, spacers included, lie
+    // within 4 KiB (the layout kWritesPerStep counts on).
+    bool class_groups_fit() const {
+        for (int first = kTableSites; first < kTableSites + 2; first++)
+            if (sites_[kSites - 2 + (first - kTableSites)].fn + jit_size(sites_[first].fn) -
+                    sites_[first].fn > 4096)
+                return false;
+        return true;
+    }
+    // The spacer allocations after the scattered sites' (another owner's bytes).
+    const std::vector<uint8_t *> &spacers() const { return spacers_; }
     static int expected(int variant) { return variant + 1; }
     int call(int i) const { return reinterpret_cast<int (*)()>(sites_[i].fn)(); }
     uint8_t *site(int i) const { return sites_[i].at; }
@@ -118,7 +131,7 @@ private:
     };
     jit_arena *a_;
     uint8_t *one_ = nullptr, *table_ = nullptr;
-    std::vector<uint8_t *> own_;
+    std::vector<uint8_t *> own_, spacers_;
     std::vector<Site> sites_;
     bool ok_ = false;
 };

@@ -9,6 +9,7 @@
 
 #include "os/os.h"
 #include "patch/trap.h"
+#include "poke/write_gate.h"
 #include "serialise/serialise.h"
 
 #include <jitalloc/jitalloc.hpp>
@@ -262,17 +263,17 @@ uint64_t count_calls(os::Call k, Fn &&fn) {
     return n;
 }
 
-// text_poke_bp_batch: N sites, three syncs in total; sites of one allocation, or of
-// allocations that adjoin, share one write per step; a site with another owner's bytes
-// before the next takes one write of its own.
+// text_poke_bp_batch: N sites, three syncs in total; sites of one chunk within 4 KiB share
+// one write per step, whosever bytes lie between them.
 // (With another thread in the process: while it has one, nothing is synced, below.)
 TEST_F(PatchBatch, ThreeSyncsAndOneWritePerStepPerGroup) {
     const PatchRig &rig = *rig_;
     std::thread([] {}).join();
     EXPECT_EQ(count_calls(os::Call::membarrier, [&] { EXPECT_EQ(rig.flip(1, true), 0); }), 3u);
-    // 32 sites in the stub table (one group), 16 scattered (one write each), 16 in
-    // allocations that adjoin (a group per size class): 19 writes per step.
+    // 32 sites in the stub table (one group), 16 scattered among spacers and 16 in
+    // allocations that adjoin (a group per size class): 3 writes per step.
     ASSERT_TRUE(rig.adjacent_quarter_adjoins());
+    ASSERT_TRUE(rig.class_groups_fit());
     EXPECT_EQ(count_calls(os::Call::pwrite, [&] { EXPECT_EQ(rig.flip(0, true), 0); }),
               3u * PatchRig::kWritesPerStep);
     EXPECT_EQ(count_calls(os::Call::membarrier, [&] { EXPECT_EQ(rig.flip(1, false), 0); }),
@@ -291,6 +292,104 @@ TEST_F(PatchBatch, ThreeSyncsAndOneWritePerStepPerGroup) {
     // Nothing to change: no write, no sync.
     EXPECT_EQ(count_calls(os::Call::pwrite, [&] { EXPECT_EQ(jit_patch(rig.site(1), call_same, 5), 0); }),
               0u);
+}
+
+// A batch writes the spacers between scattered sites back as it read them. Meanwhile
+// their owner rewrites them without pause: every rewrite must stay, never undone by a
+// patch step that read the bytes before it (the write gate makes the step wait, or the
+// rewrite). Checked after every rewrite and after every flip. Every writer that patches.
+class PatchForeignBytes : public ::testing::TestWithParam<jit_writer> {};
+
+TEST_P(PatchForeignBytes, OwnersRewritesBetweenSitesAreNeverLost) {
+    ArenaHolder a(GetParam());
+    ASSERT_NE(a.get(), nullptr);
+    PatchRig rig(a);
+    ASSERT_TRUE(rig.ok());
+    JT_SKIP_WITHOUT_LIVE_PATCH(rig);
+    const std::vector<uint8_t *> &spacers = rig.spacers();
+    std::atomic<bool> stop{false};
+    std::atomic<long> lost{0}, rewrites{0};
+    std::thread owner([&] {
+        std::vector<uint8_t> bytes;
+        for (uint32_t round = 1; !stop.load(std::memory_order_relaxed); round++) {
+            for (size_t i = 0; i < spacers.size(); i++) {
+                const size_t len = jit_size(spacers[i]);  // two size classes
+                bytes.resize(len);
+                for (size_t k = 0; k < len; k++)
+                    bytes[k] = static_cast<uint8_t>(round * 31 + i * 7 + k);
+                if (jit_arena_update(a, spacers[i], bytes.data(), len) != 0) {
+                    ADD_FAILURE() << "jit_arena_update: " << strerror(errno);
+                    lost.fetch_add(1000000);
+                    return;
+                }
+                // Nobody else writes this spacer: it holds what was just written.
+                if (std::memcmp(spacers[i], bytes.data(), len) != 0)
+                    lost.fetch_add(1);
+                rewrites.fetch_add(1, std::memory_order_relaxed);
+            }
+        }
+    });
+    const int flips = GetParam() == JIT_WRITER_TEMP_ALIAS ? 300 : 3000;
+    int bad_flips = 0;
+    for (int f = 0; f < flips && lost.load() == 0; f++) {
+        bad_flips += rig.flip(f % 2, true) != 0;
+        // A rewrite the flip undid shows up at the owner's check or as a wrong call.
+    }
+    stop = true;
+    owner.join();
+    EXPECT_EQ(bad_flips, 0);
+    EXPECT_EQ(lost.load(), 0) << "of " << rewrites.load() << " rewrites";
+    EXPECT_GT(rewrites.load(), 0);
+    EXPECT_EQ(rig.wrong((flips - 1) % 2), 0);
+    EXPECT_EQ(jitalloc::write_gate_shared_holders(), 0);
+}
+INSTANTIATE_TEST_SUITE_P(Writers, PatchForeignBytes, ::testing::ValuesIn(kPatchWriters), name_of);
+
+// The same with everything else another thread's code writes can be waiting on while a
+// patch holds the write gate: an observed arena (GDB's JIT interface: the observers' lock
+// is held across a free's commit), lazy trap fill (a retiring slab's stale objects are
+// trap-filled inside that commit), large allocations (their chunk is destroyed under the
+// buddy lock, waiting for updates in flight). No wait may close a cycle: the flips and
+// the other thread's churn all finish, with the spacers' rewrites kept.
+TEST(PatchForeignBytesChurn, ObservedLazyArenaFreesSlabsAndLargeChunksMeanwhile) {
+    jit_arena_options o = options(JIT_WRITER_PROC_MEM);
+    o.flags |= JIT_ARENA_GDB_JIT | JIT_ARENA_LAZY_TRAP_FILL;
+    ArenaHolder a(o);
+    ASSERT_NE(a.get(), nullptr);
+    PatchRig rig(a);
+    ASSERT_TRUE(rig.ok());
+    JT_SKIP_WITHOUT_LIVE_PATCH(rig);
+    std::atomic<bool> stop{false};
+    std::atomic<long> lost{0}, rounds{0};
+    std::thread churn([&] {
+        const std::vector<uint8_t> code = jt_code::ret_imm_code(7);
+        std::vector<void *> many;
+        for (uint32_t round = 1; !stop.load(std::memory_order_relaxed); round++) {
+            for (int i = 0; i < 600; i++)  // several slabs, retired when freed
+                many.push_back(jit_arena_alloc(a, code.data(), code.size()));
+            void *large = jit_arena_alloc(a, nullptr, 3u << 20);
+            lost += large == nullptr || jit_arena_update(a, large, code.data(), code.size()) != 0;
+            for (void *p : many)
+                lost += p == nullptr || jit_arena_free(a, p) != 0;
+            many.clear();
+            lost += large != nullptr && jit_arena_free(a, large) != 0;
+            uint8_t *spacer = rig.spacers()[round % rig.spacers().size()];
+            std::vector<uint8_t> bytes(jit_size(spacer), static_cast<uint8_t>(round));
+            lost += jit_arena_update(a, spacer, bytes.data(), bytes.size()) != 0 ||
+                    std::memcmp(spacer, bytes.data(), bytes.size()) != 0;
+            rounds++;
+        }
+    });
+    int bad_flips = 0, f = 0;
+    for (; f < 400 || (rounds.load() < 20 && f < 100000); f++)  // overlap 20 rounds
+        bad_flips += rig.flip(f % 2, true) != 0;
+    stop = true;
+    churn.join();
+    EXPECT_EQ(bad_flips, 0);
+    EXPECT_EQ(lost.load(), 0) << "of " << rounds.load() << " rounds";
+    EXPECT_GE(rounds.load(), 20);
+    EXPECT_EQ(rig.wrong((f - 1) % 2), 0);
+    EXPECT_TRUE(ArenaOk(a));
 }
 
 // While the process has a single thread no other CPU can have fetched a site: a patch
