@@ -89,7 +89,30 @@ size_t pieces_len(const Writer::Piece *pieces, size_t n) {
     return len;
 }
 
+// One pwritev, retried when a signal interrupts it: the bytes written, or -1 (errno).
+static ssize_t pwritev_once(int fd, const struct iovec *iov, int cnt, uint64_t off) {
+    ssize_t w;
+    do
+        w = os::pwritev(fd, iov, cnt, static_cast<off_t>(off));
+    while (w < 0 && errno == EINTR);
+    return w;
+}
+
+// One plain piece (an update, most new code): no vector to lay out.
+static int pwrite_plain(int fd, const uint8_t *data, size_t len, uint64_t off) {
+    for (size_t done = 0; done < len;) {
+        const struct iovec one = {const_cast<uint8_t *>(data + done), len - done};
+        ssize_t w = pwritev_once(fd, &one, 1, off + done);
+        if (w <= 0)
+            return w < 0 ? errno : EIO;
+        done += static_cast<size_t>(w);
+    }
+    return 0;
+}
+
 int pwrite_pieces(int fd, const Writer::Piece *pieces, size_t n, uint64_t off) {
+    if (n == 1 && !pieces[0].src.period)
+        return pwrite_plain(fd, pieces[0].src.data, pieces[0].len, off);
     // 64 entries (1 KiB of stack) gather a 256 KiB trap fill per system call. Deeper
     // frames cost page faults: a fresh thread's stack grows a page at a time.
     constexpr int kMaxIov = 64;
@@ -118,14 +141,9 @@ int pwrite_pieces(int fd, const Writer::Piece *pieces, size_t n, uint64_t off) {
                 at_off += k;
             }
         }
-        ssize_t w = os::pwritev(fd, iov, cnt, static_cast<off_t>(off + done));
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return errno;
-        }
-        if (w == 0)
-            return EIO;
+        ssize_t w = pwritev_once(fd, iov, cnt, off + done);
+        if (w <= 0)
+            return w < 0 ? errno : EIO;
         done += static_cast<uint64_t>(w);
         for (auto left = static_cast<size_t>(w); left;) {
             size_t k = std::min(left, pieces[piece].len - in_piece);

@@ -31,20 +31,26 @@ uintptr_t this_thread_token() {
 
 }  // namespace
 
+// Out of line: the waiting (std::atomic wait) would otherwise cost every write's entry a
+// frame of saved registers.
+[[gnu::noinline]] static void wait_while_owned(std::atomic<int> &stripe, uintptr_t owner) {
+    while (owner != 0 && owner != this_thread_token()) {
+        // A patch writes bytes that may be ours: wait outside, holding nothing.
+        stripe.fetch_sub(1, std::memory_order_release);
+        while ((owner = g_owner.load(std::memory_order_acquire)) != 0)
+            g_owner.wait(owner, std::memory_order_acquire);
+        stripe.fetch_add(1, std::memory_order_seq_cst);
+        owner = g_owner.load(std::memory_order_seq_cst);
+    }
+}
+
 WriteGateShare::WriteGateShare(bool active) : stripe_(kNoStripe) {
     if (!active)
         return;
     const unsigned s = this_thread_shard();
-    for (;;) {
-        g_stripes[s].n.fetch_add(1, std::memory_order_seq_cst);
-        uintptr_t owner = g_owner.load(std::memory_order_seq_cst);
-        if (owner == 0 || owner == this_thread_token())
-            break;
-        // A patch writes bytes that may be ours: wait outside, holding nothing.
-        g_stripes[s].n.fetch_sub(1, std::memory_order_release);
-        while ((owner = g_owner.load(std::memory_order_acquire)) != 0)
-            g_owner.wait(owner, std::memory_order_acquire);
-    }
+    g_stripes[s].n.fetch_add(1, std::memory_order_seq_cst);
+    if (uintptr_t owner = g_owner.load(std::memory_order_seq_cst)) [[unlikely]]
+        wait_while_owned(g_stripes[s].n, owner);
     stripe_ = s;
 }
 
