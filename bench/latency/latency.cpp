@@ -19,6 +19,12 @@
 //            bytes, resident from /proc/self/smaps like the memory benchmark
 //   shrink   free a random half, then time Contender::shrink (jit_arena_shrink) and record
 //            the bytes it gives back and resident code before / after
+// Each operation's JSON also has "bands": its samples grouped by the octave of the
+// function's size ([2^k, 2^(k+1)) bytes; bands of 200 samples or more), p50 and p99 in
+// each, so the tail of an operation at one size is read apart from the size mix's, and
+// seg_ratio, the median over the run's five stretches of p99/p50 (0: a stretch too thin).
+// After each load, "raw_alloc": the bytes it wrote written again at the same place with
+// one raw pwrite to /proc/self/mem, the same size at the same moment (where it works).
 // Workloads: bpf (sizes of bench::bpf_size) and small (uniform 64..512 B: the same
 // operations with little size spread, so a tail in them is the allocator's, not the
 // cost of writing a 64 KiB function against a 200 B one).
@@ -91,36 +97,40 @@ std::string loadavg() {
 // (cpu), which leaves out what preemption adds: a tail in wall time that CPU time does
 // not share is the machine's, one in both is work done on the CPU (the library's, or the
 // kernel's for the write).
+// Each sample also keeps the size of the function it wrote or freed (bytes), so the
+// tail can be read per size band as well as over the whole mix (print_op).
 struct OpTimes {
-    std::vector<uint64_t> ns, cpu;
+    std::vector<uint64_t> ns, cpu, bytes;
     uint64_t growth_n = 0, growth_max = 0, off_cpu = 0;
     explicit OpTimes(size_t cap) {
         ns.reserve(cap);
         cpu.reserve(cap);
+        bytes.reserve(cap);
     }
-    void add(uint64_t t, uint64_t c, bool grew) {
+    void add(uint64_t t, uint64_t c, size_t len, bool grew) {
         if (grew) {
             growth_n++;
             growth_max = std::max(growth_max, t);
         } else {
             ns.push_back(t);
             cpu.push_back(c);
+            bytes.push_back(len);
             off_cpu += t > c + kOffCpuNs;
         }
     }
 };
 
-// Runs op() timed; the growth counter is read outside the timed window, the CPU clock
-// just outside the wall clock's.
+// Runs op() on a function of len bytes, timed; the growth counter is read outside the
+// timed window, the CPU clock just outside the wall clock's.
 template <class F>
-void timed(Contender &c, OpTimes &out, F &&op) {
+void timed(Contender &c, OpTimes &out, size_t len, F &&op) {
     uint64_t g0 = c.growth_counter();
     uint64_t c0 = cpu_ns();
     uint64_t t0 = now_ns();
     op();
     uint64_t t1 = now_ns();
     uint64_t c1 = cpu_ns();
-    out.add(t1 - t0, c1 - c0, c.growth_counter() != g0);
+    out.add(t1 - t0, c1 - c0, len, c.growth_counter() != g0);
 }
 
 // Nearest-rank percentile of sorted v.
@@ -131,7 +141,61 @@ uint64_t pct(const std::vector<uint64_t> &v, double p) {
     return v[std::min(v.size(), std::max<size_t>(k, 1)) - 1];
 }
 
+// A size band needs this many samples for its p99 to be read (the 99th percentile of
+// 200 samples is the second slowest but one).
+constexpr size_t kMinBandSamples = 200;
+
+// The tail per size band: samples grouped by the octave of their size, [2^k, 2^(k+1))
+// bytes, each band with enough samples printed as {lo, hi, n, p50, p99} (wall and CPU).
+// An operation that writes the whole function costs more the longer it is, so the
+// tail over a mix of sizes is the mix's; within a band it is the operation's own.
+// Also per band: p99/p50 in each fifth of the run (kSegments consecutive stretches of
+// the steps) and their median, "seg_ratio": like the median of repetitions the other
+// benchmarks report, a burst of host noise in one stretch moves one of the five.
+constexpr int kSegments = 5;
+
+double median_segment_ratio(std::vector<uint64_t> (&seg)[kSegments]) {
+    std::vector<double> r;
+    for (auto &v : seg) {
+        if (v.size() < kMinBandSamples / kSegments)
+            return 0;  // a stretch too thin to read a p99 in
+        std::sort(v.begin(), v.end());
+        r.push_back(static_cast<double>(pct(v, 99)) / static_cast<double>(std::max<uint64_t>(pct(v, 50), 1)));
+    }
+    std::sort(r.begin(), r.end());
+    return r[kSegments / 2];
+}
+
+void print_bands(FILE *f, const OpTimes &o) {
+    constexpr int kBands = 64;
+    std::vector<uint64_t> ns[kBands], cpu[kBands], seg[kBands][kSegments];
+    for (size_t i = 0; i < o.ns.size(); i++) {
+        int band = o.bytes[i] ? 63 - __builtin_clzll(o.bytes[i]) : 0;
+        ns[band].push_back(o.ns[i]);
+        cpu[band].push_back(o.cpu[i]);
+        seg[band][i * kSegments / o.ns.size()].push_back(o.ns[i]);
+    }
+    std::fprintf(f, ",\n          \"bands\": [");
+    bool first = true;
+    for (int b = 0; b < kBands; b++) {
+        if (ns[b].size() < kMinBandSamples)
+            continue;
+        std::sort(ns[b].begin(), ns[b].end());
+        std::sort(cpu[b].begin(), cpu[b].end());
+        std::fprintf(f,
+                     "%s{\"lo\": %lu, \"hi\": %lu, \"n\": %zu, \"p50_ns\": %lu, \"p99_ns\": %lu, "
+                     "\"cpu_p50_ns\": %lu, \"cpu_p99_ns\": %lu, \"seg_ratio\": %.3f}",
+                     first ? "" : ", ", uint64_t{1} << b, (uint64_t{1} << (b + 1)) - 1,
+                     ns[b].size(), pct(ns[b], 50), pct(ns[b], 99), pct(cpu[b], 50),
+                     pct(cpu[b], 99), median_segment_ratio(seg[b]));
+        first = false;
+    }
+    std::fprintf(f, "]");
+}
+
 void print_op(FILE *f, const char *name, OpTimes &o, bool last) {
+    // Bands first: they need the samples in step order, each time with its size.
+    OpTimes banded = o;
     std::sort(o.ns.begin(), o.ns.end());
     std::sort(o.cpu.begin(), o.cpu.end());
     size_t over = static_cast<size_t>(
@@ -142,20 +206,34 @@ void print_op(FILE *f, const char *name, OpTimes &o, bool last) {
                  "        \"%s\": {\"n\": %zu, \"p50_ns\": %lu, \"p99_ns\": %lu, "
                  "\"p999_ns\": %lu, \"max_ns\": %lu, \"over_1ms\": %zu, \"growth_n\": %lu, "
                  "\"growth_max_ns\": %lu,\n          \"cpu_p50_ns\": %lu, \"cpu_p99_ns\": %lu, "
-                 "\"cpu_p999_ns\": %lu, \"cpu_max_ns\": %lu, \"off_cpu\": %lu, \"over_1ms_cpu\": %zu}%s\n",
+                 "\"cpu_p999_ns\": %lu, \"cpu_max_ns\": %lu, \"off_cpu\": %lu, \"over_1ms_cpu\": %zu",
                  name, o.ns.size(), pct(o.ns, 50), pct(o.ns, 99), pct(o.ns, 99.9),
                  o.ns.empty() ? 0ul : o.ns.back(), over, o.growth_n, o.growth_max,
                  pct(o.cpu, 50), pct(o.cpu, 99), pct(o.cpu, 99.9),
-                 o.cpu.empty() ? 0ul : o.cpu.back(), o.off_cpu, over_cpu, last ? "" : ",");
+                 o.cpu.empty() ? 0ul : o.cpu.back(), o.off_cpu, over_cpu);
+    print_bands(f, banded);
+    std::fprintf(f, "}%s\n", last ? "" : ",");
 }
 
 // Fixed CPU work: n dependent multiply-adds.
 uint64_t g_ref_iters = 1000;
-void reference_work() {
+void fixed_work(uint64_t iters) {
     volatile uint64_t x = 1;
-    for (uint64_t i = 0; i < g_ref_iters; i++)
+    for (uint64_t i = 0; i < iters; i++)
         x = x * 6364136223846793005ull + 1442695040888963407ull;
 }
+void reference_work() { fixed_work(g_ref_iters); }
+
+// The machine's tail at other lengths: the same fixed work made to last each of these
+// (about, from the 3 µs calibration), one of them per step in turn, timed in the same
+// loop ("fixed_<ns>"). An interruption (a timer tick, the host taking the vCPU) lands
+// in a window with a chance that grows with the window's length, so p99/p50 of work of
+// a fixed length jumps once that chance passes 1% (here between about 4 and 8 µs): an
+// operation of that length has that tail whatever it does. report_latency.py shows each
+// size band next to the rung nearest its median. One rung per step, not all: the
+// rungs' time between the operations is itself a change to what is measured.
+constexpr uint64_t kLadderNs[] = {1500, 3000, 6000, 12000, 24000};
+constexpr size_t kLadder = sizeof kLadderNs / sizeof kLadderNs[0];
 
 // Sets g_ref_iters so that reference_work takes about target_ns (median of 101 tries).
 void calibrate_reference(uint64_t target_ns) {
@@ -204,12 +282,16 @@ bool run_one(FILE *f, const std::string &name, const std::string &workload, size
     double fill_s = static_cast<double>(now_ns() - t0) / 1e9;
     fill_growth = c->growth_counter() - g0;
 
-    OpTimes al(steps), fr(steps), up(steps), ref(steps), sys(steps), raw(steps);
+    OpTimes al(steps), fr(steps), up(steps), ref(steps), sys(steps), raw(steps), raw_al(steps);
+    std::vector<OpTimes> ladder(kLadder, OpTimes(steps));
     // The kernel write alone, on the same memory at the same moment: before each update,
     // the 64 bytes it targets are written back unchanged with one pwrite to /proc/self/mem
     // (what jitalloc's proc_mem writer does under its bookkeeping). Only where that works:
     // private mappings (proc_mem chunks, asmjit_default); shared memfd views refuse it.
     int mem_fd = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
+    // The same for each load: right after it, the bytes it wrote written again with one
+    // raw pwrite, same size, same place ("raw_alloc": the kernel's share of that load).
+    int alloc_fd = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
     int sum = 0;
     // A floor (raw pwrite into a 32 MiB region it reuses round-robin, bench/contender.h)
     // overwrites older functions: its code is not called, only its writes are timed.
@@ -217,18 +299,31 @@ bool run_one(FILE *f, const std::string &name, const std::string &workload, size
     for (size_t i = 0; i < steps; i++) {
         size_t k = rng() % fns.size();
         Fn old = fns[k];
-        timed(*c, fr, [&] { c->unload(old.p, old.len); });
+        timed(*c, fr, old.len, [&] { c->unload(old.p, old.len); });
         requested -= old.len;
         size_t len = next_size(workload, rng);
         const uint8_t *code = make_function(len, static_cast<int32_t>(i));
         void *p = nullptr;
-        timed(*c, al, [&] { p = c->load(code, len); });
+        timed(*c, al, len, [&] { p = c->load(code, len); });
         if (!p) {
             std::fprintf(stderr, "%s: load failed in step %zu\n", name.c_str(), i);
             return false;
         }
         fns[k] = {p, len};
         requested += len;
+        if (alloc_fd >= 0) {
+            bool wrote = true;
+            timed(*c, raw_al, len, [&] {
+                wrote = pwrite(alloc_fd, code, len,
+                               static_cast<off_t>(reinterpret_cast<uintptr_t>(p))) ==
+                        static_cast<ssize_t>(len);
+            });
+            if (!wrote) {
+                close(alloc_fd);
+                alloc_fd = -1;
+                raw_al = OpTimes(0);
+            }
+        }
         if (call)
             sum += reinterpret_cast<bench::Fn>(p)(1);
         Fn tgt = fns[rng() % fns.size()];
@@ -237,7 +332,7 @@ bool run_one(FILE *f, const std::string &name, const std::string &workload, size
             uint8_t same[64];
             std::memcpy(same, tgt.p, sizeof same);
             bool wrote = true;
-            timed(*c, raw, [&] {
+            timed(*c, raw, sizeof same, [&] {
                 wrote = pwrite(mem_fd, same, sizeof same,
                                static_cast<off_t>(reinterpret_cast<uintptr_t>(tgt.p))) == 64;
             });
@@ -248,18 +343,22 @@ bool run_one(FILE *f, const std::string &name, const std::string &workload, size
             }
         }
         bool ok = true;
-        timed(*c, up, [&] { ok = c->update(tgt.p, patch, 64); });
+        timed(*c, up, 64, [&] { ok = c->update(tgt.p, patch, 64); });
         if (!ok) {
             std::fprintf(stderr, "%s: update failed in step %zu\n", name.c_str(), i);
             return false;
         }
         if (call)
             sum += reinterpret_cast<bench::Fn>(tgt.p)(1);
-        timed(*c, ref, reference_work);
-        timed(*c, sys, [] { (void)syscall(SYS_getppid); });
+        timed(*c, ref, 0, reference_work);
+        const size_t rung = i % kLadder;
+        timed(*c, ladder[rung], 0, [&] { fixed_work(g_ref_iters * kLadderNs[rung] / 3000); });
+        timed(*c, sys, 0, [] { (void)syscall(SYS_getppid); });
     }
     if (mem_fd >= 0)
         close(mem_fd);
+    if (alloc_fd >= 0)
+        close(alloc_fd);
     if (sum == 12345)
         std::fprintf(stderr, " ");  // keeps the calls
 
@@ -304,9 +403,16 @@ bool run_one(FILE *f, const std::string &name, const std::string &workload, size
     print_op(f, "free", fr, false);
     print_op(f, "update", up, false);
     print_op(f, "reference", ref, false);
-    print_op(f, "syscall", sys, raw.ns.empty());
+    for (size_t r = 0; r < kLadder; r++) {
+        char name[32];
+        std::snprintf(name, sizeof name, "fixed_%lu", kLadderNs[r]);
+        print_op(f, name, ladder[r], false);
+    }
+    print_op(f, "syscall", sys, raw.ns.empty() && raw_al.ns.empty());
     if (!raw.ns.empty())
-        print_op(f, "raw_write", raw, true);
+        print_op(f, "raw_write", raw, raw_al.ns.empty());
+    if (!raw_al.ns.empty())
+        print_op(f, "raw_alloc", raw_al, true);
     std::fprintf(f, "      }}");
     std::fflush(f);
     return true;
