@@ -166,8 +166,14 @@ if _fw:
       f"peers that write with memcpy (asmjit, ideal): this run's host took {_fw / 1000:.2f} µs "
       f"of CPU for the 64-byte floor write; the host of the runs up to 2026-12-03 11:30 UTC "
       f"took about 0.3 µs (getppid about 0.1 µs there, 0.25 µs on the host of 2026-12-03 "
-      f"14:00, a nested paravirtualised VM). Ratios to the floor move less than ratios to "
-      f"asmjit; figures of runs on different hosts are not compared here.\n")
+      f"14:00, a nested paravirtualised VM). The host of 2026-12-04 is a paravirtualised "
+      f"guest (PVM) whose kernel runs page-table isolation without PCID (every system call "
+      f"flushes the TLB) and where getppid costs about 1 µs; there, steps that touch much "
+      f"cold memory vary 2..4x between repetitions (churn at 50 000 live, persistent alias: "
+      f"2.5 .. 6.2 µs per step over five runs of the same build, 2.1 .. 3.5 µs for a "
+      f"build of 3ae9725, before that day's and the previous day's library changes). Ratios "
+      f"to the floor move less than ratios to asmjit; figures of runs on different hosts are "
+      f"not compared here.\n")
 w("The VM is shared and noisy and has no performance counters, so every comparison is a "
   "**ratio between contenders measured in the same run**, each the median of the "
   "repetitions. Single-thread workloads are timed in CPU time of the benchmark thread "
