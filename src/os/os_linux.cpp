@@ -153,10 +153,16 @@ int mincore(void *addr, size_t len, unsigned char *vec) {
 }
 
 size_t page_size() {
-    static const size_t size = [] {
+    // Cached in an atomic, not a function-local static: a static's guard is a lock, and a
+    // child forked while another thread initialises it would wait for it forever.
+    // Racing first callers compute the same value.
+    static constinit std::atomic<size_t> cached{0};
+    size_t size = cached.load(std::memory_order_relaxed);
+    if (!size) [[unlikely]] {
         unsigned long v = getauxval(AT_PAGESZ);
-        return v ? static_cast<size_t>(v) : static_cast<size_t>(sysconf(_SC_PAGESIZE));
-    }();
+        size = v ? static_cast<size_t>(v) : static_cast<size_t>(sysconf(_SC_PAGESIZE));
+        cached.store(size, std::memory_order_relaxed);
+    }
     return size;
 }
 

@@ -13,6 +13,11 @@
 //    handlers release them all. So no thread holds any library lock when the kernel
 //    copies the process, and a child of a multi-threaded parent never finds a lock
 //    taken by a thread it does not have.
+//  - No function-local static with a dynamic initialiser anywhere in the library: its
+//    guard is a lock outside this list, and a child forked while another thread ran the
+//    initialiser would wait for it forever. Lazily computed values live in atomics that
+//    racing first callers fill alike (os page_size, the report settings); the test
+//    core_no_static_guards reads the archive for __cxa_guard_acquire.
 //  - The thread running the fork handlers (from prepare until its parent / child
 //    handler returns) never waits for one of these locks or a closed gate: its library
 //    calls — from other atfork handlers that run inside that window — fail at once

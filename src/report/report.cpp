@@ -5,7 +5,9 @@
 #include "arena/arena.h"
 #include "diag/diag.h"
 
+#include <atomic>
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -65,18 +67,32 @@ struct Settings {
     bool verbose = false;
 };
 
-// Read at the first arena creation; the exit report is armed then.
-const Settings &settings() {
-    static const Settings s = [] {
-        static std::atomic<bool> told_stats{false}, told_verbose{false};
-        Settings r;
-        r.stats = read_switch("JITALLOC_STATS", told_stats);
-        r.verbose = read_switch("JITALLOC_VERBOSE", told_verbose);
-        if (r.stats && std::atexit(report_at_exit) != 0)
-            diag_line("JITALLOC_STATS=1: cannot register the exit report (atexit failed)");
-        return r;
-    }();
-    return s;
+// Read at the first arena creation; the exit report is armed then. Kept in one atomic
+// word, not a function-local static: a static's guard is a lock, and a child forked
+// while another thread was initialising it would wait for it forever (locks.h). Racing
+// first callers read the same environment; the one that publishes arms the report.
+constexpr uint8_t kSettingsRead = 1, kSettingsStats = 2, kSettingsVerbose = 4;
+constinit std::atomic<uint8_t> g_settings{0};
+constinit std::atomic<bool> g_told_stats{false}, g_told_verbose{false};
+
+Settings settings() {
+    uint8_t v = g_settings.load(std::memory_order_acquire);
+    if (!(v & kSettingsRead)) [[unlikely]] {
+        uint8_t read = kSettingsRead;
+        if (read_switch("JITALLOC_STATS", g_told_stats))
+            read |= kSettingsStats;
+        if (read_switch("JITALLOC_VERBOSE", g_told_verbose))
+            read |= kSettingsVerbose;
+        uint8_t none = 0;
+        if (g_settings.compare_exchange_strong(none, read, std::memory_order_acq_rel)) {
+            if ((read & kSettingsStats) && std::atexit(report_at_exit) != 0)
+                diag_line("JITALLOC_STATS=1: cannot register the exit report (atexit failed)");
+            v = read;
+        } else {
+            v = none;  // another thread published first
+        }
+    }
+    return Settings{(v & kSettingsStats) != 0, (v & kSettingsVerbose) != 0};
 }
 
 std::string why_this_order(WriterProbes::Asked asked) {
