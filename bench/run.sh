@@ -132,9 +132,9 @@ fi
 
 # Tail latency and scale (issue 11 item 7, section 11). Group latency: BPF sizes and
 # 64..512 B at 5 000 / 50 000 live (quick: jitalloc_proc_mem, asmjit_dual and
-# floor_proc_mem, 20 000 steps per run, ~1 min: the per-size-band tail needs 500 samples
-# in a band; full: six contenders and the floor, 50 000 steps). Group latency_1m: the same at 1 000 000 live (BPF sizes), which
-# takes ~3 min in quick mode (filling 1 M functions of ~3.3 KiB mean, 3.3 GiB, per
+# floor_proc_mem, 20 000 steps per run, under a minute: the per-size-band tail needs 500
+# samples in a band; full: six contenders and the floor, 50 000 steps). Group latency_1m:
+# the same at 1 000 000 live (BPF sizes), which takes 0.5..3 min in quick mode (filling 1 M functions of ~3.3 KiB mean, 3.3 GiB, per
 # contender): a quick run of every group keeps the latency_1m.json of the last run of that
 # group (`--only latency_1m`), whose commit and date the report shows; a full run remakes it.
 LAT_COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)

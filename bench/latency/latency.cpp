@@ -21,8 +21,8 @@
 //            the bytes it gives back and resident code before / after
 // Each operation's JSON also has "bands": its samples grouped by the octave of the
 // function's size ([2^k, 2^(k+1)) bytes; bands of 200 samples or more), p50 and p99 in
-// each, so the tail of an operation at one size is read apart from the size mix's, and
-// seg_ratio, the median over the run's five stretches of p99/p50 (0: a stretch too thin).
+// each, so the tail of an operation at one size is read apart from the size mix's
+// (operations of no size — the fixed work, getppid — have none).
 // After each load, "raw_alloc": the bytes it wrote written again at the same place with
 // one raw pwrite to /proc/self/mem, the same size at the same moment (where it works).
 // Workloads: bpf (sizes of bench::bpf_size) and small (uniform 64..512 B: the same
@@ -149,31 +149,15 @@ constexpr size_t kMinBandSamples = 200;
 // bytes, each band with enough samples printed as {lo, hi, n, p50, p99} (wall and CPU).
 // An operation that writes the whole function costs more the longer it is, so the
 // tail over a mix of sizes is the mix's; within a band it is the operation's own.
-// Also per band: p99/p50 in each fifth of the run (kSegments consecutive stretches of
-// the steps) and their median, "seg_ratio": like the median of repetitions the other
-// benchmarks report, a burst of host noise in one stretch moves one of the five.
-constexpr int kSegments = 5;
-
-double median_segment_ratio(std::vector<uint64_t> (&seg)[kSegments]) {
-    std::vector<double> r;
-    for (auto &v : seg) {
-        if (v.size() < kMinBandSamples / kSegments)
-            return 0;  // a stretch too thin to read a p99 in
-        std::sort(v.begin(), v.end());
-        r.push_back(static_cast<double>(pct(v, 99)) / static_cast<double>(std::max<uint64_t>(pct(v, 50), 1)));
-    }
-    std::sort(r.begin(), r.end());
-    return r[kSegments / 2];
-}
-
 void print_bands(FILE *f, const OpTimes &o) {
     constexpr int kBands = 64;
-    std::vector<uint64_t> ns[kBands], cpu[kBands], seg[kBands][kSegments];
+    std::vector<uint64_t> ns[kBands], cpu[kBands];
     for (size_t i = 0; i < o.ns.size(); i++) {
-        int band = o.bytes[i] ? 63 - __builtin_clzll(o.bytes[i]) : 0;
+        if (!o.bytes[i])
+            continue;  // an operation of no size
+        int band = 63 - __builtin_clzll(o.bytes[i]);
         ns[band].push_back(o.ns[i]);
         cpu[band].push_back(o.cpu[i]);
-        seg[band][i * kSegments / o.ns.size()].push_back(o.ns[i]);
     }
     std::fprintf(f, ",\n          \"bands\": [");
     bool first = true;
@@ -184,10 +168,10 @@ void print_bands(FILE *f, const OpTimes &o) {
         std::sort(cpu[b].begin(), cpu[b].end());
         std::fprintf(f,
                      "%s{\"lo\": %lu, \"hi\": %lu, \"n\": %zu, \"p50_ns\": %lu, \"p99_ns\": %lu, "
-                     "\"cpu_p50_ns\": %lu, \"cpu_p99_ns\": %lu, \"seg_ratio\": %.3f}",
+                     "\"cpu_p50_ns\": %lu, \"cpu_p99_ns\": %lu}",
                      first ? "" : ", ", uint64_t{1} << b, (uint64_t{1} << (b + 1)) - 1,
                      ns[b].size(), pct(ns[b], 50), pct(ns[b], 99), pct(cpu[b], 50),
-                     pct(cpu[b], 99), median_segment_ratio(seg[b]));
+                     pct(cpu[b], 99));
         first = false;
     }
     std::fprintf(f, "]");
@@ -288,10 +272,27 @@ bool run_one(FILE *f, const std::string &name, const std::string &workload, size
     // the 64 bytes it targets are written back unchanged with one pwrite to /proc/self/mem
     // (what jitalloc's proc_mem writer does under its bookkeeping). Only where that works:
     // private mappings (proc_mem chunks, asmjit_default); shared memfd views refuse it.
-    int mem_fd = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
     // The same for each load: right after it, the bytes it wrote written again with one
     // raw pwrite, same size, same place ("raw_alloc": the kernel's share of that load).
-    int alloc_fd = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
+    int mem_fd = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
+    bool raw_works = mem_fd >= 0;
+    // One raw pwrite of len bytes from src to at, timed into out; the first refused one
+    // ends both rewrites for this contender (its memory is a mapping the kernel will not
+    // write through /proc/self/mem) and drops what they timed.
+    auto raw_rewrite = [&](OpTimes &out, const void *src, size_t len, void *at) {
+        if (!raw_works)
+            return;
+        bool wrote = true;
+        timed(*c, out, len, [&] {
+            wrote = pwrite(mem_fd, src, len, static_cast<off_t>(reinterpret_cast<uintptr_t>(at))) ==
+                    static_cast<ssize_t>(len);
+        });
+        if (!wrote) {
+            raw_works = false;
+            raw = OpTimes(0);
+            raw_al = OpTimes(0);
+        }
+    };
     int sum = 0;
     // A floor (raw pwrite into a 32 MiB region it reuses round-robin, bench/contender.h)
     // overwrites older functions: its code is not called, only its writes are timed.
@@ -311,36 +312,15 @@ bool run_one(FILE *f, const std::string &name, const std::string &workload, size
         }
         fns[k] = {p, len};
         requested += len;
-        if (alloc_fd >= 0) {
-            bool wrote = true;
-            timed(*c, raw_al, len, [&] {
-                wrote = pwrite(alloc_fd, code, len,
-                               static_cast<off_t>(reinterpret_cast<uintptr_t>(p))) ==
-                        static_cast<ssize_t>(len);
-            });
-            if (!wrote) {
-                close(alloc_fd);
-                alloc_fd = -1;
-                raw_al = OpTimes(0);
-            }
-        }
+        raw_rewrite(raw_al, code, len, p);
         if (call)
             sum += reinterpret_cast<bench::Fn>(p)(1);
         Fn tgt = fns[rng() % fns.size()];
         const uint8_t *patch = make_function(64, static_cast<int32_t>(i) + 7);
-        if (mem_fd >= 0) {
+        if (raw_works) {  // read the target only where it is rewritten (warms it)
             uint8_t same[64];
             std::memcpy(same, tgt.p, sizeof same);
-            bool wrote = true;
-            timed(*c, raw, sizeof same, [&] {
-                wrote = pwrite(mem_fd, same, sizeof same,
-                               static_cast<off_t>(reinterpret_cast<uintptr_t>(tgt.p))) == 64;
-            });
-            if (!wrote) {
-                close(mem_fd);
-                mem_fd = -1;
-                raw = OpTimes(0);
-            }
+            raw_rewrite(raw, same, sizeof same, tgt.p);
         }
         bool ok = true;
         timed(*c, up, 64, [&] { ok = c->update(tgt.p, patch, 64); });
@@ -357,8 +337,6 @@ bool run_one(FILE *f, const std::string &name, const std::string &workload, size
     }
     if (mem_fd >= 0)
         close(mem_fd);
-    if (alloc_fd >= 0)
-        close(alloc_fd);
     if (sum == 12345)
         std::fprintf(stderr, " ");  // keeps the calls
 

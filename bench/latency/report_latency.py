@@ -83,33 +83,38 @@ def quiet_length(r):
     return max(ok) if ok else None
 
 
-def band_worst(runs, contender, short_only=False):
-    """(p99/p50, op, live, workload, band lo, band hi) worst over every judged band of every
-    run of contender (short_only: only bands whose median is within the run's quiet
-    length); and the runs that have no band figures (older JSON)."""
-    worst_b, missing = None, []
+def has_bands(r):
+    return all("bands" in r["ops"][op] for op in OPS)
+
+
+def band_entries(runs, contender):
+    """Every judged size band of every run of contender that has band figures:
+    (p99/p50, op, live, workload, band lo, band hi, short), short when the band's median
+    is within the run's quiet length (quiet_length)."""
     for r in runs:
-        if r["contender"] != contender:
-            continue
-        if not all("bands" in r["ops"][op] for op in OPS):
-            missing.append(r)
+        if r["contender"] != contender or not has_bands(r):
             continue
         ql = quiet_length(r)
         for op in OPS:
             med = {b["lo"]: b["p50_ns"] for b in r["ops"][op]["bands"]}
             for lo, hi, _, v in judged_bands(r["ops"][op]):
-                if short_only and (ql is None or med[lo] > ql):
-                    continue
-                if v is not None and (worst_b is None or v > worst_b[0]):
-                    worst_b = (v, op, r["live"], r.get("workload", "bpf"), lo, hi)
-    return worst_b, missing
+                if v is not None:
+                    yield (v, op, r["live"], r.get("workload", "bpf"), lo, hi,
+                           ql is not None and med[lo] <= ql)
+
+
+def band_worst(runs, contender, short_only=False):
+    """The worst band_entries entry (short_only: among the short bands), or None; and the
+    runs of contender that have no band figures (older JSON)."""
+    picked = [e for e in band_entries(runs, contender) if e[6] or not short_only]
+    missing = [r for r in runs if r["contender"] == contender and not has_bands(r)]
+    return (max(picked) if picked else None), missing
 
 
 def bands_table(runs, w):
     """p99/p50 per size band of alloc and free (update is always 64 B), jitalloc next to
     the floor at the same live count and workload."""
-    rows = [r for r in runs if r["contender"] in (MAIN, FLOOR)
-            and all("bands" in r["ops"][op] for op in OPS)]
+    rows = [r for r in runs if r["contender"] in (MAIN, FLOOR) and has_bands(r)]
     if not rows:
         return
     kinds = OPS + ("raw_alloc",)
@@ -288,15 +293,11 @@ def analysis(runs, w):
           "strict W^X writer can have p99 ≤ 2x p50 for this mix as a whole. The size bands "
           "(the table above) and the 64..512 B rows take the size spread away: the goal is "
           "judged on them, the tail of one operation at one size.\n")
-    banded = [r for r in mains if all("bands" in r["ops"][op] for op in OPS)]
+    banded = [r for r in mains if has_bands(r)]
     if banded:
-        short, long_ = [], []
-        for r in banded:
-            ql = quiet_length(r)
-            for op in OPS:
-                med = {b["lo"]: b["p50_ns"] for b in r["ops"][op]["bands"]}
-                for lo, _, _, v in judged_bands(r["ops"][op]):
-                    (short if ql is not None and med[lo] <= ql else long_).append((v, op, lo, r["live"]))
+        entries = list(band_entries(runs, MAIN))
+        short = [(v, op, lo, live) for v, op, live, _, lo, _, sh in entries if sh]
+        long_ = [(v, op, lo, live) for v, op, live, _, lo, _, sh in entries if not sh]
         fixed = [(int(k[6:]), r99(r["ops"][k])) for r in banded for k in r["ops"] if k.startswith("fixed_")]
         txt = "- **At one size (the size-band table).** "
         if short:
