@@ -25,6 +25,9 @@
 // (operations of no size — the fixed work, getppid — have none).
 // After each load, "raw_alloc": the bytes it wrote written again at the same place with
 // one raw pwrite to /proc/self/mem, the same size at the same moment (where it works).
+// And "raw_scattered" / "raw_scattered_read": one raw pwrite of the load's length at a
+// random place of a trap region as large as the contender's code, alone and followed by a
+// read-back (ScatteredFloor): the kernel write where code has to go at this scale.
 // Workloads: bpf (sizes of bench::bpf_size) and small (uniform 64..512 B: the same
 // operations with little size spread, so a tail in them is the allocator's, not the
 // cost of writing a 64 KiB function against a 200 B one).
@@ -51,8 +54,10 @@
 #include <cstring>
 #include <ctime>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <memory>
 #include <random>
 #include <sstream>
 #include <string>
@@ -236,6 +241,62 @@ struct Fn {
     size_t len;
 };
 
+// The kernel write where an allocator at this scale has to put code: anywhere in a
+// footprint as large as the contender's code, not in the 32 MiB a floor contender reuses
+// round-robin (whose pages stay hot in the caches and the TLB). A region of that size,
+// huge pages of traps made read+execute, written by one raw pwrite to /proc/self/mem of
+// each load's length at a random place: "raw_scattered" (the kernel write alone) and
+// "raw_scattered_read" (the same write, then the bytes read back once from user space,
+// as jitalloc does after every write and a JIT does when it first runs new code: on a
+// host with shadow paging the first user access to a page the kernel has just written
+// may cost a host fault).
+class ScatteredFloor {
+public:
+    explicit ScatteredFloor(size_t bytes) {
+        constexpr size_t kHuge = size_t{2} << 20;
+        size_ = (bytes + kHuge - 1) / kHuge * kHuge;
+        void *r = mmap(nullptr, size_ + kHuge, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        fd_ = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
+        if (r == MAP_FAILED || fd_ < 0)
+            return;
+        map_ = static_cast<uint8_t *>(r);
+        base_ = reinterpret_cast<uint8_t *>((reinterpret_cast<uintptr_t>(map_) + kHuge - 1) &
+                                            ~(kHuge - 1));
+        madvise(base_, size_, MADV_HUGEPAGE);
+        std::memset(base_, 0xCC, size_);
+        if (mprotect(base_, size_, PROT_READ | PROT_EXEC) != 0)
+            base_ = nullptr;
+        std::memset(traps_, 0xCC, sizeof traps_);
+    }
+    ~ScatteredFloor() {
+        if (map_)
+            munmap(map_, size_ + (size_t{2} << 20));
+        if (fd_ >= 0)
+            close(fd_);
+    }
+    bool works() const { return base_ != nullptr; }
+    // Where the next write of len bytes goes: 16-aligned, anywhere in the region.
+    uint8_t *place(std::mt19937_64 &rng, size_t len) const {
+        size_t slots = (size_ - len) / 16;
+        return base_ + rng() % slots * 16;
+    }
+    bool write(uint8_t *at, size_t len) const {
+        return pwrite(fd_, traps_, len, static_cast<off_t>(reinterpret_cast<uintptr_t>(at))) ==
+               static_cast<ssize_t>(len);
+    }
+    static bool read_back(const uint8_t *at, size_t len) {
+        return std::memcmp(at, traps_, len) == 0;
+    }
+
+private:
+    static uint8_t traps_[65536];
+    uint8_t *map_ = nullptr, *base_ = nullptr;
+    size_t size_ = 0;
+    int fd_ = -1;
+};
+uint8_t ScatteredFloor::traps_[65536];
+
 size_t next_size(const std::string &workload, std::mt19937_64 &rng) {
     return workload == "small" ? uniform_size(rng, 64, 512) : bpf_size(rng);
 }
@@ -266,7 +327,14 @@ bool run_one(FILE *f, const std::string &name, const std::string &workload, size
     double fill_s = static_cast<double>(now_ns() - t0) / 1e9;
     fill_growth = c->growth_counter() - g0;
 
-    OpTimes al(steps), fr(steps), up(steps), ref(steps), sys(steps), raw(steps), raw_al(steps);
+    OpTimes al(steps), fr(steps), up(steps), ref(steps), sys(steps), raw(steps), raw_al(steps),
+        scat(steps), scat_rd(steps);
+    // As large as the code the fill left resident (at least what it asked for).
+    CodeMemory filled = code_memory();
+    const uint64_t grew = filled.resident > before.resident ? filled.resident - before.resident : 0;
+    // Gone before the code is measured (it is read+execute memory code_memory() would count).
+    auto scattered = std::make_unique<ScatteredFloor>(std::max<uint64_t>(grew, requested));
+    std::mt19937_64 place_rng(7 + live);  // its own: the workload's sequence stays as it was
     std::vector<OpTimes> ladder(kLadder, OpTimes(steps));
     // The kernel write alone, on the same memory at the same moment: before each update,
     // the 64 bytes it targets are written back unchanged with one pwrite to /proc/self/mem
@@ -313,6 +381,17 @@ bool run_one(FILE *f, const std::string &name, const std::string &workload, size
         fns[k] = {p, len};
         requested += len;
         raw_rewrite(raw_al, code, len, p);
+        if (scattered->works()) {
+            bool ok = true;
+            uint8_t *at = scattered->place(place_rng, len);
+            timed(*c, scat, len, [&] { ok = scattered->write(at, len); });
+            at = scattered->place(place_rng, len);
+            timed(*c, scat_rd, len, [&] { ok &= scattered->write(at, len) && ScatteredFloor::read_back(at, len); });
+            if (!ok) {
+                std::fprintf(stderr, "%s: raw_scattered write failed in step %zu\n", name.c_str(), i);
+                return false;
+            }
+        }
         if (call)
             sum += reinterpret_cast<bench::Fn>(p)(1);
         Fn tgt = fns[rng() % fns.size()];
@@ -337,6 +416,7 @@ bool run_one(FILE *f, const std::string &name, const std::string &workload, size
     }
     if (mem_fd >= 0)
         close(mem_fd);
+    scattered.reset();
     if (sum == 12345)
         std::fprintf(stderr, " ");  // keeps the calls
 
@@ -386,11 +466,13 @@ bool run_one(FILE *f, const std::string &name, const std::string &workload, size
         std::snprintf(name, sizeof name, "fixed_%lu", kLadderNs[r]);
         print_op(f, name, ladder[r], false);
     }
-    print_op(f, "syscall", sys, raw.ns.empty() && raw_al.ns.empty());
+    print_op(f, "syscall", sys, false);
     if (!raw.ns.empty())
-        print_op(f, "raw_write", raw, raw_al.ns.empty());
+        print_op(f, "raw_write", raw, false);
     if (!raw_al.ns.empty())
-        print_op(f, "raw_alloc", raw_al, true);
+        print_op(f, "raw_alloc", raw_al, false);
+    print_op(f, "raw_scattered", scat, false);
+    print_op(f, "raw_scattered_read", scat_rd, true);
     std::fprintf(f, "      }}");
     std::fflush(f);
     return true;
