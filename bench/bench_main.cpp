@@ -15,6 +15,7 @@
 //                                    the unloads are not timed. Items: functions
 //   calls/<c>/<n>                    n functions of 64..512 B called in random order
 //   threads/<c>/threads:<1|2>        churn on 1 and 2 threads sharing one allocator
+//   threads/<c>/apart:1/threads:<1|2>  the same, each thread in an allocator of its own
 //   memory/<c>/<workload>            code memory after load_unload and after churn at 50 000
 //   patch/...                        live patching, 64 sites: batch vs single (patch_bench.cpp)
 //   jitruntime/...                   jitalloc::JitRuntime::add on batches vs its previous path
@@ -486,18 +487,26 @@ uint64_t thread_cpu_ns() {
     return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
 }
 
-void threads_churn(benchmark::State &state, const std::string &name) {
-    Contender *c = shared_contender(name);
+// Chunks mapped and given back by the per-thread contenders of an apart run, summed over
+// its threads (each adds its own between the barriers).
+std::atomic<uint64_t> g_apart_growth{0}, g_apart_released{0};
+
+// apart = false: every thread churns in the one shared contender (the figure the goal is
+// about); true: each thread in a contender of its own, made for the run. The apart runs
+// are the ceiling for the shared ones: nothing of the allocator is shared, and what
+// still does not scale is the process (its mm, one /proc/self/mem) and the machine.
+void threads_churn_impl(benchmark::State &state, const std::string &name, bool apart) {
+    std::unique_ptr<Contender> own;
+    Contender *c = apart ? (own = make_contender(name)).get() : shared_contender(name);
     if (!c) {
         state.SkipWithError("contender unavailable");
         return;
     }
-    // Each thread churns its own 5 000 live functions in the shared allocator. The fill
-    // and the warm-up steps (--bench_thread_warm, default 2 500) are not timed; the timed
-    // loop is the steady state, and
-    // what it still maps (chunk growth) is counted apart: `growth` = chunks mapped by the
-    // contender during the timed loops of all threads, `released` = chunks it gave back
-    // meanwhile (both read with every thread parked).
+    // Each thread churns its own 5 000 live functions. The fill and the warm-up steps
+    // (--bench_thread_warm, default 2 500) are not timed; the timed loop is the steady
+    // state, and what it still maps (chunk growth) is counted apart: `growth` = chunks
+    // mapped by the contender(s) during the timed loops of all threads, `released` =
+    // chunks given back meanwhile (both read with every thread parked).
     ChurnSet s;
     s.rng.seed(100 + static_cast<unsigned>(state.thread_index()));
     s.c.reset(c);
@@ -511,7 +520,10 @@ void threads_churn(benchmark::State &state, const std::string &name) {
     if (state.thread_index() == 0) {
         g_growth_before = c->growth_counter();
         g_release_before = c->release_counter();
+        g_apart_growth = 0;
+        g_apart_released = 0;
     }
+    const uint64_t own_growth = c->growth_counter(), own_released = c->release_counter();
     g_run_barrier.wait(n);
     uint64_t cpu0 = thread_cpu_ns();
     for (auto _ : state) {
@@ -521,10 +533,16 @@ void threads_churn(benchmark::State &state, const std::string &name) {
         }
     }
     uint64_t cpu = thread_cpu_ns() - cpu0;
+    if (apart) {
+        g_apart_growth += c->growth_counter() - own_growth;
+        g_apart_released += c->release_counter() - own_released;
+    }
     g_run_barrier.wait(n);
     if (state.thread_index() == 0) {
-        state.counters["growth"] = static_cast<double>(c->growth_counter() - g_growth_before);
-        state.counters["released"] = static_cast<double>(c->release_counter() - g_release_before);
+        state.counters["growth"] = static_cast<double>(
+            apart ? g_apart_growth.load() : c->growth_counter() - g_growth_before);
+        state.counters["released"] = static_cast<double>(
+            apart ? g_apart_released.load() : c->release_counter() - g_release_before);
     }
     g_run_barrier.wait(n);
     // CPU time of every thread over every step (the load-robust contention figure: with
@@ -534,7 +552,16 @@ void threads_churn(benchmark::State &state, const std::string &name) {
         benchmark::Counter(static_cast<double>(cpu), benchmark::Counter::kAvgIterations);
     benchmark::DoNotOptimize(sum);
     s.clear();
-    (void)s.c.release();  // owned by g_shared
+    (void)s.c.release();  // owned by g_shared or by `own`
+}
+
+void threads_churn(benchmark::State &state, const std::string &name) {
+    threads_churn_impl(state, name, false);
+    state.SetItemsProcessed(state.iterations());
+}
+
+void threads_churn_apart(benchmark::State &state, const std::string &name) {
+    threads_churn_impl(state, name, true);
     state.SetItemsProcessed(state.iterations());
 }
 
@@ -666,16 +693,24 @@ void register_all() {
     std::vector<std::string> threaded = allocators;
     for (const auto &n : lazy_contender_names())
         threaded.push_back(n);
+    // 50 000 steps (quick) per thread: one chunk growth (milliseconds) in a 3 000-step
+    // run was the larger part of its time, and on a shared host 20 000-step runs of one
+    // build varied 2x between repetitions.
+    const auto thread_steps = static_cast<benchmark::IterationCount>(
+        g_thread_steps ? g_thread_steps : g_quick ? 50000 : 100000);
     for (const auto &n : threaded) {
-        auto *b = benchmark::RegisterBenchmark(("threads/" + n).c_str(), threads_churn, n);
         if (n == "jitalloc_mprotect")
             continue;  // ~0.4 ms per op: the two-thread run would take minutes
-        // 20 000 steps (quick) per thread: one chunk growth (milliseconds) in a 3 000-step
-        // run was the larger part of its time.
+        auto *b = benchmark::RegisterBenchmark(("threads/" + n).c_str(), threads_churn, n);
+        // The naive JIT: 40..250 us of CPU per step (mmap and munmap under one mm lock).
         b->Threads(1)->Threads(2)->UseRealTime()->Iterations(
-            g_thread_steps ? static_cast<benchmark::IterationCount>(g_thread_steps)
-            : g_quick     ? 20000
-                          : 50000);
+            n == "naive_mmap" ? thread_steps / 5 : thread_steps);
+    }
+    // The ceiling of the two goal contenders: each thread in an allocator of its own.
+    for (const char *n : {"jitalloc_proc_mem", "jitalloc_persistent_alias"}) {
+        auto *b = benchmark::RegisterBenchmark((std::string("threads/") + n + "/apart:1").c_str(),
+                                               threads_churn_apart, std::string(n));
+        b->Threads(1)->Threads(2)->UseRealTime()->Iterations(thread_steps);
     }
     for (const auto &n : allocators) {
         auto *b = benchmark::RegisterBenchmark(("memory/" + n).c_str(), memory, n);

@@ -91,13 +91,15 @@ if ((QUICK)); then REPS=${JITALLOC_BENCH_REPS:-3}; MODE=(--bench_quick); else RE
 } > "$OUT/machine.json"
 
 want() { [[ -z $ONLY || $ONLY == "$1" ]]; }  # group
-run_group() {  # name filter
-  want "$1" || return 0
-  echo "run.sh: $1"
-  "$BIN" "${MODE[@]}" --benchmark_filter="$2" --benchmark_repetitions="$REPS" \
-    --benchmark_display_aggregates_only=true \
-    --benchmark_out="$OUT/$1.json" --benchmark_out_format=json > "$OUT/$1.txt" 2>&1 ||
-    { cat "$OUT/$1.txt" >&2; exit 1; }
+run_group() {  # name filter [extra flags for the benchmark binary]
+  local name=$1 filter=$2
+  shift 2
+  want "$name" || return 0
+  echo "run.sh: $name"
+  "$BIN" "${MODE[@]}" --benchmark_filter="$filter" --benchmark_repetitions="$REPS" \
+    --benchmark_display_aggregates_only=true "$@" \
+    --benchmark_out="$OUT/$name.json" --benchmark_out_format=json > "$OUT/$name.txt" 2>&1 ||
+    { cat "$OUT/$name.txt" >&2; exit 1; }
 }
 run_group load_unload '^load_unload/'
 run_group churn '^churn/'
@@ -105,7 +107,12 @@ run_group update '^update/'
 run_group reserve_write_free '^reserve_write_free/'
 run_group batch_load '^batch_load/'
 run_group calls '^calls/'
-run_group threads '^threads/'
+# Threads: two more repetitions, interleaved at random, since the 1- and 2-thread runs of
+# one contender are compared with each other and the host's share of CPU drifts over
+# seconds: back to back, one of the two could catch a busy stretch the other missed.
+REPS_SAVED=$REPS; REPS=$((REPS + 2))
+run_group threads '^threads/' --benchmark_enable_random_interleaving=true
+REPS=$REPS_SAVED
 run_group patch '^patch/'
 run_group jitruntime '^jitruntime/'
 # Memory is measured once per contender (a counter, not a time): one repetition.
