@@ -702,3 +702,22 @@ TEST(Batch, CppApi) {
 }
 
 }  // namespace
+
+// Updates into the batch's own allocations go straight into its staged bytes, so unlike
+// live updates they may overlap: the later one's bytes are what the commit writes.
+TEST(Batch, OverlappingUpdatesOfTheBatchsOwnAllocationLandInOrder) {
+    ArenaHolder a(JIT_WRITER_PROC_MEM);
+    ASSERT_NE(a.get(), nullptr);
+    BatchHolder b(a);
+    auto code = add_imm(0, 64);
+    auto *q = static_cast<uint8_t *>(jit_batch_alloc(b, code.data(), code.size(), nullptr));
+    ASSERT_NE(q, nullptr);
+    int32_t first = 7, second = 42;
+    ASSERT_EQ(jit_batch_update(b, q + kAddImmOff, &first, 4), 0);
+    ASSERT_EQ(jit_batch_update(b, q + kAddImmOff, &second, 4), 0);
+    ASSERT_EQ(jit_batch_commit(b), 0);
+    EXPECT_TRUE(Holds(q, add_imm(42, 64)));
+    EXPECT_EQ(call_int(q, 1), 43);
+    EXPECT_EQ(jit_free(q), 0);
+    EXPECT_TRUE(ArenaOk(a));
+}
