@@ -479,7 +479,6 @@ private:
     unsigned gen_ = 0;
 };
 RunBarrier g_run_barrier;
-uint64_t g_growth_before = 0, g_release_before = 0;
 
 uint64_t thread_cpu_ns() {
     struct timespec ts;
@@ -487,15 +486,15 @@ uint64_t thread_cpu_ns() {
     return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
 }
 
-// Chunks mapped and given back by the per-thread contenders of an apart run, summed over
-// its threads (each adds its own between the barriers).
-std::atomic<uint64_t> g_apart_growth{0}, g_apart_released{0};
+// Chunks mapped and given back during one run's timed steps, summed over its contenders:
+// the shared one (added once, by thread 0) or each thread's own.
+std::atomic<uint64_t> g_run_growth{0}, g_run_released{0};
 
 // apart = false: every thread churns in the one shared contender (the figure the goal is
 // about); true: each thread in a contender of its own, made for the run. The apart runs
 // are the ceiling for the shared ones: nothing of the allocator is shared, and what
 // still does not scale is the process (its mm, one /proc/self/mem) and the machine.
-void threads_churn_impl(benchmark::State &state, const std::string &name, bool apart) {
+void threads_churn(benchmark::State &state, const std::string &name, bool apart) {
     std::unique_ptr<Contender> own;
     Contender *c = apart ? (own = make_contender(name)).get() : shared_contender(name);
     if (!c) {
@@ -518,12 +517,10 @@ void threads_churn_impl(benchmark::State &state, const std::string &name, bool a
     const int n = state.threads();
     g_run_barrier.wait(n);
     if (state.thread_index() == 0) {
-        g_growth_before = c->growth_counter();
-        g_release_before = c->release_counter();
-        g_apart_growth = 0;
-        g_apart_released = 0;
+        g_run_growth = 0;
+        g_run_released = 0;
     }
-    const uint64_t own_growth = c->growth_counter(), own_released = c->release_counter();
+    const uint64_t grown0 = c->growth_counter(), released0 = c->release_counter();
     g_run_barrier.wait(n);
     uint64_t cpu0 = thread_cpu_ns();
     for (auto _ : state) {
@@ -533,18 +530,16 @@ void threads_churn_impl(benchmark::State &state, const std::string &name, bool a
         }
     }
     uint64_t cpu = thread_cpu_ns() - cpu0;
-    if (apart) {
-        g_apart_growth += c->growth_counter() - own_growth;
-        g_apart_released += c->release_counter() - own_released;
+    g_run_barrier.wait(n);
+    if (apart || state.thread_index() == 0) {
+        g_run_growth += c->growth_counter() - grown0;
+        g_run_released += c->release_counter() - released0;
     }
     g_run_barrier.wait(n);
     if (state.thread_index() == 0) {
-        state.counters["growth"] = static_cast<double>(
-            apart ? g_apart_growth.load() : c->growth_counter() - g_growth_before);
-        state.counters["released"] = static_cast<double>(
-            apart ? g_apart_released.load() : c->release_counter() - g_release_before);
+        state.counters["growth"] = static_cast<double>(g_run_growth.load());
+        state.counters["released"] = static_cast<double>(g_run_released.load());
     }
-    g_run_barrier.wait(n);
     // CPU time of every thread over every step (the load-robust contention figure: with
     // perfect scaling it stays the same from 1 to 2 threads, whatever CPU share the
     // machine leaves the benchmark).
@@ -553,15 +548,6 @@ void threads_churn_impl(benchmark::State &state, const std::string &name, bool a
     benchmark::DoNotOptimize(sum);
     s.clear();
     (void)s.c.release();  // owned by g_shared or by `own`
-}
-
-void threads_churn(benchmark::State &state, const std::string &name) {
-    threads_churn_impl(state, name, false);
-    state.SetItemsProcessed(state.iterations());
-}
-
-void threads_churn_apart(benchmark::State &state, const std::string &name) {
-    threads_churn_impl(state, name, true);
     state.SetItemsProcessed(state.iterations());
 }
 
@@ -701,7 +687,7 @@ void register_all() {
     for (const auto &n : threaded) {
         if (n == "jitalloc_mprotect")
             continue;  // ~0.4 ms per op: the two-thread run would take minutes
-        auto *b = benchmark::RegisterBenchmark(("threads/" + n).c_str(), threads_churn, n);
+        auto *b = benchmark::RegisterBenchmark(("threads/" + n).c_str(), threads_churn, n, false);
         // The naive JIT: 40..250 us of CPU per step (mmap and munmap under one mm lock).
         b->Threads(1)->Threads(2)->UseRealTime()->Iterations(
             n == "naive_mmap" ? thread_steps / 5 : thread_steps);
@@ -709,7 +695,7 @@ void register_all() {
     // The ceiling of the two goal contenders: each thread in an allocator of its own.
     for (const char *n : {"jitalloc_proc_mem", "jitalloc_persistent_alias"}) {
         auto *b = benchmark::RegisterBenchmark((std::string("threads/") + n + "/apart:1").c_str(),
-                                               threads_churn_apart, std::string(n));
+                                               threads_churn, std::string(n), true);
         b->Threads(1)->Threads(2)->UseRealTime()->Iterations(thread_steps);
     }
     for (const auto &n : allocators) {

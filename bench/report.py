@@ -642,7 +642,6 @@ def scaling(c, **params):
 for c in present(th):
     x, y, cx, cy = scaling(c, apart=1)
     tr_apart[c], tc_apart[c] = ratio(y, x), ratio(cy, cx)
-for c in present(th):
     x, y, cx, cy = scaling(c)
     tr[c] = ratio(y, x)
     tc[c] = ratio(cy, cx)
