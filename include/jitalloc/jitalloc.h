@@ -394,13 +394,12 @@ void *jit_arena_map_near(jit_arena *arena, size_t len, int prot);
  * was. Updates into the batch's own allocations write its staged bytes at once, so they
  * may overlap one another: the later one's bytes win. A failing jit_batch_commit makes
  * no allocation of the batch and leaves live code as it was (as far as the writer
- * allows, like a failed jit_update): EINVAL if an updated allocation was freed meanwhile
- * and its address is no longer the start of a live allocation of that size, else the
- * writer's errno. The check is by address: if the freed allocation's memory was handed
- * out again at the same start (a jit_alloc between the update and the commit), the
- * staged bytes land in the new allocation; freeing code with a staged update is a
- * caller race, as a jit_free concurrent with a jit_update is. After jit_batch_commit,
- * whatever its result, the batch is empty and can be reused. */
+ * allows, like a failed jit_update): EINVAL if an allocation that an update targets was
+ * freed after the update was staged (also when its memory was handed out again since,
+ * at the same start: the staged bytes never reach the new allocation), else the
+ * writer's errno. A jit_free of a target concurrent with the commit is a caller race, as
+ * a jit_free concurrent with a jit_update is. After jit_batch_commit, whatever its
+ * result, the batch is empty and can be reused. */
 typedef struct jit_batch jit_batch;
 /* NULL arena: the default arena. NULL with errno ENOMEM if no memory. */
 jit_batch *jit_batch_create(jit_arena *arena);

@@ -624,6 +624,7 @@ int jit_arena::free(void *p) {
         return rc;
     if (t.freed) {
         total_frees.add_on(op.shard(), 1);
+        free_watch.note_free(p);
         return 0;
     }
     // In transit no list holds the allocation, so it stays put while it is trap-filled.
@@ -648,6 +649,7 @@ int jit_arena::free(void *p) {
         return rc;
     }
     total_frees.add_on(op.shard(), 1);
+    free_watch.note_free(p);
     return 0;
 }
 

@@ -36,6 +36,7 @@
 #include "pack/pack.h"
 #include "poke/writer.h"
 #include "arena/class_table.h"
+#include "arena/free_watch.h"
 #include "arena/shards.h"
 #include "process/locks.h"
 #include "slab/slab.h"
@@ -160,6 +161,10 @@ struct jit_arena {
     // Batches made for this arena and not destroyed yet (batch/spare.cpp): while any is,
     // jit_arena_destroy fails with EBUSY instead of leaving them pointing at freed memory.
     std::atomic<size_t> open_batches{0};
+    // Told of every successful free (free_watch.h): batches with staged updates of live
+    // code listen, so that a commit can tell a freed target from a new allocation at the
+    // same start.
+    jitalloc::FreeWatch free_watch;
 
     // Operations behind the C API; errors as errno values.
     // align: a power of two up to kPageSize (the C API checks it).

@@ -279,8 +279,22 @@ int jit_batch::stage_update(void *dst, const void *src, size_t len) {
     if (int rc = stage(loc.chunk, p, len, false, true, &run, &at))
         return rc;
     std::memmove(runs_[run].staged + at, src, len);  // read now: memmove semantics
-    live_.insert_reserved(i, LiveWrite{p, len, run, loc.start});
+    if (!watching_) {
+        arena->free_watch.join(this);
+        watching_ = true;
+    }
+    arena->free_watch.with_lock([&] { live_.insert_reserved(i, LiveWrite{p, len, run, loc.start}); });
     return 0;
+}
+
+void jit_batch::freed(const void *start) {
+    // An allocation's updates all lie at or past its start, so the first update at or
+    // past start is one of them if it has any.
+    auto *s = static_cast<const uint8_t *>(start);
+    const LiveWrite *w = std::lower_bound(live_.begin(), live_.end(), s,
+                                          [](const LiveWrite &x, const uint8_t *q) { return x.dst < q; });
+    if (w != live_.end() && w->alloc_start == s)
+        target_freed_ = true;
 }
 
 int jit_batch::stage_raw_in_gate(Chunk *c, uint8_t *dst, const uint8_t *src, size_t len) {
@@ -329,6 +343,10 @@ int jit_batch::commit_in_gate(bool *replaces_code_out) {
         }
         replaces_code = replaces_code || loc.held_code;
     }
+    // Looked up after every target: a free that happened before the lookups that found
+    // them live again has been told (free_watch.h).
+    if (!rc && watching_ && arena->free_watch.with_lock([this] { return target_freed_; }))
+        rc = EINVAL;
     // Observers let go of the bytes of live code before they change (observe.h).
     const bool tell_observers = !rc && arena->observed;
     if (tell_observers)
@@ -458,9 +476,11 @@ void jit_batch::give_back_all() {
 }
 
 void jit_batch::abort() {
-    if (!allocs_.empty() || !reserved_.empty()) {
-        GateGuard op(arena->gate);
+    if (!allocs_.empty() || !reserved_.empty() || watching_) {
+        GateGuard op(arena->gate);  // the watch's lock is taken inside the gate only
         give_back_all();
+        clear();
+        return;
     }
     clear();
 }
@@ -481,6 +501,11 @@ void jit_batch::clear() {
     }
     allocs_.clear();
     alloc_index_.clear();
+    if (watching_) {
+        arena->free_watch.leave(this);
+        watching_ = false;
+        target_freed_ = false;  // no free can tell the batch any more
+    }
     live_.clear();
     reserved_.clear();
     names_.clear();

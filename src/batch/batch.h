@@ -22,7 +22,8 @@
 //    come from slabs and page runs: an allocation that starts where a run ends (the
 //    next object of the same slab: the slab layer hands out the lowest free address
 //    first) is appended to that run, so allocations of one size class become one range.
-//  - Commit re-checks every live update (its allocation must still be live), sorts the
+//  - Commit re-checks every live update (its allocation must still be live and not freed
+//    since it was staged: the arena's free watch tells the batch of frees), sorts the
 //    runs by address, merges adjacent runs into one write (pwritev gathers the pieces),
 //    writes each range with poke_pieces, publishes the allocations, and serialises the
 //    other CPUs once if any write replaced code that may have run (src/serialise).
@@ -121,7 +122,7 @@ inline constexpr unsigned kRunCacheBits = 9;
 
 }  // namespace jitalloc
 
-struct jit_batch {
+struct jit_batch final : private jitalloc::FreeListener {
     explicit jit_batch(jit_arena *a) : arena(a) {}
     ~jit_batch();
     jit_batch(const jit_batch &) = delete;
@@ -248,10 +249,18 @@ private:
     }
     jitalloc::Vec<Alloc> allocs_;
     jitalloc::Vec<AllocAt> alloc_index_;  // allocs_[0, alloc_index_.size()) by address
-    jitalloc::Vec<LiveWrite> live_;       // by address, none overlapping
+    jitalloc::Vec<LiveWrite> live_;       // by address, none overlapping; changed with
+                                          // the free watch's lock held while watching_
     jitalloc::Vec<Reservation> reserved_;  // the newest last: allocations come from it
     jitalloc::Vec<char> names_;           // NUL-terminated names (observed arenas)
     size_t own_updates_ = 0;              // updates into allocations of this batch
+
+    // The arena's free watch (arena/free_watch.h) tells the batch of every free while it
+    // has live updates staged: a commit refuses them if an updated allocation was freed
+    // since, even when another allocation now starts at the same address.
+    void freed(const void *start) override;  // the watch's lock held
+    bool watching_ = false;                  // on the arena's free watch (live_ not empty)
+    bool target_freed_ = false;              // guarded by the watch's lock
 
     // Commit's scratch, kept for the next commit.
     jitalloc::Vec<size_t> order_;          // run indices by address

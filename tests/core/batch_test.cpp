@@ -721,3 +721,123 @@ TEST(Batch, OverlappingUpdatesOfTheBatchsOwnAllocationLandInOrder) {
     EXPECT_EQ(jit_free(q), 0);
     EXPECT_TRUE(ArenaOk(a));
 }
+
+// A live update staged for an allocation that is then freed, its memory handed out again
+// at the same start before the commit: the commit refuses (EINVAL) and leaves the new
+// allocation as it is. The start of a live allocation of that size is all a lookup by
+// address can see; before the arena told batches of frees (arena/free_watch.h), the
+// staged bytes landed in the new allocation. Every layout an allocation can have (slab
+// object, page run, pack object of a batch), lazily and eagerly trap-filled, the free on
+// this thread or on another one.
+namespace {
+
+struct ReuseCase {
+    const char *name;
+    size_t len;
+    bool from_batch;  // allocations made by batches: pack objects up to kPackMaxObject
+    bool lazy;        // JIT_ARENA_LAZY_TRAP_FILL
+    bool other_thread;  // the free made on another thread
+};
+
+void PrintTo(const ReuseCase &c, std::ostream *os) { *os << c.name; }
+
+class BatchFreedTarget : public ::testing::TestWithParam<ReuseCase> {};
+
+TEST_P(BatchFreedTarget, CommitRefusesAnUpdateOfAFreedAllocationWhoseStartIsLiveAgain) {
+    const ReuseCase &c = GetParam();
+    jit_arena_options o = options(JIT_WRITER_PROC_MEM);
+    if (c.lazy)
+        o.flags |= JIT_ARENA_LAZY_TRAP_FILL;
+    ArenaHolder a(o);
+    ASSERT_NE(a.get(), nullptr);
+    auto alloc = [&](const std::vector<uint8_t> &code) -> uint8_t * {
+        void *p = nullptr;
+        if (!c.from_batch) {
+            p = jit_arena_alloc(a, code.data(), code.size());
+        } else {
+            BatchHolder one(a);
+            p = jit_batch_alloc(one, code.data(), code.size(), nullptr);
+            if (p && jit_batch_commit(one) != 0)
+                p = nullptr;
+        }
+        return static_cast<uint8_t *>(p);
+    };
+    const auto old_code = add_imm(1, c.len), new_code = add_imm(2, c.len);
+    uint8_t *below = alloc(old_code);  // so that the freed one is not a chunk's first
+    uint8_t *gone = alloc(old_code);
+    ASSERT_TRUE(below && gone);
+    BatchHolder b(a);
+    const int32_t staged = 99;
+    ASSERT_EQ(jit_batch_update(b, gone + kAddImmOff, &staged, 4), 0);
+    ASSERT_EQ(jit_batch_update(b, below + kAddImmOff, &staged, 4), 0);
+
+    // Freed on another thread, the batch hears of it there; handed out again here (a
+    // slab object goes back to its own slab, whose shard is this thread's).
+    int freed = -1;
+    if (c.other_thread)
+        std::thread([&] { freed = jit_free(gone); }).join();
+    else
+        freed = jit_free(gone);
+    ASSERT_EQ(freed, 0);
+    uint8_t *again = alloc(new_code);
+    ASSERT_EQ(again, gone) << "the arena hands the lowest free address out first";
+    ASSERT_EQ(jit_size(again), jit_size(below));
+
+    struct jit_stats before = stats_of(a);
+    EXPECT_EQ(jit_batch_commit(b), -1);
+    EXPECT_EQ(errno, EINVAL);
+    EXPECT_TRUE(Holds(again, new_code)) << "the staged bytes landed in the new allocation";
+    EXPECT_EQ(call_int(again, 1), 3);
+    EXPECT_TRUE(Holds(below, old_code)) << "all or nothing: the other update was made";
+    EXPECT_EQ(stats_of(a).total_updates, before.total_updates);
+    EXPECT_TRUE(ArenaOk(a));
+
+    // The batch is usable again and hears of frees no more: an update of the new
+    // allocation commits, whatever is freed meanwhile.
+    ASSERT_EQ(jit_batch_update(b, again + kAddImmOff, &staged, 4), 0);
+    EXPECT_EQ(jit_free(below), 0);
+    EXPECT_EQ(jit_batch_commit(b), 0);
+    EXPECT_EQ(call_int(again, 1), 100);
+    EXPECT_EQ(jit_free(again), 0);
+    EXPECT_TRUE(ArenaOk(a));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Layouts, BatchFreedTarget,
+    ::testing::Values(ReuseCase{"slab", 64, false, false, false},
+                      ReuseCase{"slab_lazy", 64, false, true, false},
+                      ReuseCase{"slab_other_thread", 192, false, false, true},
+                      ReuseCase{"slab_lazy_other_thread", 192, false, true, true},
+                      ReuseCase{"page_run", 3 * 4096, false, false, false},
+                      ReuseCase{"page_run_other_thread", 3 * 4096, false, false, true},
+                      ReuseCase{"pack", 48, true, false, false},
+                      ReuseCase{"pack_other_thread", 48, true, false, true}),
+    [](const ::testing::TestParamInfo<ReuseCase> &i) { return std::string(i.param.name); });
+
+}  // namespace
+
+// Frees of other allocations, below, above and between the updated ones, do not fail a
+// commit: the watch refuses only updates whose own allocation was freed.
+TEST(Batch, FreesOfOtherAllocationsDoNotFailACommit) {
+    ArenaHolder a(JIT_WRITER_PROC_MEM);
+    ASSERT_NE(a.get(), nullptr);
+    std::vector<uint8_t *> p;
+    for (int i = 0; i < 6; i++) {
+        auto code = add_imm(i, 64);
+        p.push_back(static_cast<uint8_t *>(jit_arena_alloc(a, code.data(), code.size())));
+        ASSERT_NE(p.back(), nullptr);
+    }
+    std::sort(p.begin(), p.end());
+    BatchHolder b(a);
+    const int32_t staged = 50;
+    ASSERT_EQ(jit_batch_update(b, p[1] + kAddImmOff, &staged, 4), 0);
+    ASSERT_EQ(jit_batch_update(b, p[3] + kAddImmOff, &staged, 4), 0);
+    for (int i : {0, 2, 4, 5})
+        ASSERT_EQ(jit_free(p[i]), 0);
+    EXPECT_EQ(jit_batch_commit(b), 0);
+    EXPECT_EQ(call_int(p[1], 1), 51);
+    EXPECT_EQ(call_int(p[3], 1), 51);
+    EXPECT_EQ(jit_free(p[1]), 0);
+    EXPECT_EQ(jit_free(p[3]), 0);
+    EXPECT_TRUE(ArenaOk(a));
+}
