@@ -3,6 +3,10 @@
 // memfd family hands the child private copies of its memfds).
 #include "helpers.h"
 
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
 using namespace jt;
 
 namespace {
@@ -123,6 +127,89 @@ TEST_P(Fork, ForkTwiceGrandchild) {
     });
     EXPECT_EQ(st, 0);
     EXPECT_TRUE(all_return(fns, 1));
+}
+
+// Batches open across fork() in a multi-threaded program: this thread's batch (new
+// allocations and an update of live code) and another thread's, parked between calls
+// with an update of live code staged. The child commits this thread's copy and its code
+// runs there only; it frees the function the other thread's batch updates (that batch's
+// thread is not in the child: its copy hears of the free and is never committed) and
+// makes new code where it was. The parent then commits both batches: its functions
+// change, the child's never reached them.
+TEST_P(Fork, OpenBatchesOfTwoThreadsCommitOnEitherSide) {
+    void *fns[3] = {small, run, large};
+    jit_batch *mine = jit_batch_create(*arena);
+    ASSERT_NE(mine, nullptr);
+    auto fresh_code = add_imm(70, 48);
+    void *fresh = jit_batch_alloc(mine, fresh_code.data(), fresh_code.size(), nullptr);
+    ASSERT_NE(fresh, nullptr);
+    const int32_t small_imm = 500;
+    ASSERT_EQ(jit_batch_update(mine, static_cast<uint8_t *>(small) + kAddImmOff, &small_imm, 4), 0);
+
+    std::mutex m;
+    std::condition_variable cv;
+    int step = 0;  // 1: the other thread's batch is staged; 2: commit it; 3: committed
+    int other_rc = -1;
+    void *other_fresh = nullptr;
+    std::thread other([&] {
+        jit_batch *b = jit_batch_create(*arena);
+        auto code = add_imm(80, 100);
+        other_fresh = b ? jit_batch_alloc(b, code.data(), code.size(), nullptr) : nullptr;
+        const int32_t run_imm = 600;
+        int staged = other_fresh ? jit_batch_update(b, static_cast<uint8_t *>(run) + kAddImmOff, &run_imm, 4)
+                                 : -1;
+        std::unique_lock<std::mutex> g(m);
+        step = 1;
+        cv.notify_all();
+        cv.wait(g, [&] { return step == 2; });
+        other_rc = staged == 0 ? jit_batch_commit(b) : -1;
+        jit_batch_destroy(b);
+        step = 3;
+        cv.notify_all();
+    });
+    {
+        std::unique_lock<std::mutex> g(m);
+        cv.wait(g, [&] { return step == 1; });
+    }
+    ASSERT_NE(other_fresh, nullptr);
+
+    int st = in_child([&] {
+        if (jit_batch_commit(mine) != 0)
+            return 40;
+        if (call_int(fresh, 1) != 71 || call_int(small, 1) != 501)
+            return 41;
+        if (call_int(run, 1) != 3 || jit_size(other_fresh) != 0)
+            return 42;  // the other thread's batch was never committed here
+        if (jit_free(run) != 0)
+            return 43;
+        auto code = add_imm(90, run_len());
+        void *again = jit_arena_alloc(*arena, code.data(), code.size());
+        if (!again || call_int(again, 1) != 91)
+            return 44;
+        if (jit_free(again) != 0 || jit_free(fresh) != 0)
+            return 45;
+        return 0;
+    });
+    EXPECT_EQ(st, 0);
+    EXPECT_TRUE(all_return(fns, 1)) << "the child's commit reached the parent";
+    EXPECT_EQ(jit_size(fresh), 0u) << "the child's commit published in the parent";
+
+    EXPECT_EQ(jit_batch_commit(mine), 0);
+    jit_batch_destroy(mine);
+    EXPECT_EQ(call_int(fresh, 1), 71);
+    EXPECT_EQ(call_int(small, 1), 501);
+    {
+        std::unique_lock<std::mutex> g(m);
+        step = 2;
+        cv.notify_all();
+        cv.wait(g, [&] { return step == 3; });
+    }
+    other.join();
+    EXPECT_EQ(other_rc, 0) << "the child's free of its target reached the parent's batch";
+    EXPECT_EQ(call_int(run, 1), 601);
+    EXPECT_EQ(call_int(other_fresh, 1), 81);
+    EXPECT_EQ(jit_free(fresh), 0);
+    EXPECT_EQ(jit_free(other_fresh), 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(All, Fork, ::testing::ValuesIn(kAllWriters),
