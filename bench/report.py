@@ -851,8 +851,9 @@ set datafile missing '?'
 plot {series}
 """)
     plots.append(("calls.png", "ns per call against the number of functions, one line per contender"))
-def bar_chart(name, title, ylabel, rows, series):
-    """rows: [(label, [value per series])]; one clustered bar per series, log y."""
+def bar_chart(name, title, ylabel, rows, series, log=True):
+    """rows: [(label, [value per series])]; one clustered bar per series, log y unless
+    log is False (ratios near 1, where a log axis hides the differences)."""
     with open(os.path.join(RES, name + ".dat"), "w") as f:
         for label, vals in rows:
             f.write(label + " " + " ".join(str(v or 0) for v in vals) + "\n")
@@ -864,7 +865,7 @@ set title '{title}'
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.8 border -1
-set logscale y
+{"set logscale y" if log else "set yrange [0:*]"}
 set ylabel '{ylabel}'
 set xtics rotate by -30
 set key outside right top vertical
@@ -885,6 +886,43 @@ if up:
                for c in present(up)],
               ["one thread", "second thread running"])
     plots.append(("update.png", "64-byte update, with and without a second thread"))
+floor_rows = [(c, [ratio(cpu(get(lu, c, len=64)), cpu(get(lu, f, len=64))),
+                   ratio(cpu(get(up, c, len=64, spinner=0)), cpu(get(up, f, len=64, spinner=0))),
+                   ratio(cpu(get(ch, c, live=50000)), cpu(get(ch, f, live=50000)))])
+              for c, f in FLOOR.items() if any(k[0] == c for k in lu)]
+if floor_rows:
+    bar_chart("floor", "strict writers: time / the floor (one raw kernel write), CPU",
+              "x floor", floor_rows, ["load+unload 64 B", "update 64 B", "churn 50 000 live"],
+              log=False)
+    plots.append(("floor.png", "each strict writer against its floor: load+unload, update, "
+                  "churn (section 3b; the _lazy rows are the lazy trap fill flag)"))
+batch_rows = [(c, [(cpu(get(bl, c, n=1000, batched=b)) or 0) / 1000 for b in (0, 1)])
+              for c in ("jitalloc_proc_mem", "jitalloc_memfd", "floor_proc_mem", "floor_memfd",
+                        "asmjit_dual", "asmjit_dual_pools_fill")
+              if get(bl, c, n=1000, batched=1)]
+if batch_rows:
+    bar_chart("batch", "1 000 functions of 64-512 B: CPU ns per function, one by one and in "
+              "one batch (log scale)", "ns per function", batch_rows, ["one by one", "batched"])
+    plots.append(("batch.png", "loading 1 000 functions one by one and as one batch (section 3b)"))
+thread_rows = [(c, [tr.get(c), tr_apart.get(c), tc.get(c)]) for c in present(th)]
+if thread_rows:
+    bar_chart("threads", "churn, 2 threads / 1 thread (throughput 2.0: perfect; CPU 1.0: "
+              "no contention)", "2 threads / 1 thread", thread_rows,
+              ["throughput, one allocator", "throughput, an allocator per thread",
+               "CPU per step"], log=False)
+    plots.append(("threads.png", "thread scaling of churn: throughput 2 / 1 with one shared "
+                  "allocator and with one per thread, and CPU per step 2 / 1 (section 6)"))
+patch_rows = [(f"{lname}{'_+1_thread' if spin else ''}",
+               [(cpu(get(pt, k, layout=layout, spinner=spin)) or 0) / 1000
+                for k in ("batch", "single", "update")])
+              for layout, lname in ((1, "table"), (0, "adjacent"), (2, "scattered"))
+              for spin in (0, 1) if get(pt, "batch", layout=layout, spinner=spin)]
+if patch_rows:
+    bar_chart("patch", "64 live sites: CPU us of one jit_patch_batch, 64 jit_patch, 64 "
+              "jit_update (log scale)", "us per 64 sites", patch_rows,
+              ["one batch", "64 single patches", "64 plain updates (no protocol)"])
+    plots.append(("patch.png", "live patching 64 sites: one batch, 64 single patches and 64 "
+                  "plain updates, alone and with a thread calling the sites (section 9)"))
 lat_rows = report_latency.plot_rows(RES)
 if lat_rows:
     bar_chart("latency", "jitalloc_proc_mem: p99 / p50 per operation, and of what the same loop "
@@ -893,7 +931,8 @@ if lat_rows:
     plots.append(("latency.png", "tail latency: p99/p50 of alloc, free, update at each live "
                   "count and workload, next to fixed CPU work, getppid and a raw 64-byte "
                   "pwrite timed in the same loop (section 11)"))
-for f in ("calls.dat", "churn.dat", "update.dat", "latency.dat"):
+for f in ("calls.dat", "churn.dat", "update.dat", "latency.dat", "floor.dat", "batch.dat",
+          "threads.dat", "patch.dat"):
     p = os.path.join(RES, f)
     if os.path.exists(p):
         os.remove(p)
@@ -911,9 +950,11 @@ w("- `slab: size the 32..64 KiB classes to divide their slabs` (src/slab/size_cl
   "power-of-two slabs unusable; its classes now divide their slabs (40320 = 512 KiB / 13, "
   "...), rounding still under 1/8. Resident / requested at 50 000 live: 1.161 -> 1.135 "
   "(section 5).\n")
-w("Not changed, with the reason: the trap fill on free stays synchronous (a deferred or "
-  "batched fill would halve the strict writers' system calls in churn and load/unload but "
-  "let freed code stay executable for a while, which the design rules out); "
+w("Not changed, with the reason: by default the trap fill on free stays synchronous (a "
+  "deferred or batched fill halves the strict writers' system calls in churn and "
+  "load/unload but lets freed code stay executable until its memory is reused, which the "
+  "design rules out unless the arena asks for it: `JIT_ARENA_LAZY_TRAP_FILL`, the `_lazy` "
+  "rows, with the weaker promise in docs/GUARANTEES.md); "
   "`membarrier(SYNC_CORE)` after each update stays (it is what makes cross-modifying code "
   "safe for other threads).\n")
 w("## Plots\n")
