@@ -224,7 +224,8 @@ int jit_arena::take_small(unsigned cls, unsigned shard, bool prefer_clean, Trans
     Slab *s = nullptr;
     unsigned index = 0;
     std::lock_guard<WordLock> g(k.lock);
-    uint8_t *p = k.take(&s, &index, prefer_clean, &out.stale);
+    // A stale object's code_end bounds what its reuse must overwrite (write_taken).
+    uint8_t *p = k.take(&s, &index, prefer_clean, &out.stale, &out.code_end);
     if (!p) {
         const SizeClass &sc = size_class(cls);
         int err = 0;
@@ -302,7 +303,7 @@ void jit_arena::publish(const Transit &t, bool with_code) {
     if (t.slab) {
         SlabClass &k = class_of(*t.slab);
         std::lock_guard<WordLock> g(k.lock);
-        k.publish(t.slab, t.index, t.requested, with_code);
+        k.publish(t.slab, t.index, t.requested, with_code, t.wide);
         return;
     }
     std::lock_guard<std::mutex> b(buddy_lock);
@@ -319,6 +320,7 @@ void jit_arena::publish(const Transit &t, bool with_code) {
     PageDesc &d = c->pages[t.index];
     d.requested = t.requested;
     d.held_code = with_code;
+    d.wide = t.wide;
     d.state.store(PageState::pages_head, std::memory_order_release);
     page_runs_live++;
     page_runs_requested += t.requested;
@@ -401,16 +403,18 @@ int jit_arena::write_taken(const Transit &t, const void *code, size_t len) {
         return code ? poke_fresh(*writer, t.chunk->mapping, t.start, code, len) : 0;
     }
     // A stale object (lazy trap fill) still holds freed code: the new code and the trap
-    // tail go in one write over the whole object. Nothing to undo: on failure it stays
-    // stale, and stale objects are always overwritten whole.
+    // tail go in one write, over the object up to the old code's end (t.code_end, see
+    // slab.h: past it the object holds traps). Nothing to undo: on failure it stays
+    // stale, its bounds as they were, and a stale object is always overwritten up to them.
     // An empty piece is left out: one piece goes to the kernel straight from the
     // caller's buffer, two are first gathered into one (poke/writers.cpp).
-    size_t n = code ? len : 0;
+    const size_t n = code ? len : 0;
+    const size_t total = std::max(n, t.fill_len());
     const Writer::Piece pieces[2] = {{{static_cast<const uint8_t *>(code), 0}, n},
-                                     {poke_detail::trap_source(), t.usable - n}};
+                                     {poke_detail::trap_source(), total - n}};
     const Writer::Piece *first = code ? pieces : pieces + 1;
-    const size_t count = (code ? 1 : 0) + (t.usable > n ? 1 : 0);
-    return poke_pieces(*writer, t.chunk->mapping, t.start, first, count, t.usable, Undo::none);
+    const size_t count = (code ? 1 : 0) + (total > n ? 1 : 0);
+    return poke_pieces(*writer, t.chunk->mapping, t.start, first, count, total, Undo::none);
 }
 
 int jit_arena::alloc(const void *code, size_t len, const char *name, void **out, size_t align) {
@@ -507,8 +511,10 @@ bool jit_arena::locate(const void *p, bool exact, Located &out, size_t write_len
         auto idx = static_cast<unsigned>(i);
         bool ok = i >= 0 && s->is_live(idx) && fits(p, write_len, s->object(idx), s->size);
         if (ok) {
-            bool held = write_len > 0 ? s->mark_code(idx) : s->held_code(idx);
+            const size_t end = static_cast<size_t>(static_cast<const uint8_t *>(p) - s->object(idx)) + write_len;
+            bool held = write_len > 0 ? s->mark_written(idx, end) : s->held_code(idx);
             out = {c, s, idx, s->object(idx), s->size, held};
+            out.code_end = s->code_end(idx);
             if (pin)
                 c->writes_in_flight.fetch_add(1, std::memory_order_seq_cst);
         }
@@ -540,7 +546,11 @@ bool jit_arena::locate(const void *p, bool exact, Located &out, size_t write_len
     if (!fits(p, write_len, start, usable))
         return false;
     out = {c, nullptr, head, start, usable, h.held_code};
-    h.held_code |= write_len > 0;
+    if (write_len > 0) {
+        h.held_code = true;
+        h.wide = h.wide || static_cast<size_t>(static_cast<const uint8_t *>(p) - start) + write_len > h.requested;
+    }
+    out.code_end = h.wide ? usable : h.requested;
     if (pin)
         c->writes_in_flight.fetch_add(1, std::memory_order_seq_cst);
     return true;
@@ -634,7 +644,8 @@ int jit_arena::free(void *p) {
     bool lazy = lazy_fill && t.slab;
     if (observed)
         observe_rewriting(this, p);
-    int rc = t.chunk->large || lazy ? 0 : write_traps(t.chunk, t.start, t.usable);
+    // Past its code end the allocation holds traps already: only the bytes before it.
+    int rc = t.chunk->large || lazy ? 0 : write_traps(t.chunk, t.start, t.fill_len());
     if (!rc)
         rc = commit_free(p, [&] {
             if (!lazy)
@@ -688,6 +699,7 @@ int jit_arena::begin_free(void *p, Transit &out, bool finish_stale) {
         out.requested = s->requested_of(out.index);
         out.length = out.requested;
         out.held_code = s->held_code(out.index);
+        out.code_end = s->code_end(out.index);
         k->lock.unlock();
         return 0;
     }
@@ -720,6 +732,7 @@ int jit_arena::begin_free(void *p, Transit &out, bool finish_stale) {
     out.requested = d.requested;
     out.length = d.requested;
     out.held_code = d.held_code;
+    out.code_end = d.wide ? out.usable : d.requested;
     return 0;
 }
 

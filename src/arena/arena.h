@@ -107,6 +107,11 @@ struct Located {
     size_t usable = 0;
     bool held_code = false;  // the allocation held code before (locate for a write)
     Pack *pack = nullptr;    // pack object (index: its start unit), see src/pack
+    // Bytes from start past which the allocation holds only traps (slab objects and page
+    // runs: their requested length, or more where an update wrote past it; 0: unknown,
+    // usable). After locate for a write, the write is counted in.
+    size_t code_end = 0;
+    size_t fill_len() const { return code_end ? code_end : usable; }
 };
 
 // Memory of one allocation in transit: taken and not yet published, or being freed.
@@ -114,10 +119,11 @@ struct Transit : Located {
     uint32_t requested = 0;  // bytes asked for (slab objects and page runs)
     size_t length = 0;       // bytes asked for
     bool stale = false;      // taken: a freed slab object still holding its code (lazy
-                             // trap fill), to be overwritten whole
+                             // trap fill), to be overwritten up to its code extent
     bool born_with_code = false;  // taken from a chunk made for it, which holds its code
                                   // already (take's `first`, grow_locked)
     bool freed = false;  // begin_free's finish_stale: the free is done, nothing in transit
+    bool wide = false;   // publish: bytes past `requested` may hold code (a batch's update)
 };
 
 }  // namespace jitalloc

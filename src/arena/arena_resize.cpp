@@ -1,7 +1,8 @@
 // Shrinking a live allocation (jit_shrink_alloc): a JIT that reserved too much gives the
 // unused tail back.
 //
-// The tail [p+len, end) is trap-filled first, while the allocation stays live and whole,
+// The tail [p+len, end) is trap-filled first (up to the allocation's code end: past it it
+// holds traps already, slab.h), while the allocation stays live and whole,
 // so no byte of it can be handed out before it holds traps; then, under the lock that
 // owns the allocation's layout, what the layout allows is given back:
 //   - pack object (src/pack): the whole 16-byte units past round_up(len, 16) are freed;
@@ -44,8 +45,9 @@ int jit_arena::shrink_live(void *p, size_t len) {
     if (!locate(p, true, loc) || len > loc.usable)
         return EINVAL;
     auto *start = static_cast<uint8_t *>(p);
-    if (len < loc.usable) {
-        if (int rc = write_traps(loc.chunk, start + len, loc.usable - len))
+    // Past its code end the allocation holds traps already (slab.h, `wide`).
+    if (len < loc.fill_len()) {
+        if (int rc = write_traps(loc.chunk, start + len, loc.fill_len() - len))
             return rc;
     }
     Chunk *c = loc.chunk;
@@ -78,5 +80,6 @@ int jit_arena::shrink_live(void *p, size_t len) {
         head.npages = static_cast<uint16_t>(keep);
     }
     head.requested = static_cast<uint32_t>(len);
+    head.wide = false;  // everything past len holds traps now
     return 0;
 }

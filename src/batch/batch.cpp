@@ -257,6 +257,7 @@ int jit_batch::stage_update(void *dst, const void *src, size_t len) {
             return EINVAL;
         std::memmove(runs_[a->run].staged + a->at + off, src, len);
         a->with_code = true;
+        a->t.wide = a->t.wide || off + len > a->t.requested;  // code past the requested length
         own_updates_++;
         return 0;
     }

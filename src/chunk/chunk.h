@@ -83,6 +83,7 @@ struct PageDesc {
     // lock for slab pages): a lookup re-checks them under the right lock.
     AtomicField<void *> owner;
     AtomicField<PageState> state;
+    bool wide;               // pages_head: written past `requested` (see slab.h's `wide`)
     // Slab pages: which class lock guards the slab (the arena's key: its shard and size
     // class, see arena/shards.h, from 1 up); kNoSlab otherwise.
     AtomicField<uint16_t> slab_key;

@@ -110,6 +110,8 @@ void clear_fault();
 uint64_t fault_calls();
 // How many calls have been failed by injection since set_fault.
 uint64_t faults_injected();
+// Bytes the pwrite calls seen since set_fault asked to write (when the mask has pwrite).
+uint64_t fault_bytes();
 constexpr uint32_t mask_of(Call c) { return 1u << static_cast<unsigned>(c); }
 
 }  // namespace jitalloc::os

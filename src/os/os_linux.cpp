@@ -22,6 +22,7 @@ struct FaultState {
     std::atomic<uint64_t> nth{0};
     std::atomic<uint64_t> seen{0};
     std::atomic<uint64_t> injected{0};
+    std::atomic<uint64_t> bytes{0};  // asked of matching pwrite calls
     std::atomic<int> error{0};
     std::atomic<uint32_t> mask{0};
     std::atomic<bool> sticky{false};
@@ -126,6 +127,10 @@ ssize_t read(int fd, void *buf, size_t len) {
 
 ssize_t pwritev(int fd, const struct iovec *iov, int iovcnt, off_t off) {
     Inject r = inject(Call::pwrite);
+    if (g_fault.armed.load(std::memory_order_relaxed) &&
+        (g_fault.mask.load(std::memory_order_relaxed) & mask_of(Call::pwrite)))
+        for (int i = 0; i < iovcnt; i++)
+            g_fault.bytes.fetch_add(iov[i].iov_len, std::memory_order_relaxed);
     if (r == Inject::fail)
         return -1;
     if (r == Inject::short_io) {
@@ -204,6 +209,7 @@ void set_fault(const Fault &f) {
     g_fault.armed.store(false, std::memory_order_relaxed);
     g_fault.seen.store(0, std::memory_order_relaxed);
     g_fault.injected.store(0, std::memory_order_relaxed);
+    g_fault.bytes.store(0, std::memory_order_relaxed);
     g_fault.nth.store(f.nth, std::memory_order_relaxed);
     g_fault.error.store(f.error, std::memory_order_relaxed);
     g_fault.mask.store(f.mask, std::memory_order_relaxed);
@@ -222,5 +228,6 @@ void clear_fault() {
 
 uint64_t fault_calls() { return g_fault.seen.load(std::memory_order_relaxed); }
 uint64_t faults_injected() { return g_fault.injected.load(std::memory_order_relaxed); }
+uint64_t fault_bytes() { return g_fault.bytes.load(std::memory_order_relaxed); }
 
 }  // namespace jitalloc::os

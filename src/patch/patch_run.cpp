@@ -77,6 +77,7 @@ int PatchRun::prepare(const jit_patch_site *in, size_t n) {
         p.alloc_end = loc.start + loc.usable;
         p.chunk = loc.chunk;
         p.held_code = loc.held_code;
+        p.code_end = loc.fill_len();
     }
     PatchSite *all = sites_.get();
     std::sort(all, all + n, [](const PatchSite &x, const PatchSite &y) { return x.dst < y.dst; });
@@ -91,10 +92,12 @@ int PatchRun::prepare(const jit_patch_site *in, size_t n) {
                        }) -
         all);
     // The steps' writes are staged raw: an allocation that held only traps so far
-    // (a reservation) is marked as holding code here, as its first update would be.
+    // (a reservation), or a site past the allocation's code end, is marked here as an
+    // update would mark it (holding code; written that far: its trap fill covers it).
     for (size_t i = 0; i < nsites_; i++) {
         Located loc;
-        if (!all[i].held_code && !a->locate(all[i].dst, false, loc, all[i].len))
+        if ((!all[i].held_code || all[i].dst + all[i].len > all[i].alloc + all[i].code_end) &&
+            !a->locate(all[i].dst, false, loc, all[i].len))
             return EINVAL;  // not reached: valid above, and the caller's meanwhile
     }
     spans_foreign_ = false;

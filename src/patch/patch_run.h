@@ -56,6 +56,7 @@ struct PatchSite {
     const uint8_t *alloc_end = nullptr;  // and its end (start + usable size)
     Chunk *chunk = nullptr;              // the chunk holding it
     bool held_code = false;              // the allocation had held code before the patch
+    size_t code_end = 0;                 // of the allocation when the patch began (Located)
 };
 
 class PatchRun {

@@ -45,9 +45,11 @@ int Slab::index_containing(const void *p) const {
     return static_cast<int>((off * recip) >> kRecipShift);
 }
 
-bool Slab::mark_code(unsigned i) {
+bool Slab::mark_written(unsigned i, size_t end) {
     bool before = held_code(i);
     set_bit(code, i);
+    if (end > requested_of(i))
+        set_bit(wide, i);
     return before;
 }
 
@@ -70,7 +72,7 @@ bool Slab::stale_span(uint8_t **lo, uint8_t **hi) const {
 
 size_t slab_metadata_bytes(unsigned cls) {
     unsigned nobj = size_class(cls).objects;
-    return sizeof(Slab) + 3 * words_for(nobj) * sizeof(uint64_t) + nobj * sizeof(uint16_t);
+    return sizeof(Slab) + 4 * words_for(nobj) * sizeof(uint64_t) + nobj * sizeof(uint16_t);
 }
 
 Slab *slab_new(unsigned cls, unsigned shard, Chunk *c, unsigned first_page) {
@@ -92,12 +94,14 @@ Slab *slab_new(unsigned cls, unsigned shard, Chunk *c, unsigned first_page) {
     s->avail = reinterpret_cast<uint64_t *>(s + 1);
     s->live = s->avail + words;
     s->code = s->live + words;
-    s->req = reinterpret_cast<uint16_t *>(s->code + words);
+    s->wide = s->code + words;
+    s->req = reinterpret_cast<uint16_t *>(s->wide + words);
     std::memset(s->avail, 0, words * sizeof(uint64_t));
     for (unsigned i = 0; i < sc.objects; i++)
         set_bit(s->avail, i);
     std::memset(s->live, 0, words * sizeof(uint64_t));
     std::memset(s->code, 0, words * sizeof(uint64_t));
+    std::memset(s->wide, 0, words * sizeof(uint64_t));
     std::memset(s->req, 0, sc.objects * sizeof(uint16_t));
     for (unsigned p = first_page; p < first_page + sc.pages; p++) {
         c->pages[p].owner.store(s, std::memory_order_relaxed);
@@ -149,7 +153,8 @@ void SlabClass::add(Slab *s) {
     avail_ += s->nobj;
 }
 
-uint8_t *SlabClass::take(Slab **slab, unsigned *index, bool prefer_clean, bool *stale) {
+uint8_t *SlabClass::take(Slab **slab, unsigned *index, bool prefer_clean, bool *stale,
+                         size_t *stale_end) {
     // Partial slabs first, so empty ones stay empty and can be given back.
     Slab *s = lists_[kPartial].head ? lists_[kPartial].head : lists_[kEmpty].head;
     if (!s)
@@ -164,7 +169,10 @@ uint8_t *SlabClass::take(Slab **slab, unsigned *index, bool prefer_clean, bool *
             unsigned i = w * 64 + static_cast<unsigned>(std::countr_zero(free));
             if (stale)
                 *stale = s->held_code(i);
-            clear_bit(s->code, i);  // written whole before it is published
+            if (stale_end)
+                *stale_end = s->held_code(i) ? s->code_end(i) : 0;
+            clear_bit(s->code, i);  // written (up to stale_end) before it is published
+            clear_bit(s->wide, i);
             clear_bit(s->avail, i);
             s->navail--;
             avail_--;
@@ -177,9 +185,13 @@ uint8_t *SlabClass::take(Slab **slab, unsigned *index, bool prefer_clean, bool *
     return nullptr;  // unreachable while the counts are right
 }
 
-void SlabClass::publish(Slab *s, unsigned i, uint32_t requested, bool with_code) {
+void SlabClass::publish(Slab *s, unsigned i, uint32_t requested, bool with_code, bool wide) {
     if (with_code)
         set_bit(s->code, i);
+    if (wide)
+        set_bit(s->wide, i);
+    else
+        clear_bit(s->wide, i);
     set_bit(s->live, i);
     s->nlive++;
     s->req[i] = static_cast<uint16_t>(requested - 1);
@@ -200,7 +212,7 @@ int SlabClass::begin_free(Slab *s, unsigned i) {
 }
 
 void SlabClass::abort_free(Slab *s, unsigned i, uint32_t requested) {
-    publish(s, i, requested, false);
+    publish(s, i, requested, false, s->is_wide(i));  // as it was: begin_free kept its bits
 }
 
 Slab *SlabClass::finish_free(Slab *s, unsigned i, unsigned keep_empty, bool stale) {
@@ -210,7 +222,10 @@ Slab *SlabClass::finish_free(Slab *s, unsigned i, unsigned keep_empty, bool stal
     else
         clear_bit(s->code, i);
     s->navail++;
-    s->req[i] = 0;
+    if (!stale) {  // a stale object keeps its length and wide bit: they bound its code
+        s->req[i] = 0;
+        clear_bit(s->wide, i);
+    }
     avail_++;
     relist(s);
     if (s->list == kEmpty && lists_[kEmpty].count > keep_empty) {
@@ -229,6 +244,7 @@ int SlabClass::set_requested(Slab *s, unsigned i, uint32_t requested) {
     s->req[i] = static_cast<uint16_t>(requested - 1);
     s->requested += requested;
     requested_ += requested;
+    clear_bit(s->wide, i);  // its caller trap-filled everything past the new length
     return 0;
 }
 
@@ -297,6 +313,12 @@ bool SlabClass::check(unsigned shard, unsigned cls, std::string &msg, bool lazy)
                     return fail("free object marked as holding code", s, i);
                 if (a && !s->held_code(i) && !holds_only_traps(s->object(i), s->size))
                     return fail("free object holds non-trap bytes", s, i);
+                if (a && !s->held_code(i) && (s->req[i] != 0 || s->is_wide(i)))
+                    return fail("free object keeps a length", s, i);
+                // Marked before any write past it (locate), so never behind the bytes.
+                if ((lv || (a && s->held_code(i))) &&
+                    !holds_only_traps(s->object(i) + s->code_end(i), s->size - s->code_end(i)))
+                    return fail("object holds non-trap bytes past its code end", s, i);
             }
             if (na != s->navail || nl != s->nlive || req != s->requested)
                 return fail("counts disagree with bitmaps", s, 0);

@@ -8,7 +8,13 @@
 //    handed out (written with code or updated): other threads may be running them, so
 //    rewriting them needs cross-CPU serialisation (src/serialise). A free object with it
 //    is stale (arenas with lazy trap fill only): freed, its old code still in place, to
-//    be overwritten whole (code and trap tail) when it is handed out again.
+//    be overwritten (code and trap tail, up to the old code's end) when it is handed
+//    out again.
+//  - `wide` marks objects (live or stale) whose bytes past req[i] + 1 may hold something
+//    other than traps (an update wrote there); every other object holds only traps past
+//    its requested length, so a trap fill or a stale object's reuse writes up to
+//    code_end(i), not the whole object. A free object that is not stale has req[i] == 0
+//    and no `wide` bit; a stale one keeps both as they were when it was freed.
 //  - navail / nlive are the popcounts of the bitmaps; requested is the sum of req[] over
 //    live objects.
 //  - A slab is on exactly one list of its class: partial (some avail, some not),
@@ -43,7 +49,8 @@ struct Slab {
     uint64_t *avail;      // nobj bits
     uint64_t *live;       // nobj bits
     uint64_t *code;       // nobj bits: live object has held code since it was handed out
-    uint16_t *req;        // requested length - 1 per live object (lengths 1..64 KiB)
+    uint64_t *wide;       // nobj bits: written past the requested length (see above)
+    uint16_t *req;        // requested length - 1 per live (or stale) object, 1..64 KiB
     // floor(2^kRecipShift / size) + 1: offset / size as a multiply and shift, exact for
     // every offset inside the slab (slab.cpp). Every free and update turns a pointer into
     // an index; a 64-bit divide is tens of cycles on most CPUs.
@@ -59,8 +66,12 @@ struct Slab {
     bool is_live(unsigned i) const { return live[i / 64] >> (i % 64) & 1; }
     bool is_avail(unsigned i) const { return avail[i / 64] >> (i % 64) & 1; }
     bool held_code(unsigned i) const { return code[i / 64] >> (i % 64) & 1; }
-    // Records that object i holds code now; returns whether it did before.
-    bool mark_code(unsigned i);
+    bool is_wide(unsigned i) const { return wide[i / 64] >> (i % 64) & 1; }
+    // Records that object i holds code now, written up to `end` bytes from its start;
+    // returns whether it held code before.
+    bool mark_written(unsigned i, size_t end);
+    // Bytes from the start of object i (live or stale) past which it holds only traps.
+    size_t code_end(unsigned i) const { return is_wide(i) ? size : requested_of(i); }
     bool is_stale(unsigned i) const { return is_avail(i) && held_code(i); }
     // The smallest range [*lo, *hi) holding every stale object; false if there is none.
     bool stale_span(uint8_t **lo, uint8_t **hi) const;
@@ -85,9 +96,12 @@ public:
     // class has one; *slab is set to the object's slab and *index to its index there.
     // prefer_clean: take an object holding only traps if the slab has one (a reservation
     // then needs no write). *stale: the object taken holds freed code (lazy trap fill).
-    uint8_t *take(Slab **slab, unsigned *index, bool prefer_clean = false, bool *stale = nullptr);
+    // *stale_end: a stale object's code_end (else 0).
+    uint8_t *take(Slab **slab, unsigned *index, bool prefer_clean = false, bool *stale = nullptr,
+                  size_t *stale_end = nullptr);
     // Makes an object in transit live with `requested` bytes; with_code: it holds code.
-    void publish(Slab *s, unsigned i, uint32_t requested, bool with_code);
+    // wide: bytes past requested may hold code (a batch's update of its own allocation).
+    void publish(Slab *s, unsigned i, uint32_t requested, bool with_code, bool wide = false);
     // Adds a new slab (all objects available).
     void add(Slab *s);
     // First half of a free: the object at index i stops being live (it is in transit).

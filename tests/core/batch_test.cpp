@@ -841,3 +841,31 @@ TEST(Batch, FreesOfOtherAllocationsDoNotFailACommit) {
     EXPECT_EQ(jit_free(p[3]), 0);
     EXPECT_TRUE(ArenaOk(a));
 }
+
+// An update of the batch's own allocation past its requested length is recorded when the
+// commit publishes it: jit_arena_check finds nothing unrecorded past the code end, and the
+// free trap-fills those bytes too (slab object, and a page run).
+TEST(Batch, OwnUpdatesPastTheRequestedLengthAreTrapFilledAtTheFree) {
+    ArenaHolder a(JIT_WRITER_PROC_MEM);
+    ASSERT_NE(a.get(), nullptr);
+    for (size_t len : {size_t{5000}, size_t{70000}}) {  // past packs: a slab object, a page run
+        BatchHolder b(a);
+        auto code = add_imm(3, len);
+        auto *p = static_cast<uint8_t *>(jit_batch_alloc(b, code.data(), code.size(), nullptr));
+        ASSERT_NE(p, nullptr);
+        ASSERT_EQ(jit_batch_commit(b), 0);
+        const size_t usable = jit_size(p);
+        ASSERT_GE(usable, len + 8) << len;
+        ASSERT_EQ(jit_free(p), 0);
+        // Again, now with an update past the code staged before the commit.
+        p = static_cast<uint8_t *>(jit_batch_alloc(b, code.data(), code.size(), nullptr));
+        ASSERT_NE(p, nullptr);
+        const uint8_t late[4] = {0x90, 0x90, 0x90, 0xc3};
+        ASSERT_EQ(jit_batch_update(b, p + usable - 8, late, sizeof late), 0);
+        ASSERT_EQ(jit_batch_commit(b), 0);
+        EXPECT_TRUE(ArenaOk(a)) << len;
+        ASSERT_EQ(jit_free(p), 0);
+        EXPECT_TRUE(all_traps(p, usable)) << len;
+        EXPECT_TRUE(ArenaOk(a));
+    }
+}

@@ -117,6 +117,7 @@ public:
     CallCount(const CallCount &) = delete;
     CallCount &operator=(const CallCount &) = delete;
     uint64_t calls() const { return jitalloc::os::fault_calls(); }
+    uint64_t bytes() const { return jitalloc::os::fault_bytes(); }  // pwrite only
 };
 
 // ---------------------------------------------------------------- byte checks

@@ -427,6 +427,36 @@ TEST_P(PatchWriters, SinglePatchLandsAndCounts) {
     EXPECT_TRUE(ArenaOk(a));
 }
 
+// A site past the allocation's requested length (in its trap tail) moves the code end
+// the free trap-fills up to: after the free the whole object holds traps again. Alone
+// and in a batch with a site inside the code (whose allocation already held code).
+TEST_P(PatchWriters, SitesPastTheRequestedLengthAreTrapFilledAtTheFree) {
+    ArenaHolder a(GetParam());
+    ASSERT_NE(a.get(), nullptr) << strerror(a.error());
+    JT_SKIP_WITHOUT_LIVE_PATCH(a.get());
+    for (bool batch : {false, true}) {
+        auto code = ret_imm(7, 20);
+        auto *p = static_cast<uint8_t *>(jit_arena_alloc(a, code.data(), code.size()));
+        ASSERT_NE(p, nullptr);
+        const size_t usable = jit_size(p);
+        ASSERT_GE(usable, 32u);
+        auto late = ret_imm(9, 6);
+        if (!batch) {
+            ASSERT_EQ(jit_arena_patch(a, p + usable - 8, late.data(), 6), 0) << strerror(errno);
+        } else {
+            auto early = ret_imm(8, 6);
+            const jit_patch_site sites[2] = {{p, early.data(), 5}, {p + usable - 8, late.data(), 6}};
+            ASSERT_EQ(jit_arena_patch_batch(a, sites, 2), 0) << strerror(errno);
+            EXPECT_EQ(call_int(p), 8);
+        }
+        EXPECT_EQ(call_int(p + usable - 8), 9);
+        EXPECT_TRUE(ArenaOk(a)) << "bytes past the code end, unrecorded";
+        EXPECT_EQ(jit_free(p), 0);
+        EXPECT_TRUE(all_traps(p, usable)) << "the site past the code survived the free";
+        EXPECT_TRUE(ArenaOk(a));
+    }
+}
+
 INSTANTIATE_TEST_SUITE_P(Writers, PatchWriters, ::testing::ValuesIn(kPatchWriters), name_of);
 
 // The mprotect writer makes the page RW and not executable during each write: threads

@@ -223,8 +223,8 @@ TEST_F(SlabTest, HeldCodeMarkFollowsTheObjectsLife) {
     unsigned r = static_cast<unsigned>(s->index_of(reserved));
     EXPECT_TRUE(s->held_code(c));
     EXPECT_FALSE(s->held_code(r));
-    EXPECT_FALSE(s->mark_code(r));  // first write into the reservation: it held none
-    EXPECT_TRUE(s->mark_code(r));   // every later one: it did
+    EXPECT_FALSE(s->mark_written(r, 8));  // first write into the reservation: it held none
+    EXPECT_TRUE(s->mark_written(r, 8));   // every later one: it did
     ASSERT_EQ(k.begin_free(s, r), 0);
     EXPECT_EQ(k.finish_free(s, r, 1), nullptr);
     EXPECT_FALSE(s->held_code(r));  // freed (and trap-filled): unrun again
@@ -235,8 +235,33 @@ TEST_F(SlabTest, HeldCodeMarkFollowsTheObjectsLife) {
     // A free object marked as holding code is caught by the checker.
     ASSERT_EQ(k.begin_free(s, r), 0);
     EXPECT_EQ(k.finish_free(s, r, 1), nullptr);
-    s->mark_code(r);
+    s->mark_written(r, 8);
     EXPECT_TRUE(CheckFails(cls, "free object marked as holding code"));
+}
+
+// code_end: an object's requested length, or its whole size once a write went past it;
+// freed (trap-filled) it forgets both; taken again it starts from its new length.
+TEST_F(SlabTest, CodeEndFollowsWritesPastTheRequestedLength) {
+    const unsigned cls = 3;
+    Slab *s = new_slab(cls, 0);
+    Slab *from = nullptr;
+    uint8_t *p = take_live(20, true, &from);
+    ASSERT_NE(p, nullptr);
+    unsigned i = static_cast<unsigned>(s->index_of(p));
+    ASSERT_GT(s->size, 20u);
+    EXPECT_EQ(s->code_end(i), 20u);
+    s->mark_written(i, 20);  // within the code: nothing changes
+    EXPECT_EQ(s->code_end(i), 20u);
+    s->mark_written(i, 21);  // one byte past it: the whole object may hold code
+    EXPECT_TRUE(s->is_wide(i));
+    EXPECT_EQ(s->code_end(i), s->size);
+    ASSERT_EQ(k.begin_free(s, i), 0);
+    EXPECT_EQ(k.finish_free(s, i, 1), nullptr);
+    EXPECT_FALSE(s->is_wide(i));
+    EXPECT_TRUE(Valid(cls));
+    uint8_t *again = take_live(12, true, &from);
+    EXPECT_EQ(again, p);
+    EXPECT_EQ(s->code_end(i), 12u);
 }
 
 TEST_F(SlabTest, EmptySlabsAreCachedWithHysteresis) {
