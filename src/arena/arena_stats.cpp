@@ -140,9 +140,17 @@ bool jit_arena::check(std::string &msg) {
         }
         if (!c->large) {
             for (unsigned i = 0; i < kPagesPerChunk; i++) {
-                if (c->pages[i].state.load() != PageState::free) {
+                const PageDesc &d = c->pages[i];
+                if (d.state.load() != PageState::free) {
                     if (i >= exposed_pages(c)) {
                         msg = "chunk: allocated page past the exposed part";
+                        return false;
+                    }
+                    // A live page run holds only traps past its code end (slab.h, `wide`).
+                    const size_t usable = size_t{d.npages} * kPageSize;
+                    if (d.state.load() == PageState::pages_head && !d.wide && d.requested < usable &&
+                        !holds_only_traps(c->page_addr(i) + d.requested, usable - d.requested)) {
+                        msg = "chunk: page run holds non-trap bytes past its code end";
                         return false;
                     }
                     continue;
