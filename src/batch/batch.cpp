@@ -274,7 +274,9 @@ int jit_batch::stage_update(void *dst, const void *src, size_t len) {
         return EINVAL;
     if (i > 0 && live_[i - 1].dst + live_[i - 1].len > p)
         return EINVAL;
-    if (!live_.reserve(live_.size() + 1))
+    // Growing may move the array a freeing thread reads (freed(), under the watch's lock).
+    auto grow = [&] { return live_.reserve(live_.size() + 1); };
+    if (!(watching_ ? arena->free_watch.with_lock(grow) : grow()))
         return ENOMEM;
     size_t run, at;
     if (int rc = stage(loc.chunk, p, len, false, true, &run, &at))

@@ -869,3 +869,41 @@ TEST(Batch, OwnUpdatesPastTheRequestedLengthAreTrapFilledAtTheFree) {
         EXPECT_TRUE(ArenaOk(a));
     }
 }
+
+// Staging many live updates (the batch's list of them grows and moves) while another
+// thread frees: every free reads that list (the free watch), so it must never see it
+// move. Under TSan a growth outside the watch's lock is reported here.
+TEST(Batch, StagingLiveUpdatesWhileAnotherThreadFrees) {
+    ArenaHolder a(JIT_WRITER_PERSISTENT_ALIAS);  // fast writes: many frees meanwhile
+    ASSERT_NE(a.get(), nullptr);
+    constexpr int kTargets = 3000;
+    auto code = add_imm(0, 64);
+    std::vector<uint8_t *> targets;
+    for (int i = 0; i < kTargets; i++) {
+        targets.push_back(static_cast<uint8_t *>(jit_arena_alloc(a, code.data(), code.size())));
+        ASSERT_NE(targets.back(), nullptr);
+    }
+    std::atomic<bool> stop{false};
+    std::atomic<int> bad{0};
+    std::thread churn([&] {
+        while (!stop.load(std::memory_order_relaxed)) {
+            void *p = jit_arena_alloc(a, code.data(), code.size());
+            if (!p || jit_free(p) != 0)
+                bad++;
+        }
+    });
+    BatchHolder b(a);
+    const int32_t imm = 5;
+    for (int i = 0; i < kTargets; i++)
+        if (jit_batch_update(b, targets[i] + kAddImmOff, &imm, 4) != 0)
+            bad++;
+    stop = true;
+    churn.join();
+    EXPECT_EQ(jit_batch_commit(b), 0);
+    EXPECT_EQ(bad.load(), 0);
+    for (uint8_t *t : targets) {
+        EXPECT_EQ(call_int(t, 1), 6);
+        EXPECT_EQ(jit_free(t), 0);
+    }
+    EXPECT_TRUE(ArenaOk(a));
+}
