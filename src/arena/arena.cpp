@@ -330,10 +330,11 @@ void jit_arena::publish(const Transit &t, bool with_code) {
 void jit_arena::give_back(const Transit &t, bool holds_traps) {
     // Memory that may hold code (a failed write could not be undone) stays in transit for
     // good: quarantined, neither live nor free, never handed out again — except a slab
-    // object of a lazily filled arena, which goes back stale (overwritten whole on reuse).
+    // object of a lazily filled arena, which goes back stale, overwritten whole on reuse
+    // (a failed write may have left bytes anywhere in it).
     if (t.slab) {
         if (holds_traps || lazy_fill)
-            finish_slab_free(t, !holds_traps);
+            finish_slab_free(t, !holds_traps, /*unknown_end=*/!holds_traps);
         return;
     }
     std::lock_guard<std::mutex> b(buddy_lock);
@@ -352,10 +353,11 @@ void jit_arena::give_back(const Transit &t, bool holds_traps) {
         free_pages_locked(c, t.index, c->pages[t.index].npages);
 }
 
-void jit_arena::finish_slab_free(const Transit &t, bool stale) {
+void jit_arena::finish_slab_free(const Transit &t, bool stale, bool unknown_end) {
     SlabClass &k = class_of(*t.slab);
     std::unique_lock<WordLock> g(k.lock);
-    retire_slab(k, k.finish_free(t.slab, t.index, keep_empty_slabs(t.slab->cls), stale), g);
+    retire_slab(k, k.finish_free(t.slab, t.index, keep_empty_slabs(t.slab->cls), stale, unknown_end),
+                g);
 }
 
 void jit_arena::retire_slab(SlabClass &k, Slab *dead, std::unique_lock<WordLock> &g,

@@ -250,7 +250,8 @@ private:
     int write_taken(const jitalloc::Transit &t, const void *code, size_t len);
     // Slab object in transit -> free (stale: still holding code, lazy fill); retires the
     // slab if it became empty and is not kept.
-    void finish_slab_free(const jitalloc::Transit &t, bool stale);
+    // unknown_end: a stale object after a failed write, whose bytes are not known.
+    void finish_slab_free(const jitalloc::Transit &t, bool stale, bool unknown_end = false);
     // A slab unlinked by finish_free / pop_empty (k.lock held in g) goes to the buddy,
     // stale objects trap-filled first with the lock dropped. released (shrink): adds the
     // bytes of chunks given back to the OS because of it.

@@ -215,7 +215,8 @@ void SlabClass::abort_free(Slab *s, unsigned i, uint32_t requested) {
     publish(s, i, requested, false, s->is_wide(i));  // as it was: begin_free kept its bits
 }
 
-Slab *SlabClass::finish_free(Slab *s, unsigned i, unsigned keep_empty, bool stale) {
+Slab *SlabClass::finish_free(Slab *s, unsigned i, unsigned keep_empty, bool stale,
+                             bool unknown_end) {
     set_bit(s->avail, i);
     if (stale)
         set_bit(s->code, i);
@@ -225,6 +226,8 @@ Slab *SlabClass::finish_free(Slab *s, unsigned i, unsigned keep_empty, bool stal
     if (!stale) {  // a stale object keeps its length and wide bit: they bound its code
         s->req[i] = 0;
         clear_bit(s->wide, i);
+    } else if (unknown_end) {
+        set_bit(s->wide, i);
     }
     avail_++;
     relist(s);

@@ -114,7 +114,10 @@ public:
     // becomes available. If the slab became
     // empty and more than `keep_empty` empty slabs are cached, the slab is unlinked and
     // returned: the caller gives its pages back to the buddy.
-    Slab *finish_free(Slab *s, unsigned i, unsigned keep_empty, bool stale = false);
+    // stale with unknown_end: what it holds is not known (a failed write into it), so its
+    // reuse overwrites it whole (`wide`).
+    Slab *finish_free(Slab *s, unsigned i, unsigned keep_empty, bool stale = false,
+                      bool unknown_end = false);
     // The live object i now counts `requested` bytes (1..size; jit_shrink_alloc). EINVAL
     // if it is not live.
     int set_requested(Slab *s, unsigned i, uint32_t requested);
