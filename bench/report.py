@@ -126,7 +126,7 @@ md = []
 w = md.append
 
 lu, ctx = load("load_unload")
-ch, _ = load("churn")
+ch, ch_ctx = load("churn")
 up, _ = load("update")
 ca, _ = load("calls")
 th, th_ctx = load("threads")
@@ -216,6 +216,10 @@ w("N live functions; each step frees a random one and loads a new one of a BPF-l
   "(half under 500 B, three quarters under 2 KiB, 5% from 8 KiB to 64 KiB), then calls it. "
   "CPU µs per step, ratio to asmjit dual mapping + multiple pools + fill (`asmjit_dual_pools_fill`), "
   "and minor page faults per step.\n")
+if ch_ctx:
+    w(f"This group ran at {ch_ctx.get('date', '?')}, load average "
+      f"{' '.join(f'{x:.2f}' for x in ch_ctx.get('load_avg', [])) or '?'} when it started "
+      "(`bench/run.sh --quick --only churn` re-runs it alone and keeps the other groups).\n")
 lives = [5000, 50000]
 w("| contender | " + " | ".join(f"{n} live µs" for n in lives) + " | " +
   " | ".join(f"{n} / asmjit_dual_pools_fill" for n in lives) + " | faults/step at 50000 |")
