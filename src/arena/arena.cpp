@@ -552,7 +552,7 @@ bool jit_arena::locate(const void *p, bool exact, Located &out, size_t write_len
         h.held_code = true;
         h.wide = h.wide || static_cast<size_t>(static_cast<const uint8_t *>(p) - start) + write_len > h.requested;
     }
-    out.code_end = h.wide ? usable : h.requested;
+    out.code_end = h.code_end();
     if (pin)
         c->writes_in_flight.fetch_add(1, std::memory_order_seq_cst);
     return true;
@@ -734,7 +734,7 @@ int jit_arena::begin_free(void *p, Transit &out, bool finish_stale) {
     out.requested = d.requested;
     out.length = d.requested;
     out.held_code = d.held_code;
-    out.code_end = d.wide ? out.usable : d.requested;
+    out.code_end = d.code_end();
     return 0;
 }
 

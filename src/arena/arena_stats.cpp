@@ -148,8 +148,8 @@ bool jit_arena::check(std::string &msg) {
                     }
                     // A live page run holds only traps past its code end (slab.h, `wide`).
                     const size_t usable = size_t{d.npages} * kPageSize;
-                    if (d.state.load() == PageState::pages_head && !d.wide && d.requested < usable &&
-                        !holds_only_traps(c->page_addr(i) + d.requested, usable - d.requested)) {
+                    if (d.state.load() == PageState::pages_head &&
+                        !holds_only_traps(c->page_addr(i) + d.code_end(), usable - d.code_end())) {
                         msg = "chunk: page run holds non-trap bytes past its code end";
                         return false;
                     }

@@ -94,6 +94,8 @@ struct PageDesc {
     uint16_t npages;         // pages_head: pages in the allocation (<= kPagesPerChunk)
     uint32_t requested;      // pages_head: bytes asked for
 
+    // pages_head: bytes from the run's start past which it holds only traps.
+    size_t code_end() const { return wide ? size_t{npages} * kPageSize : requested; }
     unsigned free_order() const { return order_ ? order_ - 1u : kNoOrder; }
     void set_free_order(unsigned o) { order_ = o == kNoOrder ? 0 : static_cast<uint8_t>(o + 1); }
 };
