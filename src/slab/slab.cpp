@@ -25,14 +25,8 @@ void clear_bit(uint64_t *m, unsigned i) { m[i / 64] &= ~(uint64_t{1} << (i % 64)
 static_assert(size_t{128} * kPageSize * kMaxSlabSize < (uint64_t{1} << Slab::kRecipShift));
 
 int Slab::index_of(const void *p) const {
-    auto *b = static_cast<const uint8_t *>(p);
-    if (b < base)
-        return -1;
-    size_t off = static_cast<size_t>(b - base);
-    if (off >= size_t{nobj} * size)
-        return -1;
-    size_t i = (off * recip) >> kRecipShift;
-    return i * size == off ? static_cast<int>(i) : -1;
+    int i = index_containing(p);
+    return i >= 0 && base + size_t(i) * size == static_cast<const uint8_t *>(p) ? i : -1;
 }
 
 int Slab::index_containing(const void *p) const {
